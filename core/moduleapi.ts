@@ -1,0 +1,517 @@
+/**
+ * The `Module` object a module's default export receives: Prosody's
+ * `moduleapi.lua` in camelCase (`module:hook` → `module.hook`,
+ * `module:get_option_string` → `module.getOptionString`, …). Everything a
+ * module adds through it (hooks, timers, items, features) is removed again
+ * when the module unloads.
+ *
+ * @example
+ * ```ts
+ * import type { Module } from "../core/moduleapi.ts";
+ * export default (module: Module) => {
+ *   module.addFeature("urn:xmpp:ping");
+ *   module.hook("iq-get/host/urn:xmpp:ping:ping", ({ origin, stanza }) => {
+ *     origin.send(stanza.reply());
+ *     return true;
+ *   });
+ * };
+ * ```
+ * @module
+ */
+import type { EventBus, Handler } from "./events.ts";
+import type { Logger } from "./log.ts";
+import type { Origin, StanzaEvent } from "./router.ts";
+import type { Server } from "./server.ts";
+import type { Session } from "./session.ts";
+import type { ArchiveStore, KeyValStore, MapStore } from "./storage/types.ts";
+import { type Stanza, StanzaError } from "./xml/stanza.ts";
+import { resolve } from "node:path";
+
+/** Payloads of the events a module can hook, by name (extend by declaration merging). */
+export interface EventMap {
+  "pre-stanza": StanzaEvent;
+  "stream-features": { origin: Session; features: Stanza };
+  "pre-resource-bind": { session: Session; resource?: string; error?: unknown };
+  "resource-bind": { session: Session };
+  "pre-resource-unbind": { session: Session; error?: string };
+  "resource-unbind": { session: Session; error?: string };
+  "authentication-success": { session: Session };
+  "authentication-failure": { session: Session; condition: string; text?: string };
+  "server-started": undefined;
+  "server-stopping": { reason?: string };
+  "user-deleted": { username: string; host: string };
+  "user-password-changed": { username: string; host: string };
+  "host-disco-info-node": DiscoNodeEvent;
+  "host-disco-items-node": DiscoNodeEvent;
+  "host-disco-items": { origin: Origin; stanza: Stanza; reply: Stanza };
+  "account-disco-info": { origin: Origin; stanza: Stanza; reply: Stanza };
+  "account-disco-items": { origin: Origin; stanza: Stanza; reply: Stanza };
+}
+
+export interface DiscoNodeEvent {
+  origin: Origin;
+  stanza: Stanza;
+  reply: Stanza;
+  node: string;
+  exists?: boolean;
+}
+
+type Kind = "message" | "presence" | "iq";
+type StanzaEventName =
+  | `${"" | "pre-"}${Kind}/${"full" | "bare" | "host" | "self"}`
+  | `iq${"" | "-get" | "-set" | "-result" | "-error"}/${"full" | "bare" | "host" | "self"}/${string}`
+  | `stanza/${string}`;
+
+/** The payload type of an event name. */
+export type EventPayload<K extends string> = K extends keyof EventMap ? EventMap[K]
+  : K extends StanzaEventName ? StanzaEvent<Session>
+  : // deno-lint-ignore no-explicit-any
+  any;
+
+export interface Identity {
+  category: string;
+  type: string;
+  name?: string;
+}
+
+export interface TimerHandle {
+  stop(): void;
+  reschedule(delaySec: number): void;
+}
+
+/** What a module file may export besides its default setup function. */
+export interface ModuleDefinition {
+  default: (module: Module) => void | Promise<void>;
+  /** `global` modules load once for the whole server (like Prosody's `set_global()`). */
+  meta?: { scope?: "host" | "global" };
+  unload?: () => void | Promise<void>;
+  save?: () => unknown;
+  restore?: (state: unknown) => void;
+  ready?: () => void;
+  /** A global module's hook to set itself up on each host that enables it. */
+  addHost?: (hostModule: Module) => void | Promise<void>;
+}
+
+type StoreType = "keyval" | "map" | "archive";
+
+export class Module {
+  loaded = true;
+  readonly log: Logger;
+  /** What this module exports to modules that `depends()` on it. */
+  exports: Record<string, unknown> = {};
+  /** @internal bookkeeping for unload */
+  readonly hooks: Array<{ bus: EventBus; name: string; fn: Handler }> = [];
+  /** @internal */
+  readonly items = new Map<string, unknown[]>();
+  /** @internal */
+  readonly timers = new Set<number>();
+  /** @internal the file's exports */
+  definition: ModuleDefinition | undefined;
+  /** @internal */
+  path = "";
+
+  constructor(
+    readonly name: string,
+    /** The host this instance serves; "*" for a global module. */
+    readonly host: string,
+    readonly server: Server,
+  ) {
+    this.log = server.logger(host === "*" ? "global" : host, name);
+  }
+
+  get global(): boolean {
+    return this.host === "*";
+  }
+
+  private get bus(): EventBus {
+    return this.global ? this.server.events : this.server.hosts.get(this.host)!.events;
+  }
+
+  // --- events ---------------------------------------------------------------
+
+  /** Adds a handler on this host's event bus; a non-undefined return stops the event. */
+  hook<K extends string>(name: K, fn: (event: EventPayload<K>) => unknown, priority = 0): void {
+    this.hookOn(this.bus, name, fn, priority);
+  }
+
+  /** Adds a handler on the server-wide bus (`user-deleted`, `server-stopping`, …). */
+  hookGlobal<K extends string>(
+    name: K,
+    fn: (event: EventPayload<K>) => unknown,
+    priority = 0,
+  ): void {
+    this.hookOn(this.server.events, name, fn, priority);
+  }
+
+  /** Adds a handler on any bus; removed on unload like the others. */
+  hookOn(bus: EventBus, name: string, fn: Handler, priority = 0): void {
+    bus.on(name, fn, priority);
+    this.hooks.push({ bus, name, fn });
+  }
+
+  /** Sugar for `hook("stanza/<xmlns>:<name>")`, called as `fn(origin, stanza, event)`. */
+  hookTag(
+    xmlns: string,
+    name: string,
+    fn: (origin: Session, stanza: Stanza, event: StanzaEvent<Session>) => unknown,
+    priority = 0,
+  ): void {
+    this.hook(`stanza/${xmlns}:${name}`, (e) => fn(e.origin, e.stanza, e), priority);
+  }
+
+  unhook(name: string, fn: Handler): void {
+    for (let i = this.hooks.length - 1; i >= 0; i--) {
+      const h = this.hooks[i];
+      if (h.name === name && h.fn === fn) {
+        h.bus.off(name, fn);
+        this.hooks.splice(i, 1);
+      }
+    }
+  }
+
+  /** Fires an event on this host's bus; the first non-undefined result, maybe as a promise. */
+  fireEvent<K extends string>(name: K, data: EventPayload<K>): unknown {
+    return this.bus.fire(name, data);
+  }
+
+  // --- items, features, providers -------------------------------------------
+
+  addItem(kind: string, item: unknown): void {
+    let list = this.items.get(kind);
+    if (!list) this.items.set(kind, list = []);
+    list.push(item);
+    this.bus.fire("item-added/" + kind, { source: this, item });
+  }
+
+  removeItem(kind: string, item: unknown): void {
+    const list = this.items.get(kind);
+    const i = list?.indexOf(item) ?? -1;
+    if (i === -1) return;
+    list!.splice(i, 1);
+    this.bus.fire("item-removed/" + kind, { source: this, item });
+  }
+
+  /** Items of `kind` from every module loaded on this host. */
+  hostItems<T = unknown>(kind: string): T[] {
+    const out: T[] = [];
+    const host = this.server.hosts.get(this.host);
+    if (!host) return out;
+    for (const m of host.modules.values()) {
+      const list = m.items.get(kind);
+      if (list) out.push(...list as T[]);
+    }
+    return out;
+  }
+
+  /** Tracks items of `kind` whatever the load order: replays existing ones, then follows. */
+  handleItems<T = unknown>(
+    kind: string,
+    onAdded: (item: T, source: Module) => void,
+    onRemoved: (item: T, source: Module) => void,
+    replay = true,
+  ): void {
+    this.hook("item-added/" + kind, (e: { item: T; source: Module }) => {
+      onAdded(e.item, e.source);
+    });
+    this.hook("item-removed/" + kind, (e: { item: T; source: Module }) => {
+      onRemoved(e.item, e.source);
+    });
+    if (!replay) return;
+    const host = this.server.hosts.get(this.host);
+    for (const m of host?.modules.values() ?? []) {
+      for (const item of (m.items.get(kind) ?? []) as T[]) onAdded(item, m);
+    }
+  }
+
+  /** A disco#info feature of this host. */
+  addFeature(xmlns: string): void {
+    this.addItem("feature", xmlns);
+  }
+
+  /** A disco#info identity of this host. */
+  addIdentity(category: string, type: string, name?: string): void {
+    this.addItem("identity", { category, type, name } satisfies Identity);
+  }
+
+  /** Registers a provider (`auth`, `storage`, …): `provides("auth", provider)`. */
+  provides(kind: string, item: { name?: string } & Record<string, unknown>): void {
+    if (!item.name) {
+      item.name = this.name.startsWith(kind + "_") ? this.name.slice(kind.length + 1) : this.name;
+    }
+    this.addItem(kind + "-provider", item);
+  }
+
+  /** Makes sure another module is loaded on this host; returns its exports. */
+  async depends<T = Record<string, unknown>>(name: string): Promise<T> {
+    const m = await this.server.modules.load(this.global ? "*" : this.host, name);
+    this.server.modules.recordDependency(this, m);
+    return m.exports as T;
+  }
+
+  // --- configuration ---------------------------------------------------------
+
+  /** An option for this host (falling back to the global section), or `fallback`. */
+  getOption<T = unknown>(name: string, fallback?: T): T {
+    const v = this.global
+      ? this.server.config.global(name)
+      : this.server.config.get(this.host, name);
+    return (v === undefined ? fallback : v) as T;
+  }
+
+  getOptionString(name: string, fallback?: string): string | undefined {
+    const v = this.getOption<unknown>(name);
+    if (v === undefined) return fallback;
+    if (Array.isArray(v)) return this.badOption(name, "a string", v) ?? String(v[0]);
+    return String(v);
+  }
+
+  getOptionNumber(
+    name: string,
+    fallback: number,
+    range: { min?: number; max?: number } = {},
+  ): number {
+    const v = this.getOption<unknown>(name);
+    if (v === undefined) return fallback;
+    let n = typeof v === "number" ? v : Number(v);
+    if (Number.isNaN(n)) return this.badOption(name, "a number", v) ?? fallback;
+    if (range.min !== undefined && n < range.min) {
+      this.log.warn("option {name} raised to its minimum {min}", { name, min: range.min });
+      n = range.min;
+    }
+    if (range.max !== undefined && n > range.max) {
+      this.log.warn("option {name} lowered to its maximum {max}", { name, max: range.max });
+      n = range.max;
+    }
+    return n;
+  }
+
+  getOptionInteger(name: string, fallback: number, range?: { min?: number; max?: number }) {
+    return Math.floor(this.getOptionNumber(name, fallback, range));
+  }
+
+  getOptionBoolean(name: string, fallback?: boolean): boolean | undefined {
+    const v = this.getOption<unknown>(name);
+    if (v === undefined) return fallback;
+    if (v === true || v === "true" || v === 1) return true;
+    if (v === false || v === "false" || v === 0) return false;
+    return this.badOption(name, "a boolean", v) ?? fallback;
+  }
+
+  getOptionArray<T = string>(name: string, fallback: T[] = []): T[] {
+    const v = this.getOption<unknown>(name);
+    if (v === undefined) return [...fallback];
+    return Array.isArray(v) ? [...v] : [v as T];
+  }
+
+  getOptionSet<T = string>(name: string, fallback: T[] = []): Set<T> {
+    return new Set(this.getOptionArray(name, fallback));
+  }
+
+  /** Union of the host's and the global values (as for `admins`). */
+  getOptionInheritedSet(name: string): Set<string> {
+    const set = new Set<string>();
+    const add = (v: unknown) => {
+      if (Array.isArray(v)) v.forEach((x) => set.add(String(x)));
+      else if (v !== undefined) set.add(String(v));
+    };
+    add(this.server.config.global(name));
+    if (!this.global) add(this.server.config.raw.virtual_hosts?.[this.host]?.[name]);
+    return set;
+  }
+
+  /** A duration in seconds: a number, or text like "10 minutes"; "never" is Infinity. */
+  getOptionPeriod(name: string, fallback: number | string): number {
+    const v = this.getOption<unknown>(name);
+    const p = parsePeriod(v === undefined ? fallback : v);
+    if (p === undefined) return this.badOption(name, "a period", v) ?? parsePeriod(fallback)!;
+    return p;
+  }
+
+  getOptionEnum<const T extends string>(name: string, fallback: T, allowed: readonly T[]): T {
+    const v = this.getOption<unknown>(name);
+    if (v === undefined) return fallback;
+    if (fallback === v || allowed.includes(v as T)) return v as T;
+    return this.badOption(name, `one of ${[fallback, ...allowed].join(", ")}`, v) ?? fallback;
+  }
+
+  /** A path, relative ones resolved against the data directory. */
+  getOptionPath(name: string, fallback?: string): string | undefined {
+    const v = this.getOptionString(name, fallback);
+    return v === undefined ? undefined : resolve(this.server.config.dataPath, v);
+  }
+
+  private badOption(name: string, expected: string, got: unknown): undefined {
+    this.log.error("option {name}: expected {expected}, got {got}", {
+      name,
+      expected,
+      got: JSON.stringify(got),
+    });
+    return undefined;
+  }
+
+  // --- storage ---------------------------------------------------------------
+
+  openStore<T = unknown>(name?: string, type?: "keyval"): KeyValStore<T>;
+  openStore<T = unknown>(name: string | undefined, type: "map"): MapStore<T>;
+  openStore(name: string | undefined, type: "archive"): ArchiveStore;
+  openStore(name?: string, type: StoreType = "keyval"): unknown {
+    if (this.global) throw new Error("global modules have no per-host storage");
+    // deno-lint-ignore no-explicit-any
+    return this.server.storage.open(this.host, name ?? this.name, type as any);
+  }
+
+  // --- stanzas ---------------------------------------------------------------
+
+  /** Routes a stanza as if the host (or `origin`) sent it; no `pre-*` events. */
+  send(stanza: Stanza, origin?: Origin): void {
+    const r = this.server.router.route(origin ?? this.server.hostOrigin(this.host), stanza);
+    if (r instanceof Promise) {
+      r.catch((e) => this.log.error("send failed: {error}", { error: e }));
+    }
+  }
+
+  /** Sends to each JID a copy of `stanza` addressed to it. */
+  broadcast(jids: Iterable<string>, stanza: Stanza): void {
+    for (const jid of jids) {
+      const copy = stanza.clone();
+      copy.attrs.to = jid;
+      this.send(copy);
+    }
+  }
+
+  /**
+   * Sends an iq and resolves with the result event; rejects with a
+   * `StanzaError` on an error reply or after `timeoutMs` (default 120 s).
+   */
+  sendIq(
+    stanza: Stanza,
+    opts: { origin?: Origin; timeoutMs?: number } = {},
+  ): Promise<StanzaEvent> {
+    const id = stanza.attrs.id!;
+    const from = stanza.attrs.from ?? this.host;
+    const kind = from.includes("@") ? "bare" : "host";
+    const bareFrom = from.split("/")[0];
+    const resultEvent = `iq-result/${kind}/${id}`;
+    const errorEvent = `iq-error/${kind}/${id}`;
+    const bus = this.server.hosts.get(bareFrom.split("@").pop()!)?.events ?? this.bus;
+    return new Promise((resolve, reject) => {
+      const done = () => {
+        bus.off(resultEvent, onResult);
+        bus.off(errorEvent, onError);
+        clearTimeout(timer);
+        this.timers.delete(timer);
+      };
+      const onResult = (e: StanzaEvent) => {
+        done();
+        resolve(e);
+        return true;
+      };
+      const onError = (e: StanzaEvent) => {
+        done();
+        const err = e.stanza.getError();
+        reject(
+          new StanzaError(
+            (err.type ?? "cancel") as "cancel",
+            err.condition ?? "undefined-condition",
+            err.text,
+          ),
+        );
+        return true;
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new StanzaError("wait", "remote-server-timeout", "No response to iq"));
+      }, opts.timeoutMs ?? 120_000);
+      Deno.unrefTimer(timer);
+      this.timers.add(timer);
+      bus.on(resultEvent, onResult, 1);
+      bus.on(errorEvent, onError, 1);
+      this.send(stanza, opts.origin);
+    });
+  }
+
+  // --- time ------------------------------------------------------------------
+
+  /**
+   * Runs `fn` after `delaySec` seconds; if it returns (or resolves to) a
+   * number, runs again after that many seconds. Cancelled on unload.
+   */
+  addTimer(delaySec: number, fn: () => unknown): TimerHandle {
+    let id = 0;
+    const arm = (sec: number) => {
+      id = setTimeout(async () => {
+        this.timers.delete(id);
+        if (!this.loaded) return;
+        try {
+          const next = await fn();
+          if (typeof next === "number" && this.loaded) arm(next);
+        } catch (e) {
+          this.log.error("timer failed: {error}", { error: e });
+        }
+      }, sec * 1000);
+      Deno.unrefTimer(id);
+      this.timers.add(id);
+    };
+    arm(delaySec);
+    return {
+      stop: () => {
+        clearTimeout(id);
+        this.timers.delete(id);
+      },
+      reschedule: (sec: number) => {
+        clearTimeout(id);
+        this.timers.delete(id);
+        arm(sec);
+      },
+    };
+  }
+
+  /** Runs `fn` once the server has started (at once if it already has). */
+  onReady(fn: () => void): void {
+    this.server.started.then(() => {
+      if (this.loaded) fn();
+    });
+  }
+
+  /** Prosody's deprecated alias of `onReady`. */
+  once(fn: () => void): void {
+    this.onReady(fn);
+  }
+
+  /**
+   * State shared between modules under a path: "name" is this host and
+   * module's, "a/b" this host's, "/abs/path" global. Created on first use.
+   */
+  shared<T extends object>(path: string, init: () => T): T {
+    const full = path.startsWith("/")
+      ? path
+      : path.includes("/")
+      ? `/${this.host}/${path}`
+      : `/${this.host}/${this.name}/${path}`;
+    const registry = this.server.sharedState;
+    let v = registry.get(full) as T | undefined;
+    if (v === undefined) registry.set(full, v = init());
+    return v;
+  }
+}
+
+const UNITS: Record<string, number> = {
+  second: 1,
+  minute: 60,
+  hour: 3600,
+  day: 86400,
+  week: 604800,
+  month: 2629746,
+  year: 31556952,
+};
+
+/** Seconds from a number or text like "2 days"; "never"/false → Infinity. */
+export function parsePeriod(v: unknown): number | undefined {
+  if (v === false || v === "never") return Infinity;
+  if (typeof v === "number") return v < 0 ? Infinity : v;
+  if (typeof v !== "string") return undefined;
+  const m = /^\s*(\d+(?:\.\d+)?)?\s*([a-z]+?)s?\s*$/i.exec(v);
+  if (!m) return /^\s*\d+(\.\d+)?\s*$/.test(v) ? Number(v) : undefined;
+  const unit = UNITS[m[2].toLowerCase()];
+  return unit === undefined ? undefined : Number(m[1] ?? 1) * unit;
+}

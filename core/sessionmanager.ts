@@ -1,0 +1,160 @@
+/**
+ * The session manager: who is online, under which full and bare JIDs.
+ * Prosody's `core/sessionmanager.lua`: make_authenticated, bind_resource
+ * (newer session wins; the older one gets a `conflict` stream error),
+ * destroy_session, and the send_to_*_resources helpers.
+ *
+ * @example
+ * ```ts
+ * sessions.makeAuthenticated(session, "juliet");
+ * await sessions.bindResource(session, "balcony"); // session.full_jid = "juliet@localhost/balcony"
+ * sessions.sendToAvailableResources("juliet", "localhost", stanza);
+ * ```
+ * @module
+ */
+import type { Session } from "./session.ts";
+import type { Stanza } from "./xml/stanza.ts";
+import { prepNode, prepResource } from "./jid.ts";
+import type { HostManager } from "./hostmanager.ts";
+import { isPromise } from "./events.ts";
+
+/** All sessions of one account, as Prosody's `bare_sessions[jid]`. */
+export interface UserSessions {
+  username: string;
+  host: string;
+  sessions: Map<string, Session>;
+  /** The user's roster, shared by the resources (roster module). */
+  roster: unknown;
+}
+
+export class BindError extends Error {
+  constructor(readonly type: "cancel" | "modify" | "wait", readonly condition: string, text?: string) {
+    super(text ?? condition);
+  }
+}
+
+export class SessionManager {
+  readonly full = new Map<string, Session>();
+  readonly bare = new Map<string, UserSessions>();
+
+  constructor(private hosts: HostManager) {}
+
+  /** SASL succeeded: the session belongs to `username` now (c2s_unauthed → c2s_unbound). */
+  makeAuthenticated(session: Session, username: string): boolean {
+    const node = prepNode(username);
+    if (node === undefined) return false;
+    session.username = node;
+    if (session.type === "c2s_unauthed") session.type = "c2s_unbound";
+    return true;
+  }
+
+  /**
+   * Binds a resource (a random one when none is asked for). On conflict the
+   * older session is closed with `conflict` (Prosody's default `kick_old`).
+   */
+  async bindResource(session: Session, wanted?: string): Promise<void> {
+    const username = session.username;
+    if (!username || session.resource) throw new BindError("cancel", "not-allowed");
+    const host = this.hosts.get(session.host);
+    if (!host) throw new BindError("cancel", "internal-server-error");
+    const event = { session, resource: wanted || undefined, error: undefined as unknown };
+    let veto = host.events.fire("pre-resource-bind", event);
+    if (isPromise(veto)) veto = await veto;
+    if (veto === false) {
+      const e = event.error as { type?: string; condition?: string; text?: string } | undefined;
+      throw new BindError(
+        (e?.type as "cancel") ?? "cancel",
+        e?.condition ?? "not-allowed",
+        e?.text,
+      );
+    }
+    let resource = event.resource === undefined ? randomResource() : prepResource(event.resource);
+    if (resource === undefined) throw new BindError("modify", "bad-request", "Invalid resource");
+
+    const bareJid = username + "@" + session.host;
+    let user = this.bare.get(bareJid);
+    const old = user?.sessions.get(resource);
+    if (old && old !== session) {
+      if (this.hosts.config.get(session.host, "conflict_resolve") === "kick_new") {
+        throw new BindError("cancel", "conflict", "Resource already in use");
+      }
+      old.close({ condition: "conflict", text: "Replaced by new connection" });
+      user = this.bare.get(bareJid);
+    }
+    if (!user) {
+      user = { username, host: session.host, sessions: new Map(), roster: undefined };
+      this.bare.set(bareJid, user);
+      host.sessions.set(username, user);
+    }
+    // Racing binds of the same resource: pick a fresh one rather than clobber.
+    if (user.sessions.has(resource)) resource = randomResource();
+    session.resource = resource;
+    session.full_jid = bareJid + "/" + resource;
+    session.type = "c2s";
+    user.sessions.set(resource, session);
+    this.full.set(session.full_jid, session);
+    const r = host.events.fire("resource-bind", { session });
+    if (isPromise(r)) await r;
+  }
+
+  /** Removes a session from the tables and fires the unbind events. */
+  async destroySession(session: Session, error?: string): Promise<void> {
+    const fullJid = session.full_jid;
+    if (!fullJid || this.full.get(fullJid) !== session) return;
+    const host = this.hosts.get(session.host);
+    let r = host?.events.fire("pre-resource-unbind", { session, error });
+    if (isPromise(r)) r = await r;
+    this.full.delete(fullJid);
+    const bareJid = session.username + "@" + session.host;
+    const user = this.bare.get(bareJid);
+    if (user && user.sessions.get(session.resource!) === session) {
+      user.sessions.delete(session.resource!);
+      if (user.sessions.size === 0) {
+        this.bare.delete(bareJid);
+        host?.sessions.delete(session.username!);
+      }
+    }
+    r = host?.events.fire("resource-unbind", { session, error });
+    if (isPromise(r)) await r;
+  }
+
+  /** The sessions of a bare JID, if any are online. */
+  user(username: string, host: string): UserSessions | undefined {
+    return this.bare.get(username + "@" + host);
+  }
+
+  /** Sends to every resource with available presence; returns how many. */
+  sendToAvailableResources(username: string, host: string, stanza: Stanza): number {
+    return this.sendTo(username, host, stanza, (s) => s.presence !== undefined);
+  }
+
+  /** Sends to every resource that asked for the roster; returns how many. */
+  sendToInterestedResources(username: string, host: string, stanza: Stanza): number {
+    return this.sendTo(username, host, stanza, (s) => s.interested);
+  }
+
+  private sendTo(
+    username: string,
+    host: string,
+    stanza: Stanza,
+    wanted: (s: Session) => boolean,
+  ): number {
+    const user = this.bare.get(username + "@" + host);
+    if (!user) return 0;
+    let count = 0;
+    let xml: string | undefined; // serialised once for all recipients
+    for (const s of user.sessions.values()) {
+      if (!wanted(s)) continue;
+      s.send(xml ??= stanza.toString());
+      count++;
+    }
+    return count;
+  }
+}
+
+function randomResource(): string {
+  const b = crypto.getRandomValues(new Uint8Array(6));
+  let s = "";
+  for (const x of b) s += x.toString(16).padStart(2, "0");
+  return "cadence-" + s;
+}

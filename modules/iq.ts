@@ -1,0 +1,43 @@
+/**
+ * IQ dispatch (Prosody's mod_iq): an iq get/set to a bare JID, one's own
+ * account or a host fires `iq/<kind>/<ns>:<child>` and then
+ * `iq-<type>/<kind>/<ns>:<child>`; results and errors fire
+ * `iq-<type>/<kind>/<id>`. An iq to a full JID goes to that resource, and a
+ * get/set to a resource that is not there gets `service-unavailable`.
+ * @module
+ */
+import type { Module } from "../core/moduleapi.ts";
+import type { StanzaEvent } from "../core/router.ts";
+
+export default function iq(module: Module) {
+  const server = module.server;
+
+  module.hook("iq/full", ({ origin, stanza }: StanzaEvent) => {
+    const target = server.sessions.full.get(stanza.attrs.to!);
+    if (target) {
+      target.send(stanza);
+      return true;
+    }
+    const type = stanza.attrs.type;
+    if (type === "get" || type === "set") {
+      origin.send(stanza.errorReply("cancel", "service-unavailable"));
+    }
+    return true;
+  });
+
+  for (const kind of ["bare", "self", "host"]) {
+    module.hook("iq/" + kind, (event: StanzaEvent) => {
+      const stanza = event.stanza;
+      const type = stanza.attrs.type;
+      if (type === "get" || type === "set") {
+        const child = stanza.firstChild()!;
+        const key = kind + "/" + child.attrs.xmlns + ":" + child.name;
+        const bus = server.hosts.get(module.host)!.events;
+        const r = bus.fire("iq/" + key, event);
+        if (r !== undefined) return r;
+        return bus.fire("iq-" + type + "/" + key, event);
+      }
+      return module.fireEvent("iq-" + type + "/" + kind + "/" + stanza.attrs.id, event);
+    });
+  }
+}

@@ -1,0 +1,228 @@
+/**
+ * SASL authentication (RFC 6120 §6), resource binding (§7) and the legacy
+ * session establishment Prosody still advertises (RFC 3921, optional).
+ *
+ * Mechanisms: SCRAM-SHA-1, SCRAM-SHA-256, their -PLUS forms with
+ * `tls-server-end-point` on encrypted streams, and PLAIN (refused on an
+ * unencrypted stream unless `allow_unencrypted_plain_auth`). With
+ * `c2s_require_encryption` nothing is offered before TLS. After
+ * `MAX_FAILURES` failed attempts the stream is closed.
+ * @module
+ */
+import type { Module } from "../core/moduleapi.ts";
+import type { Session } from "../core/session.ts";
+import { prepNode } from "../core/jid.ts";
+import {
+  availableMechanisms,
+  type ChannelBinding,
+  createMechanism,
+  type SaslMechanism,
+  type SaslProfile,
+  type SaslStep,
+} from "../core/sasl/mechanisms.ts";
+import { BindError } from "../core/sessionmanager.ts";
+import { element } from "../core/xml/stanza.ts";
+import type { StanzaEvent } from "../core/router.ts";
+
+const SASL_NS = "urn:ietf:params:xml:ns:xmpp-sasl";
+const BIND_NS = "urn:ietf:params:xml:ns:xmpp-bind";
+const SESSION_NS = "urn:ietf:params:xml:ns:xmpp-session";
+const CB_NS = "urn:xmpp:sasl-cb:0";
+const MAX_FAILURES = 3;
+
+interface SaslState {
+  mechanism: SaslMechanism | undefined;
+  failures: number;
+}
+
+export default function saslauth(module: Module) {
+  const server = module.server;
+  const requireEncryption = module.getOptionBoolean("c2s_require_encryption", true);
+  const allowUnencryptedPlain = module.getOptionBoolean("allow_unencrypted_plain_auth", false)!;
+
+  /** The host's auth provider, with usernames nodeprepped before lookups. */
+  function profile(): SaslProfile {
+    const p = server.users(module.host)!.saslProfile();
+    const out: SaslProfile = {};
+    if (p.testPassword) {
+      const test = p.testPassword;
+      out.testPassword = (u, pw) => {
+        const node = prepNode(u);
+        return node === undefined ? Promise.resolve(false) : test(node, pw);
+      };
+    }
+    if (p.scramCredentials) {
+      const creds = p.scramCredentials;
+      out.scramCredentials = (u, hash) => {
+        const node = prepNode(u);
+        return node === undefined ? Promise.resolve(null) : creds(node, hash);
+      };
+    }
+    return out;
+  }
+
+  function binding(session: Session): ChannelBinding | undefined {
+    if (!session.secure) return undefined;
+    const tls = server.tls.peek(module.host);
+    return tls ? { type: "tls-server-end-point", data: tls.endPoint } : undefined;
+  }
+
+  function mechanismsFor(session: Session): string[] {
+    if (requireEncryption && !session.secure) return [];
+    return availableMechanisms(profile(), {
+      secure: session.secure,
+      allowUnencryptedPlain,
+      channelBinding: binding(session),
+    });
+  }
+
+  module.hook("stream-features", ({ origin, features }) => {
+    if (origin.type === "c2s_unauthed") {
+      const mechs = mechanismsFor(origin);
+      if (mechs.length === 0) return;
+      features.tag("mechanisms", { xmlns: SASL_NS });
+      for (const m of mechs) features.textTag("mechanism", m);
+      features.up();
+      if (binding(origin)) {
+        features.tag("sasl-channel-binding", { xmlns: CB_NS })
+          .tag("channel-binding", { type: "tls-server-end-point" }).up().up();
+      }
+    } else if (origin.type === "c2s_unbound") {
+      features.tag("bind", { xmlns: BIND_NS }).up();
+      features.tag("session", { xmlns: SESSION_NS }).tag("optional").up().up();
+    }
+  });
+
+  function state(session: Session): SaslState {
+    return (session.sasl_handler ??= { mechanism: undefined, failures: 0 }) as SaslState;
+  }
+
+  function fail(session: Session, condition: string, text?: string) {
+    const f = element("failure", { xmlns: SASL_NS }).tag(condition).up();
+    if (text) f.textTag("text", text);
+    session.send(f);
+    const st = state(session);
+    st.mechanism = undefined;
+    if (condition === "not-authorized" && ++st.failures >= MAX_FAILURES) {
+      session.close({ condition: "not-authorized", text: "Too many failed authentication attempts" });
+    }
+  }
+
+  async function handleStep(session: Session, step: SaslStep) {
+    if (step.status === "challenge") {
+      session.send(element("challenge", { xmlns: SASL_NS }).text(encode(step.data)));
+      return;
+    }
+    if (step.status === "failure") {
+      module.fireEvent("authentication-failure", {
+        session,
+        condition: step.condition,
+        text: step.text,
+      });
+      return fail(session, step.condition, step.text);
+    }
+    state(session).mechanism = undefined;
+    if (!server.sessions.makeAuthenticated(session, step.username)) {
+      return fail(session, "not-authorized", "Invalid username");
+    }
+    session.sasl_handler = undefined;
+    session.send(element("success", { xmlns: SASL_NS }).text(step.data ? encode(step.data) : ""));
+    session.resetStream();
+    module.log.info("authenticated {user}@{host}", { user: session.username, host: module.host });
+    await module.fireEvent("authentication-success", { session });
+  }
+
+  module.hookTag(SASL_NS, "auth", async (session, stanza) => {
+    if (session.type !== "c2s_unauthed") return;
+    if (requireEncryption && !session.secure) {
+      fail(session, "encryption-required");
+      return true;
+    }
+    const name = stanza.attrs.mechanism ?? "";
+    const offered = mechanismsFor(session);
+    const mechanism = offered.includes(name)
+      ? createMechanism(name, profile(), { channelBinding: binding(session) })
+      : undefined;
+    if (!mechanism) {
+      fail(session, "invalid-mechanism");
+      return true;
+    }
+    const data = decode(stanza.getText());
+    if (data === undefined) {
+      fail(session, "incorrect-encoding");
+      return true;
+    }
+    state(session).mechanism = mechanism;
+    await handleStep(session, await mechanism.step(data));
+    return true;
+  });
+
+  module.hookTag(SASL_NS, "response", async (session, stanza) => {
+    if (session.type !== "c2s_unauthed") return;
+    const mechanism = state(session).mechanism;
+    if (!mechanism) {
+      fail(session, "malformed-request", "No authentication in progress");
+      return true;
+    }
+    const data = decode(stanza.getText());
+    if (data === undefined) {
+      fail(session, "incorrect-encoding");
+      return true;
+    }
+    await handleStep(session, await mechanism.step(data));
+    return true;
+  });
+
+  module.hookTag(SASL_NS, "abort", (session) => {
+    if (session.type !== "c2s_unauthed") return;
+    fail(session, "aborted");
+    return true;
+  });
+
+  // Resource binding, for authenticated sessions without a resource.
+  module.hook(`stanza/iq/${BIND_NS}:bind`, async ({ origin, stanza }: StanzaEvent<Session>) => {
+    if (origin.type !== "c2s_unbound" || stanza.attrs.type !== "set") return;
+    const wanted = stanza.getChild("bind", BIND_NS)!.getChildText("resource", BIND_NS);
+    try {
+      await server.sessions.bindResource(origin, wanted?.trim() || undefined);
+    } catch (e) {
+      if (!(e instanceof BindError)) throw e;
+      origin.send(stanza.errorReply(e.type, e.condition, e.message));
+      return true;
+    }
+    origin.send(
+      stanza.reply().tag("bind", { xmlns: BIND_NS }).textTag("jid", origin.full_jid!),
+    );
+    return true;
+  });
+
+  // Legacy session establishment: nothing to do but say yes.
+  const sessionOk = ({ origin, stanza }: StanzaEvent) => {
+    origin.send(stanza.reply());
+    return true;
+  };
+  module.hook(`iq-set/host/${SESSION_NS}:session`, sessionOk);
+  module.hook(`iq-set/self/${SESSION_NS}:session`, sessionOk);
+}
+
+function encode(data: Uint8Array): string {
+  if (data.length === 0) return "=";
+  let s = "";
+  for (const b of data) s += String.fromCharCode(b);
+  return btoa(s);
+}
+
+/** Base64 payload of a SASL element; "=" or nothing is empty; undefined when invalid. */
+function decode(text: string): Uint8Array | undefined {
+  const t = text.trim();
+  if (t === "" || t === "=") return new Uint8Array(0);
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(t) || t.length % 4 !== 0) return undefined;
+  try {
+    const bin = atob(t);
+    const out = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+    return out;
+  } catch {
+    return undefined;
+  }
+}
