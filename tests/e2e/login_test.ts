@@ -1,0 +1,125 @@
+/**
+ * A real client (npm:@xmpp/client) against a real server: STARTTLS, SCRAM,
+ * resource binding, ping and disco.
+ */
+import assert from "node:assert/strict";
+import { client, xml } from "@xmpp/client";
+import { startTestServer, type TestServer } from "../helpers/server.ts";
+
+// The test server's certificate is self-signed.
+Deno.env.set("NODE_TLS_REJECT_UNAUTHORIZED", "0");
+
+// deno-lint-ignore no-explicit-any
+type XmppClient = any;
+
+function connectClient(
+  t: TestServer,
+  username: string,
+  password: string,
+  mechanism: string,
+  setup?: (xmpp: XmppClient) => void,
+): Promise<{ xmpp: XmppClient; jid: string; used: string[] }> {
+  const used: string[] = [];
+  const xmpp = client({
+    service: `xmpp://127.0.0.1:${t.port}`,
+    domain: "localhost",
+    resource: "e2e",
+    credentials: async (
+      authenticate: (c: unknown, m: string) => Promise<void>,
+      mechanisms: string[],
+    ) => {
+      used.push(...mechanisms);
+      await authenticate({ username, password }, mechanism);
+    },
+  });
+  xmpp.reconnect.stop();
+  setup?.(xmpp);
+  return new Promise((resolve, reject) => {
+    xmpp.on("error", reject);
+    xmpp.on("online", (address: { toString(): string }) => {
+      resolve({ xmpp, jid: address.toString(), used });
+    });
+    xmpp.start().catch(reject);
+  });
+}
+
+async function withServer(fn: (t: TestServer) => Promise<void>) {
+  const t = await startTestServer();
+  try {
+    await t.server.users("localhost")!.createUser("romeo", "wherefore art thou");
+    await fn(t);
+  } finally {
+    await t.stop();
+  }
+}
+
+Deno.test("@xmpp/client logs in over STARTTLS with SCRAM-SHA-1, binds, pings, discos", async () => {
+  await withServer(async (t) => {
+    const { xmpp, jid, used } = await connectClient(t, "romeo", "wherefore art thou", "SCRAM-SHA-1");
+    try {
+      assert.equal(jid, "romeo@localhost/e2e");
+      assert.ok(used.includes("SCRAM-SHA-1"));
+      const session = t.server.sessions.full.get("romeo@localhost/e2e");
+      assert.ok(session?.secure, "the session is encrypted");
+
+      const pong = await xmpp.iqCaller.request(
+        xml("iq", { type: "get", to: "localhost" }, xml("ping", { xmlns: "urn:xmpp:ping" })),
+      );
+      assert.equal(pong.attrs.type, "result");
+
+      const info = await xmpp.iqCaller.request(
+        xml("iq", { type: "get", to: "localhost" }, xml("query", {
+          xmlns: "http://jabber.org/protocol/disco#info",
+        })),
+      );
+      const query = info.getChild("query");
+      const features = query.getChildren("feature").map((f: XmppClient) => f.attrs.var);
+      for (
+        const f of [
+          "urn:xmpp:ping",
+          "jabber:iq:version",
+          "urn:xmpp:time",
+          "jabber:iq:last",
+          "http://jabber.org/protocol/disco#info",
+        ]
+      ) assert.ok(features.includes(f), `disco#info lists ${f}`);
+      const identity = query.getChild("identity");
+      assert.equal(identity.attrs.category, "server");
+      assert.equal(identity.attrs.type, "im");
+
+      const version = await xmpp.iqCaller.request(
+        xml("iq", { type: "get", to: "localhost" }, xml("query", { xmlns: "jabber:iq:version" })),
+      );
+      assert.equal(version.getChild("query").getChildText("name"), "Cadence");
+
+      const time = await xmpp.iqCaller.request(
+        xml("iq", { type: "get", to: "localhost" }, xml("time", { xmlns: "urn:xmpp:time" })),
+      );
+      assert.match(time.getChild("time").getChildText("utc"), /^\d{4}-\d\d-\d\dT/);
+
+      const uptime = await xmpp.iqCaller.request(
+        xml("iq", { type: "get", to: "localhost" }, xml("query", { xmlns: "jabber:iq:last" })),
+      );
+      assert.ok(Number(uptime.getChild("query").attrs.seconds) >= 0);
+
+      const items = await xmpp.iqCaller.request(
+        xml("iq", { type: "get", to: "localhost" }, xml("query", {
+          xmlns: "http://jabber.org/protocol/disco#items",
+        })),
+      );
+      assert.equal(items.attrs.type, "result");
+    } finally {
+      await xmpp.stop();
+    }
+  });
+});
+
+Deno.test("@xmpp/client is refused with a wrong password", async () => {
+  await withServer(async (t) => {
+    await assert.rejects(
+      () => connectClient(t, "romeo", "wrong", "SCRAM-SHA-1").then(({ xmpp }) => xmpp.stop()),
+      /not-authorized/,
+    );
+    assert.equal(t.server.sessions.full.size, 0);
+  });
+});

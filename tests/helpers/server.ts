@@ -1,0 +1,76 @@
+/**
+ * Starts a real Cadence server for a test: free loopback ports, a temporary
+ * data directory (removed on stop), storage as chosen (sqlite by default).
+ *
+ * @example
+ * ```ts
+ * const t = await startTestServer({ authentication: "internal_plain" });
+ * await t.server.users("localhost")!.createUser("juliet", "pw");
+ * // … connect to t.port …
+ * await t.stop();
+ * ```
+ * @module
+ */
+import { createServer } from "node:net";
+import { type Config, validateConfig } from "../../core/config.ts";
+import { Server } from "../../core/server.ts";
+import { ModuleManager } from "../../core/modulemanager.ts";
+
+export interface TestServer {
+  server: Server;
+  /** Plain c2s port (STARTTLS offered). */
+  port: number;
+  /** Direct TLS port (XEP-0368). */
+  tlsPort: number;
+  dataDir: string;
+  stop(): Promise<void>;
+}
+
+/** A TCP port free on 127.0.0.1 right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      const port = typeof addr === "object" && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startTestServer(options: Partial<Config> = {}): Promise<TestServer> {
+  const dataDir = await Deno.makeTempDir({ prefix: "cadence-test-" });
+  const port = await freePort();
+  const tlsPort = await freePort();
+  const raw: Config = {
+    virtual_hosts: { localhost: {} },
+    interfaces: ["127.0.0.1"],
+    c2s_ports: [port],
+    c2s_direct_tls_ports: [tlsPort],
+    data_path: dataDir,
+    ...options,
+  } as Config;
+  const config = validateConfig(raw, {
+    configDir: dataDir,
+    builtinModulesDir: ModuleManager.builtinDir,
+  });
+  const server = new Server(config);
+  try {
+    await server.start();
+  } catch (e) {
+    await server.stop().catch(() => {});
+    await Deno.remove(dataDir, { recursive: true });
+    throw e;
+  }
+  return {
+    server,
+    port,
+    tlsPort,
+    dataDir,
+    async stop() {
+      await server.stop("test finished");
+      await Deno.remove(dataDir, { recursive: true });
+    },
+  };
+}
