@@ -26,6 +26,7 @@ import type { Session } from "./session.ts";
 import type { ArchiveStore, KeyValStore, MapStore } from "./storage/types.ts";
 import { type Stanza, StanzaError } from "./xml/stanza.ts";
 import { resolve } from "node:path";
+import { unrefTimeout } from "./timers.ts";
 
 /** Payloads of the events a module can hook, by name (extend by declaration merging). */
 export interface EventMap {
@@ -59,14 +60,18 @@ export interface DiscoNodeEvent {
 type Kind = "message" | "presence" | "iq";
 type StanzaEventName =
   | `${"" | "pre-"}${Kind}/${"full" | "bare" | "host" | "self"}`
-  | `iq${"" | "-get" | "-set" | "-result" | "-error"}/${"full" | "bare" | "host" | "self"}/${string}`
+  | `iq${"" | "-get" | "-set" | "-result" | "-error"}/${
+    | "full"
+    | "bare"
+    | "host"
+    | "self"}/${string}`
   | `stanza/${string}`;
 
 /** The payload type of an event name. */
 export type EventPayload<K extends string> = K extends keyof EventMap ? EventMap[K]
   : K extends StanzaEventName ? StanzaEvent<Session>
-  : // deno-lint-ignore no-explicit-any
-  any;
+  // deno-lint-ignore no-explicit-any
+  : any;
 
 export interface Identity {
   category: string;
@@ -418,11 +423,10 @@ export class Module {
         );
         return true;
       };
-      const timer = setTimeout(() => {
+      const timer = unrefTimeout(() => {
         done();
         reject(new StanzaError("wait", "remote-server-timeout", "No response to iq"));
       }, opts.timeoutMs ?? 120_000);
-      Deno.unrefTimer(timer);
       this.timers.add(timer);
       bus.on(resultEvent, onResult, 1);
       bus.on(errorEvent, onError, 1);
@@ -439,7 +443,7 @@ export class Module {
   addTimer(delaySec: number, fn: () => unknown): TimerHandle {
     let id = 0;
     const arm = (sec: number) => {
-      id = setTimeout(async () => {
+      id = unrefTimeout(async () => {
         this.timers.delete(id);
         if (!this.loaded) return;
         try {
@@ -449,7 +453,6 @@ export class Module {
           this.log.error("timer failed: {error}", { error: e });
         }
       }, sec * 1000);
-      Deno.unrefTimer(id);
       this.timers.add(id);
     };
     arm(delaySec);

@@ -15,12 +15,13 @@
  * ```
  * @module
  */
-import { fromFileUrl, join } from "node:path";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { Module, type ModuleDefinition } from "./moduleapi.ts";
 import { locateModule } from "./modulelocator.ts";
 import type { Server } from "./server.ts";
 
-const BUILTIN_DIR = join(fromFileUrl(new URL("../modules/", import.meta.url)));
+const BUILTIN_DIR = fileURLToPath(new URL("../modules/", import.meta.url));
 
 export class ModuleError extends Error {}
 

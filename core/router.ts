@@ -23,7 +23,7 @@
 import { isPromise } from "./events.ts";
 import type { HostManager } from "./hostmanager.ts";
 import { prep } from "./jid.ts";
-import { type ErrorType, Stanza, StanzaError } from "./xml/stanza.ts";
+import { type ErrorType, type Stanza, StanzaError } from "./xml/stanza.ts";
 import type { Logger } from "./log.ts";
 
 /** Where a stanza comes from: a client session or a host itself (module.send). */
@@ -143,8 +143,10 @@ export class Router {
       } else {
         dest = "bare";
         destHost = to.slice(at + 1);
-        if (origin.username !== undefined && origin.type === "c2s" &&
-          destHost === origin.host && to.slice(0, at) === origin.username) {
+        if (
+          origin.username !== undefined && origin.type === "c2s" &&
+          destHost === origin.host && to.slice(0, at) === origin.username
+        ) {
           delete attrs.to;
           toSelf = true;
         }

@@ -28,7 +28,11 @@ export interface UserSessions {
 }
 
 export class BindError extends Error {
-  constructor(readonly type: "cancel" | "modify" | "wait", readonly condition: string, text?: string) {
+  constructor(
+    readonly type: "cancel" | "modify" | "wait",
+    readonly condition: string,
+    text?: string,
+  ) {
     super(text ?? condition);
   }
 }

@@ -16,6 +16,7 @@ import { StreamParser } from "../core/xml/parser.ts";
 import { prepDomain } from "../core/jid.ts";
 import { Stanza } from "../core/xml/stanza.ts";
 import { isPromise } from "../core/events.ts";
+import { unrefTimeout } from "../core/timers.ts";
 
 export const meta = { scope: "global" };
 
@@ -46,7 +47,7 @@ export default function c2s(module: Module) {
       session.notopen = true;
       parser.reset();
     };
-    const timer = timeoutSec === Infinity ? 0 : setTimeout(() => {
+    const timer = timeoutSec === Infinity ? 0 : unrefTimeout(() => {
       if (session.type === "c2s_unauthed") {
         session.close({ condition: "connection-timeout", text: "Authentication took too long" });
       }
@@ -152,8 +153,7 @@ export default function c2s(module: Module) {
       new Promise<void>((resolve) => {
         if (s.conn.closed) return resolve();
         s.conn.socket.once("close", () => resolve());
-        const t = setTimeout(resolve, 2000);
-        Deno.unrefTimer(t);
+        unrefTimeout(resolve, 2000);
       })
     );
     for (const s of [...sessions]) {

@@ -104,7 +104,10 @@ export default function saslauth(module: Module) {
     const st = state(session);
     st.mechanism = undefined;
     if (condition === "not-authorized" && ++st.failures >= MAX_FAILURES) {
-      session.close({ condition: "not-authorized", text: "Too many failed authentication attempts" });
+      session.close({
+        condition: "not-authorized",
+        text: "Too many failed authentication attempts",
+      });
     }
   }
 

@@ -15,6 +15,7 @@
  */
 import type { Socket } from "node:net";
 import { type SecureContext, TLSSocket } from "node:tls";
+import { unrefTimeout } from "../timers.ts";
 
 export class Connection {
   socket: Socket;
@@ -85,8 +86,7 @@ export class Connection {
     if (this.closed) return;
     const socket = this.socket;
     socket.end();
-    const t = setTimeout(() => socket.destroy(), 2000);
-    Deno.unrefTimer(t);
+    const t = unrefTimeout(() => socket.destroy(), 2000);
     socket.once("close", () => clearTimeout(t));
   }
 

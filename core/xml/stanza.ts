@@ -203,7 +203,7 @@ export class Stanza {
   errorReply(type: ErrorType, condition: string, text?: string, by?: string): Stanza {
     const r = this.reply();
     r.attrs.type = "error";
-    if (this.name !== "iq") for (const c of this.children) r.children.push(c);
+    if (this.name !== "iq") { for (const c of this.children) r.children.push(c); }
     r.tag("error", by ? { type, by } : { type })
       .tag(condition, { xmlns: STANZAS_NS }).up();
     if (text) r.textTag("text", text, { xmlns: STANZAS_NS });
@@ -215,7 +215,7 @@ export class Stanza {
     let s = "<" + this.name;
     for (const k in this.attrs) {
       const v = this.attrs[k];
-      if (v !== undefined) s += " " + k + "=\"" + escapeAttr(v) + "\"";
+      if (v !== undefined) s += " " + k + '="' + escapeAttr(v) + '"';
     }
     return s + (this.children.length ? ">" : "/>");
   }
@@ -260,7 +260,7 @@ function serialize(el: Stanza, parentNs: string | undefined): string {
     const v = attrs[k];
     if (v === undefined) continue;
     if (k === "xmlns" && v === parentNs) continue;
-    s += " " + k + "=\"" + escapeAttr(v) + "\"";
+    s += " " + k + '="' + escapeAttr(v) + '"';
   }
   const children = el.children;
   if (children.length === 0) return s + "/>";

@@ -37,7 +37,11 @@ async function expectStreamError(t: TestServer, input: string[], condition: stri
 
 Deno.test("malformed XML gets not-well-formed", async () => {
   await withServer(async (t) => {
-    await expectStreamError(t, [streamHeader(), "<message><body>hi</bdy></message>"], "not-well-formed");
+    await expectStreamError(
+      t,
+      [streamHeader(), "<message><body>hi</bdy></message>"],
+      "not-well-formed",
+    );
   });
 });
 
@@ -48,7 +52,11 @@ Deno.test("DTD, comment, processing instruction and entity get restricted-xml", 
     ], "restricted-xml");
     await expectStreamError(t, [streamHeader(), "<!-- a comment -->"], "restricted-xml");
     await expectStreamError(t, [streamHeader(), "<?php echo 1; ?>"], "restricted-xml");
-    await expectStreamError(t, [streamHeader(), "<message><body>&bogus;</body></message>"], "restricted-xml");
+    await expectStreamError(
+      t,
+      [streamHeader(), "<message><body>&bogus;</body></message>"],
+      "restricted-xml",
+    );
   });
 });
 
@@ -151,14 +159,19 @@ Deno.test("PLAIN is refused on an unencrypted stream by default", async () => {
     try {
       c.send(streamHeader());
       const features = (await c.waitFor(/<stream:features>.*<\/stream:features>/s))[0];
-      assert.match(features, /<starttls xmlns=["']urn:ietf:params:xml:ns:xmpp-tls["']><required\/>/);
+      assert.match(
+        features,
+        /<starttls xmlns=["']urn:ietf:params:xml:ns:xmpp-tls["']><required\/>/,
+      );
       assert.doesNotMatch(features, /<mechanisms/);
       c.send(
         `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${
           btoa("\0juliet\0secret")
         }</auth>`,
       );
-      await c.waitFor(/<failure xmlns=["']urn:ietf:params:xml:ns:xmpp-sasl["']><encryption-required\/>/);
+      await c.waitFor(
+        /<failure xmlns=["']urn:ietf:params:xml:ns:xmpp-sasl["']><encryption-required\/>/,
+      );
     } finally {
       c.close();
     }
@@ -178,15 +191,19 @@ Deno.test("unknown iq gets service-unavailable; a forged from is rewritten", asy
       c.clear();
       // A result or an error is never answered with an error.
       c.send("<iq type='result' id='u2' to='localhost'/>");
-      c.send("<iq type='get' id='p1' to='localhost' from='romeo@localhost/evil'>" +
-        "<ping xmlns='urn:xmpp:ping'/></iq>");
+      c.send(
+        "<iq type='get' id='p1' to='localhost' from='romeo@localhost/evil'>" +
+          "<ping xmlns='urn:xmpp:ping'/></iq>",
+      );
       const pong = (await c.waitFor(/<iq [^>]*id="p1"[^>]*\/>/))[0];
       assert.match(pong, /to="juliet@localhost\/balcony"/);
       assert.doesNotMatch(c.received, /id="u2"/);
       c.clear();
       // An iq to one's own full JID arrives with the true sender in from.
-      c.send("<iq type='get' id='s1' to='juliet@localhost/balcony' from='romeo@localhost/x'>" +
-        "<query xmlns='urn:example:self'/></iq>");
+      c.send(
+        "<iq type='get' id='s1' to='juliet@localhost/balcony' from='romeo@localhost/x'>" +
+          "<query xmlns='urn:example:self'/></iq>",
+      );
       const self = (await c.waitFor(/<iq [^>]*id="s1"[^>]*>/))[0];
       assert.match(self, /from="juliet@localhost\/balcony"/);
       c.clear();

@@ -5,7 +5,7 @@
  * closes the stream and the process exits 0.
  */
 import assert from "node:assert/strict";
-import { fromFileUrl } from "node:path";
+import { fileURLToPath as fromFileUrl } from "node:url";
 import { freePort } from "../helpers/server.ts";
 
 const ROOT = fromFileUrl(new URL("../../", import.meta.url));
@@ -63,7 +63,14 @@ Deno.test("slixmpp logs in over STARTTLS with a user made by `register`", async 
   );
   let server: Deno.ChildProcess | undefined;
   try {
-    const reg = await cadence(["register", "alice", "localhost", "s3cret pass", "--config", config]);
+    const reg = await cadence([
+      "register",
+      "alice",
+      "localhost",
+      "s3cret pass",
+      "--config",
+      config,
+    ]);
     assert.equal(reg.code, 0, reg.out);
     const again = await cadence(["register", "alice", "localhost", "x", "--config", config]);
     assert.notEqual(again.code, 0);

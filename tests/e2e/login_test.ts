@@ -55,7 +55,12 @@ async function withServer(fn: (t: TestServer) => Promise<void>) {
 
 Deno.test("@xmpp/client logs in over STARTTLS with SCRAM-SHA-1, binds, pings, discos", async () => {
   await withServer(async (t) => {
-    const { xmpp, jid, used } = await connectClient(t, "romeo", "wherefore art thou", "SCRAM-SHA-1");
+    const { xmpp, jid, used } = await connectClient(
+      t,
+      "romeo",
+      "wherefore art thou",
+      "SCRAM-SHA-1",
+    );
     try {
       assert.equal(jid, "romeo@localhost/e2e");
       assert.ok(used.includes("SCRAM-SHA-1"));
@@ -68,9 +73,13 @@ Deno.test("@xmpp/client logs in over STARTTLS with SCRAM-SHA-1, binds, pings, di
       assert.equal(pong.attrs.type, "result");
 
       const info = await xmpp.iqCaller.request(
-        xml("iq", { type: "get", to: "localhost" }, xml("query", {
-          xmlns: "http://jabber.org/protocol/disco#info",
-        })),
+        xml(
+          "iq",
+          { type: "get", to: "localhost" },
+          xml("query", {
+            xmlns: "http://jabber.org/protocol/disco#info",
+          }),
+        ),
       );
       const query = info.getChild("query");
       const features = query.getChildren("feature").map((f: XmppClient) => f.attrs.var);
@@ -103,9 +112,13 @@ Deno.test("@xmpp/client logs in over STARTTLS with SCRAM-SHA-1, binds, pings, di
       assert.ok(Number(uptime.getChild("query").attrs.seconds) >= 0);
 
       const items = await xmpp.iqCaller.request(
-        xml("iq", { type: "get", to: "localhost" }, xml("query", {
-          xmlns: "http://jabber.org/protocol/disco#items",
-        })),
+        xml(
+          "iq",
+          { type: "get", to: "localhost" },
+          xml("query", {
+            xmlns: "http://jabber.org/protocol/disco#items",
+          }),
+        ),
       );
       assert.equal(items.attrs.type, "result");
     } finally {
