@@ -15,7 +15,7 @@
  * ```
  * @module
  */
-import { join } from "node:path";
+import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Module, type ModuleDefinition } from "./moduleapi.ts";
 import { locateModule } from "./modulelocator.ts";
@@ -115,7 +115,7 @@ export class ModuleManager {
 
   private locate(name: string): string {
     const pluginPaths = (this.server.config.global("plugin_paths") as string[] | undefined) ?? [];
-    const dirs = pluginPaths.map((p) => join(this.server.config.configDir, p));
+    const dirs = pluginPaths.map((p) => resolve(this.server.config.configDir, p));
     const path = locateModule(name, dirs, BUILTIN_DIR);
     if (!path) throw new ModuleError(`module "${name}" not found (plugin_paths and modules/)`);
     return path;
