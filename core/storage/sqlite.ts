@@ -6,9 +6,9 @@
  * @example
  * ```ts
  * const driver = new SqliteDriver("./data");
- * const store = driver.open("localhost", "accounts", "keyval");
+ * const store = this.open("localhost", "accounts", "keyval");
  * await store.set("juliet", { password: "x" });
- * driver.close();
+ * this.close();
  * ```
  * @module
  */
@@ -115,10 +115,10 @@ export class SqliteDriver implements StorageDriver {
         else this.sql(put).run(host, store, u(user), JSON.stringify(value));
         return Promise.resolve();
       },
-      users: async function* (this: SqliteDriver) {
+      users: () => {
         const rows = this.sql(users).all(host, store) as { user: string }[];
-        for (const r of rows) yield r.user;
-      }.bind(this),
+        return toAsync(rows.map((r) => r.user));
+      },
     };
   }
 
@@ -164,7 +164,6 @@ export class SqliteDriver implements StorageDriver {
   }
 
   private openArchive(host: string, store: string): ArchiveStore {
-    const driver = this;
     const anchor = (user: string | null, id: string): number => {
       const row = this.sql(
         "SELECT sort_id FROM archive WHERE host = ? AND store = ? AND user = ? AND key = ?",
@@ -214,37 +213,37 @@ export class SqliteDriver implements StorageDriver {
     });
     return {
       // deno-lint-ignore require-await
-      async append(user, key, stanza: Stanza, when = Date.now() / 1000, withJid = "") {
+      append: async (user, key, stanza: Stanza, when = Date.now() / 1000, withJid = "") => {
         const id = key ?? newId();
         const xml = stanza.toString();
-        driver.transaction(() => {
+        this.transaction(() => {
           const existing = key !== null &&
-            driver.sql(
+            this.sql(
                 "DELETE FROM archive WHERE host = ? AND store = ? AND user = ? AND key = ?",
               ).run(host, store, u(user), key).changes > 0;
-          if (!existing && driver.archiveItemLimit !== Infinity) {
-            const { n } = driver.sql(
+          if (!existing && this.archiveItemLimit !== Infinity) {
+            const { n } = this.sql(
               "SELECT COUNT(*) AS n FROM archive WHERE host = ? AND store = ? AND user = ?",
             ).get(host, store, u(user)) as { n: number };
-            if (n >= driver.archiveItemLimit) {
+            if (n >= this.archiveItemLimit) {
               throw new StorageError("quota-limit", "archive is full");
             }
           }
-          driver.sql(
+          this.sql(
             `INSERT INTO archive (host, store, user, key, "when", "with", stanza)
              VALUES (?, ?, ?, ?, ?, ?, ?)`,
           ).run(host, store, u(user), id, when, withJid, xml);
         });
         return id;
       },
-      find(user, q = {}) {
+      find: (user, q = {}) => {
         try {
           const w = where(user, q);
           let sql =
             `SELECT key, "when", "with", stanza FROM archive WHERE ${w.sql} ORDER BY sort_id`;
           if (q.reverse) sql += " DESC";
           if (q.limit !== undefined) sql += ` LIMIT ${Math.max(0, Math.floor(q.limit))}`;
-          const rows = driver.db.prepare(sql).all(...w.params) as {
+          const rows = this.db.prepare(sql).all(...w.params) as {
             key: string;
             when: number;
             with: string;
@@ -255,18 +254,18 @@ export class SqliteDriver implements StorageDriver {
           return Promise.reject(e);
         }
       },
-      count(user, q = {}) {
+      count: (user, q = {}) => {
         try {
           const w = where(user, q);
-          const row = driver.db.prepare(`SELECT COUNT(*) AS n FROM archive WHERE ${w.sql}`)
+          const row = this.db.prepare(`SELECT COUNT(*) AS n FROM archive WHERE ${w.sql}`)
             .get(...w.params) as { n: number };
           return Promise.resolve(row.n);
         } catch (e) {
           return Promise.reject(e);
         }
       },
-      get(user, key) {
-        const row = driver.sql(
+      get: (user, key) => {
+        const row = this.sql(
           `SELECT key, "when", "with", stanza FROM archive
            WHERE host = ? AND store = ? AND user = ? AND key = ?`,
         ).get(host, store, u(user), key) as
@@ -274,11 +273,11 @@ export class SqliteDriver implements StorageDriver {
           | undefined;
         return Promise.resolve(row ? toItem(row) as ArchiveItem : null);
       },
-      delete(user, q = {}) {
+      delete: (user, q = {}) => {
         try {
           if (q.truncate !== undefined) {
             const order = q.reverse ? "ASC" : "DESC";
-            const r = driver.db.prepare(
+            const r = this.db.prepare(
               `DELETE FROM archive WHERE host = ? AND store = ? AND user = ? AND sort_id NOT IN (
                  SELECT sort_id FROM archive WHERE host = ? AND store = ? AND user = ?
                  ORDER BY sort_id ${order} LIMIT ?)`,
@@ -286,17 +285,17 @@ export class SqliteDriver implements StorageDriver {
             return Promise.resolve(Number(r.changes));
           }
           const w = where(user, q);
-          const r = driver.db.prepare(`DELETE FROM archive WHERE ${w.sql}`).run(...w.params);
+          const r = this.db.prepare(`DELETE FROM archive WHERE ${w.sql}`).run(...w.params);
           return Promise.resolve(Number(r.changes));
         } catch (e) {
           return Promise.reject(e);
         }
       },
-      users: async function* () {
-        const rows = driver.sql(
+      users: () => {
+        const rows = this.sql(
           "SELECT DISTINCT user FROM archive WHERE host = ? AND store = ? AND user != ''",
         ).all(host, store) as { user: string }[];
-        for (const r of rows) yield r.user;
+        return toAsync(rows.map((r) => r.user));
       },
     };
   }
@@ -313,4 +312,8 @@ export class SqliteDriver implements StorageDriver {
   close(): void {
     if (this.db.isOpen) this.db.close();
   }
+}
+
+async function* toAsync<T>(items: T[]): AsyncIterable<T> {
+  for (const item of items) yield item;
 }
