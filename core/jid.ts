@@ -1,3 +1,4 @@
+// deno-lint-ignore-file no-control-regex
 /**
  * JIDs (RFC 7622): splitting, normalising, joining.
  *

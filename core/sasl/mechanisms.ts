@@ -1,0 +1,87 @@
+/**
+ * SASL mechanisms on offer and their creation: what the saslauth module
+ * uses. A mechanism is a small state machine fed the decoded payloads of
+ * `<auth/>` and `<response/>`.
+ *
+ * @example
+ * ```ts
+ * availableMechanisms(profile, { secure: true, allowUnencryptedPlain: false, channelBinding });
+ * // ["SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"]
+ * const mech = createMechanism("SCRAM-SHA-1", profile, { channelBinding });
+ * ```
+ * @module
+ */
+import { PlainMechanism } from "./plain.ts";
+import { type ScramCredentials, type ScramHash, ScramMechanism } from "./scram.ts";
+
+export type { ScramCredentials, ScramHash };
+
+/** What an auth provider offers SASL. */
+export interface SaslProfile {
+  /** For PLAIN. */
+  testPassword?(username: string, password: string): Promise<boolean>;
+  /** For SCRAM; null when there is no such user. */
+  scramCredentials?(username: string, hash: ScramHash): Promise<ScramCredentials | null>;
+}
+
+export interface ChannelBinding {
+  type: "tls-server-end-point";
+  data: Uint8Array;
+}
+
+export type SaslCondition =
+  | "not-authorized"
+  | "malformed-request"
+  | "invalid-authzid"
+  | "invalid-mechanism"
+  | "encryption-required"
+  | "temporary-auth-failure"
+  | "credentials-expired"
+  | "account-disabled"
+  | "incorrect-encoding"
+  | "aborted";
+
+export type SaslStep =
+  | { status: "challenge"; data: Uint8Array }
+  | { status: "success"; username: string; data?: Uint8Array }
+  | { status: "failure"; condition: SaslCondition; text?: string };
+
+export interface SaslMechanism {
+  readonly name: string;
+  step(message: Uint8Array): Promise<SaslStep>;
+}
+
+/** The mechanisms to offer, strongest first. */
+export function availableMechanisms(
+  profile: SaslProfile,
+  opts: { secure: boolean; allowUnencryptedPlain: boolean; channelBinding?: ChannelBinding },
+): string[] {
+  const out: string[] = [];
+  if (profile.scramCredentials) {
+    if (opts.channelBinding) out.push("SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS");
+    out.push("SCRAM-SHA-256", "SCRAM-SHA-1");
+  }
+  if (profile.testPassword && (opts.secure || opts.allowUnencryptedPlain)) out.push("PLAIN");
+  return out;
+}
+
+/** A fresh mechanism by name, or undefined when it is unknown. */
+export function createMechanism(
+  name: string,
+  profile: SaslProfile,
+  opts: { channelBinding?: ChannelBinding },
+): SaslMechanism | undefined {
+  switch (name) {
+    case "PLAIN":
+      return new PlainMechanism(profile);
+    case "SCRAM-SHA-1":
+      return new ScramMechanism("SHA-1", false, profile, opts);
+    case "SCRAM-SHA-256":
+      return new ScramMechanism("SHA-256", false, profile, opts);
+    case "SCRAM-SHA-1-PLUS":
+      return opts.channelBinding ? new ScramMechanism("SHA-1", true, profile, opts) : undefined;
+    case "SCRAM-SHA-256-PLUS":
+      return opts.channelBinding ? new ScramMechanism("SHA-256", true, profile, opts) : undefined;
+  }
+  return undefined;
+}
