@@ -85,6 +85,7 @@ export class Session {
 
   /** Takes one parsed element into the session's ordered processing. */
   receive(stanza: Stanza): void {
+    if (this.destroyed) return;
     if (this.busy) {
       (this.queue ??= []).push(stanza);
       return;

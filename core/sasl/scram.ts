@@ -181,13 +181,13 @@ export class ScramMechanism implements SaslMechanism {
     const [, flag, authzid, bare] = m;
     if (this.plus) {
       if (flag !== "p=tls-server-end-point") {
-        return { status: "failure", condition: "not-authorized", text: "Channel binding required" };
+        return malformed("Only the tls-server-end-point channel binding is supported");
       }
     } else if (flag.startsWith("p=")) {
       return malformed("Channel binding is only for -PLUS mechanisms");
     } else if (flag === "y" && this.opts.channelBinding) {
-      // The client could bind but thinks we cannot: someone removed -PLUS.
-      return { status: "failure", condition: "not-authorized", text: "Channel binding downgrade" };
+      // The client could bind but thinks we cannot: someone may have removed -PLUS.
+      return malformed("Channel binding is supported (tls-server-end-point); use -PLUS or 'n'");
     }
     const attrs = attributes(bare);
     if (!attrs || attrs.has("m")) return malformed("Invalid client-first-message");

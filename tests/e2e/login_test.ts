@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { client, xml } from "@xmpp/client";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
+import { useScramSha256 } from "../helpers/scram_sha256_client.ts";
 
 // The test server's certificate is self-signed.
 Deno.env.set("NODE_TLS_REJECT_UNAUTHORIZED", "0");
@@ -121,6 +122,29 @@ Deno.test("@xmpp/client logs in over STARTTLS with SCRAM-SHA-1, binds, pings, di
         ),
       );
       assert.equal(items.attrs.type, "result");
+    } finally {
+      await xmpp.stop();
+    }
+  });
+});
+
+Deno.test("@xmpp/client logs in over STARTTLS with SCRAM-SHA-256", async () => {
+  await withServer(async (t) => {
+    const { xmpp, jid, used } = await connectClient(
+      t,
+      "romeo",
+      "wherefore art thou",
+      "SCRAM-SHA-256",
+      useScramSha256,
+    );
+    try {
+      assert.equal(jid, "romeo@localhost/e2e");
+      assert.ok(used.includes("SCRAM-SHA-256"));
+      assert.ok(t.server.sessions.full.get("romeo@localhost/e2e")?.secure);
+      const pong = await xmpp.iqCaller.request(
+        xml("iq", { type: "get", to: "localhost" }, xml("ping", { xmlns: "urn:xmpp:ping" })),
+      );
+      assert.equal(pong.attrs.type, "result");
     } finally {
       await xmpp.stop();
     }
