@@ -114,6 +114,10 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     throw new UsageError(`${(e as Error).message.split("\n")[0]} (see --help)`);
   }
+  if (parsed.help && parsed.positionals.length === 0) {
+    console.log(help());
+    return 0;
+  }
   const [name = "start", ...args] = parsed.positionals;
   const command = COMMANDS[name];
   if (!command) throw new UsageError(`unknown command "${name}" (see --help)`);

@@ -30,7 +30,8 @@ export interface HostOptions {
   admins?: string[];
   modules_enabled?: string[];
   modules_disabled?: string[];
-  authentication?: "internal_hashed" | "internal_plain" | "insecure" | (string & {});
+  /** "internal_hashed" (default), "internal_plain", "insecure", or a custom auth_<name> module. */
+  authentication?: string;
   insecure_open_authentication?: string;
   c2s_require_encryption?: boolean;
   allow_unencrypted_plain_auth?: boolean;

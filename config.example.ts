@@ -1,0 +1,135 @@
+/**
+ * A complete Cadence configuration: every option the core reads, with its
+ * default. Option names are Prosody's, so Prosody's documentation applies.
+ *
+ * Copy it, change what you need, and run
+ *
+ *     deno run -A main.ts start --config cadence.config.ts
+ *
+ * Relative paths are relative to this file's directory.
+ * @module
+ */
+import { defineConfig } from "./core/config.ts";
+
+export default defineConfig({
+  // --- Accounts and administration -----------------------------------------
+
+  /** JIDs of the server's administrators. Default: []. */
+  admins: [],
+
+  /**
+   * Where passwords are checked: "internal_hashed" (default; salted SCRAM
+   * hashes, never the password itself), "internal_plain" (plaintext at rest,
+   * for migrations and benchmarks), "insecure" (any password works; tests
+   * only, and only with insecure_open_authentication set to Prosody's
+   * acknowledgement text), or a custom auth_<name> module.
+   */
+  authentication: "internal_hashed",
+
+  /** Whether clients may create accounts in-band (XEP-0077). Default: false. */
+  allow_registration: false,
+
+  // --- Modules ---------------------------------------------------------------
+
+  /**
+   * Modules to load. Left out, the modules of Prosody's default configuration
+   * that Cadence has are on: roster, saslauth, tls, disco, carbons, private,
+   * blocklist, vcard, version, uptime, time, ping, register. c2s, iq,
+   * presence, message and offline are always loaded.
+   */
+  // modules_enabled: ["saslauth", "tls", "disco", "ping", "version", "time", "uptime"],
+
+  /** Modules not to load, even if enabled elsewhere. Default: []. */
+  modules_disabled: [],
+
+  /** Directories searched for drop-in modules before the built-in ones. Default: []. */
+  plugin_paths: [],
+
+  // --- Network -----------------------------------------------------------------
+
+  /** Addresses to listen on; "*" means every interface. Default: ["*"]. */
+  interfaces: ["*"],
+
+  /** Client ports with STARTTLS. Default: [5222]. */
+  c2s_ports: [5222],
+
+  /** Client ports with TLS from the first byte (XEP-0368). Default: [5223]. */
+  c2s_direct_tls_ports: [5223],
+
+  /** Refuse to authenticate clients before TLS. Default: true. */
+  c2s_require_encryption: true,
+
+  /** Allow SASL PLAIN without TLS (only with c2s_require_encryption off). Default: false. */
+  allow_unencrypted_plain_auth: false,
+
+  /** Largest stanza a client may send, in bytes. Default: 262144 (256 KiB). */
+  c2s_stanza_size_limit: 256 * 1024,
+
+  /** Seconds an unauthenticated connection may stay open. Default: 300. */
+  c2s_timeout: 300,
+
+  /** Seconds to wait for the client's </stream:stream> after ours. Default: 5. */
+  c2s_close_timeout: 5,
+
+  /** When a resource is bound twice: "kick_old" (default) or "kick_new". */
+  conflict_resolve: "kick_old",
+
+  // --- TLS certificates --------------------------------------------------------
+
+  /**
+   * Directory searched for <host>.crt and <host>.key. Default: "certs". When
+   * no certificate is found, a self-signed one is generated into
+   * <data_path>/certs on first start.
+   */
+  certificates: "certs",
+
+  /** An explicit certificate, globally or per host. Default: none. */
+  // ssl: { certificate: "/etc/cadence/example.com.crt", key: "/etc/cadence/example.com.key" },
+
+  // --- Storage -----------------------------------------------------------------
+
+  /**
+   * Storage driver: "sqlite" (default; one file, <data_path>/cadence.sqlite),
+   * "memory" (lost at exit), or an object mapping store names to drivers,
+   * e.g. { accounts: "sqlite", caps_cache: "memory" }. "internal" is accepted
+   * as Prosody's name for the embedded store.
+   */
+  storage: "sqlite",
+
+  /** Driver for stores the storage map does not name. Default: "sqlite". */
+  // default_storage: "sqlite",
+
+  /** Where data lives. Default: "./data". */
+  data_path: "./data",
+
+  // --- Logging and identity ----------------------------------------------------
+
+  /** "debug", "info" (default), "warn", "error", or { level, file }. */
+  log: "info",
+
+  /** Leave the operating system out of version replies (XEP-0092). Default: false. */
+  hide_os_type: false,
+
+  /** Name of the server in service discovery. Default: "Cadence". */
+  server_name: "Cadence",
+
+  /** Extra items listed in the host's disco#items. Default: []. */
+  disco_items: [],
+
+  // --- Hosts ---------------------------------------------------------------------
+
+  /**
+   * VirtualHosts and their own options. Per-host options override the
+   * global ones, except that modules_enabled adds to the global list and
+   * modules_disabled removes from it.
+   */
+  virtual_hosts: {
+    localhost: {},
+    // "example.com": { modules_disabled: ["version"] },
+  },
+
+  /** Components (each names the module that runs it). Default: none. */
+  components: {
+    // "conference.example.com": { module: "muc" },
+  },
+});
