@@ -18,6 +18,7 @@ import {
   getConsoleSink,
   getLogger as logtapeLogger,
   getStreamSink,
+  getTextFormatter,
   type LogLevel,
   reset,
   type Sink,
@@ -53,12 +54,14 @@ const LEVELS: Record<Level, LogLevel> = {
 
 /** Sets up where log lines go and from which level. Call once at start-up. */
 export async function setupLogging(opts: LogOptions = {}): Promise<void> {
+  // Values print bare (no quotes around strings): easier to read in a terminal.
+  const formatter = getTextFormatter({ timestamp: "date-time", value: "bare" });
   let sink: Sink;
   if (opts.file) {
     const file = await Deno.open(opts.file, { create: true, append: true });
-    sink = getStreamSink(file.writable);
+    sink = getStreamSink(file.writable, { formatter });
   } else {
-    sink = getConsoleSink();
+    sink = getConsoleSink({ formatter });
   }
   await configure({
     reset: true,
