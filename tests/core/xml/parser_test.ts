@@ -1,0 +1,148 @@
+import assert from "node:assert/strict";
+import { parseXml, type StreamErrorCondition, StreamParser } from "../../../core/xml/parser.ts";
+import type { Stanza } from "../../../core/xml/stanza.ts";
+
+const HEADER = "<?xml version='1.0'?><stream:stream to='localhost' version='1.0' " +
+  "xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' xml:lang='en'>";
+const enc = new TextEncoder();
+
+function collect(opts = {}) {
+  const out = {
+    opens: [] as Record<string, string>[],
+    stanzas: [] as Stanza[],
+    closed: 0,
+    errors: [] as [StreamErrorCondition, string][],
+  };
+  const parser = new StreamParser({
+    streamOpen: (a) => out.opens.push(a),
+    stanza: (s) => out.stanzas.push(s),
+    streamClose: () => out.closed++,
+    error: (c, t) => out.errors.push([c, t]),
+  }, opts);
+  return {
+    parser,
+    out,
+    feed: (s: string | Uint8Array) => parser.feed(typeof s === "string" ? enc.encode(s) : s),
+  };
+}
+
+Deno.test("stream header attributes, stanzas, close", () => {
+  const { feed, out } = collect();
+  feed(HEADER + "<message to='a@b'><body>hi</body></message> \n <presence/></stream:stream>");
+  assert.deepEqual(out.opens, [{ to: "localhost", version: "1.0", "xml:lang": "en" }]);
+  assert.deepEqual(out.stanzas.map(String), [
+    '<message to="a@b"><body>hi</body></message>',
+    "<presence/>",
+  ]);
+  assert.equal(out.closed, 1);
+  assert.deepEqual(out.errors, []);
+});
+
+Deno.test("stanzas split anywhere across chunks, including inside a UTF-8 character", () => {
+  const xml = HEADER + "<message><body>caf\u00e9 \u263a &amp; &#x41;</body></message>";
+  const bytes = enc.encode(xml);
+  for (const size of [1, 2, 3, 7]) {
+    const { feed, out } = collect();
+    for (let i = 0; i < bytes.length; i += size) feed(bytes.subarray(i, i + size));
+    assert.equal(out.stanzas.length, 1, `chunk size ${size}`);
+    assert.equal(out.stanzas[0].getChildText("body"), "caf\u00e9 \u263a & A");
+  }
+});
+
+Deno.test("namespaces: default not stored, others stored on every element", () => {
+  const { feed, out } = collect();
+  feed(
+    HEADER +
+      "<iq type='get' id='1'><query xmlns='jabber:iq:roster'><item jid='x@y'/></query></iq>" +
+      "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AA==</auth>" +
+      "<message><x:y xmlns:x='urn:x'/></message>",
+  );
+  const [iq, auth, msg] = out.stanzas;
+  assert.equal(iq.attrs.xmlns, undefined);
+  const query = iq.getChild("query", "jabber:iq:roster")!;
+  assert.equal(query.getChild("item")!.attrs.jid, "x@y");
+  assert.equal(auth.attrs.xmlns, "urn:ietf:params:xml:ns:xmpp-sasl");
+  assert.equal(auth.getText(), "AA==");
+  assert.equal(msg.getChild("y", "urn:x")?.name, "y");
+});
+
+const errorCases: [string, string, StreamErrorCondition][] = [
+  ["malformed", HEADER + "<message><body></message>", "not-well-formed"],
+  ["doctype", "<?xml version='1.0'?><!DOCTYPE x [<!ENTITY a 'b'>]>", "restricted-xml"],
+  ["doctype after header", HEADER + "<!DOCTYPE x>", "restricted-xml"],
+  ["comment", HEADER + "<!-- hi -->", "restricted-xml"],
+  ["processing instruction", HEADER + "<?evil?>", "restricted-xml"],
+  ["custom entity", HEADER + "<message>&lol;</message>", "restricted-xml"],
+  [
+    "wrong stream namespace",
+    "<stream:stream xmlns='jabber:client' xmlns:stream='urn:wrong'>",
+    "invalid-namespace",
+  ],
+  [
+    "wrong default namespace",
+    "<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams'>",
+    "invalid-namespace",
+  ],
+  ["text between stanzas", HEADER + "hello<presence/>", "not-well-formed"],
+];
+
+for (const [name, input, condition] of errorCases) {
+  Deno.test(`errors: ${name} → ${condition}`, () => {
+    const { feed, out } = collect();
+    feed(input);
+    assert.equal(out.errors.length, 1, JSON.stringify(out));
+    assert.equal(out.errors[0][0], condition);
+    feed("<presence/>"); // ignored after the error
+    assert.equal(out.errors.length, 1);
+  });
+}
+
+Deno.test("errors: invalid UTF-8 → unsupported-encoding", () => {
+  const { feed, out } = collect();
+  feed(HEADER);
+  feed(new Uint8Array([0x3c, 0x61, 0xc3, 0x28, 0x3e]));
+  assert.deepEqual(out.errors.map((e) => e[0]), ["unsupported-encoding"]);
+});
+
+Deno.test("errors: too large and too deep → policy-violation, with bounded input", () => {
+  let t = collect({ maxStanzaSize: 1000 });
+  t.feed(HEADER + "<message><body>");
+  for (let i = 0; i < 5 && t.out.errors.length === 0; i++) t.feed("x".repeat(400));
+  assert.deepEqual(t.out.errors.map((e) => e[0]), ["policy-violation"]);
+  t = collect({ maxStanzaSize: 1000 });
+  t.feed(HEADER + "<message><body>" + "y".repeat(2000) + "</body></message>");
+  assert.deepEqual(t.out.errors.map((e) => e[0]), ["policy-violation"]);
+  t = collect({ maxDepth: 5 });
+  t.feed(HEADER + "<a><b><c><d><e><f>");
+  assert.deepEqual(t.out.errors.map((e) => e[0]), ["policy-violation"]);
+  // Many small stanzas are fine whatever their total.
+  t = collect({ maxStanzaSize: 1000 });
+  t.feed(HEADER + "<presence/>".repeat(500));
+  assert.equal(t.out.stanzas.length, 500);
+  assert.deepEqual(t.out.errors, []);
+});
+
+Deno.test("reset() starts a new stream, even from inside a callback", () => {
+  const opens: string[] = [];
+  const stanzas: string[] = [];
+  const parser: StreamParser = new StreamParser({
+    streamOpen: (a) => opens.push(a.to),
+    stanza: (s) => {
+      stanzas.push(s.name);
+      if (s.name === "proceed") parser.reset();
+    },
+    streamClose: () => {},
+    error: (c) => assert.fail(c),
+  });
+  parser.feed(enc.encode(HEADER + "<proceed/>"));
+  parser.feed(enc.encode(HEADER.replace("localhost", "second") + "<presence/>"));
+  assert.deepEqual(opens, ["localhost", "second"]);
+  assert.deepEqual(stanzas, ["proceed", "presence"]);
+});
+
+Deno.test("parseXml parses one element and refuses bad input", () => {
+  const s = parseXml("<message from='a@b'><body>x &lt; y</body></message>");
+  assert.equal(s.getChildText("body"), "x < y");
+  assert.throws(() => parseXml("<message>"), /no complete element/);
+  assert.throws(() => parseXml("<a>&x;</a>"), /restricted-xml/);
+});
