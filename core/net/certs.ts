@@ -18,6 +18,7 @@ import { existsSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { ResolvedConfig } from "../config.ts";
 import { getLogger } from "../log.ts";
+import { derChildren, type DerElement, derElement, pemToDer } from "./der.ts";
 
 export interface CertificatePaths {
   certPath: string;
@@ -189,30 +190,7 @@ export async function generateSelfSigned(host: string, dir: string): Promise<Cer
 
 // --- reading certificates (for `check`) ----------------------------------
 
-function read(der: Uint8Array, at: number): { tag: number; start: number; end: number } {
-  let len = der[at + 1];
-  let start = at + 2;
-  if (len & 0x80) {
-    const n = len & 0x7f;
-    len = 0;
-    for (let i = 0; i < n; i++) len = len * 256 + der[start + i];
-    start += n;
-  }
-  if (start + len > der.length) throw new Error("truncated certificate");
-  return { tag: der[at], start, end: start + len };
-}
-
-function children(der: Uint8Array, el: { start: number; end: number }) {
-  const out = [];
-  for (let at = el.start; at < el.end;) {
-    const c = read(der, at);
-    out.push(c);
-    at = c.end;
-  }
-  return out;
-}
-
-function parseTime(der: Uint8Array, el: { tag: number; start: number; end: number }): Date {
+function parseTime(der: Uint8Array, el: DerElement): Date {
   let s = new TextDecoder().decode(der.subarray(el.start, el.end));
   if (el.tag === 0x17) s = (Number(s.slice(0, 2)) < 50 ? "20" : "19") + s;
   const [y, mo, d, h, mi, se] = [0, 4, 6, 8, 10, 12].map((i, k) =>
@@ -223,19 +201,17 @@ function parseTime(der: Uint8Array, el: { tag: number; start: number; end: numbe
 
 /** Subject common name and expiry of a PEM certificate (RSA or EC). */
 export function certificateInfo(pemText: string): { subjectCN?: string; notAfter: Date } {
-  const m = /-----BEGIN CERTIFICATE-----([\s\S]+?)-----END CERTIFICATE-----/.exec(pemText);
-  if (!m) throw new Error("no CERTIFICATE block");
-  const der = Uint8Array.from(atob(m[1].replace(/\s+/g, "")), (c) => c.charCodeAt(0));
-  const tbs = children(der, read(der, 0))[0];
-  const fields = children(der, tbs);
+  const der = pemToDer(pemText);
+  const tbs = derChildren(der, derElement(der, 0))[0];
+  const fields = derChildren(der, tbs);
   const offset = fields[0].tag === 0xa0 ? 1 : 0; // optional [0] version
-  const validity = children(der, fields[offset + 3]);
+  const validity = derChildren(der, fields[offset + 3]);
   const subject = fields[offset + 4];
   let subjectCN: string | undefined;
   const cnOid = "85 4 3"; // 2.5.4.3 in DER
-  for (const rdn of children(der, subject)) {
-    for (const attr of children(der, rdn)) {
-      const [type, value] = children(der, attr);
+  for (const rdn of derChildren(der, subject)) {
+    for (const attr of derChildren(der, rdn)) {
+      const [type, value] = derChildren(der, attr);
       if (Array.from(der.subarray(type.start, type.end)).join(" ") === cnOid) {
         subjectCN = new TextDecoder().decode(der.subarray(value.start, value.end));
       }

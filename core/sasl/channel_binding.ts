@@ -9,28 +9,9 @@
  * ```
  * @module
  */
+import { derChildren, derElement, pemToDer } from "../net/der.ts";
 
-/** The DER bytes of the first CERTIFICATE block of a PEM text. */
-export function pemToDer(pem: string): Uint8Array {
-  const m = /-----BEGIN CERTIFICATE-----([\s\S]+?)-----END CERTIFICATE-----/.exec(pem);
-  if (!m) throw new Error("no CERTIFICATE block in PEM");
-  return Uint8Array.from(atob(m[1].replace(/\s+/g, "")), (c) => c.charCodeAt(0));
-}
-
-/** One DER element: where its content starts and ends. */
-function element(der: Uint8Array, at: number): { tag: number; start: number; end: number } {
-  const tag = der[at];
-  let len = der[at + 1];
-  let start = at + 2;
-  if (len & 0x80) {
-    const n = len & 0x7f;
-    len = 0;
-    for (let i = 0; i < n; i++) len = len * 256 + der[start + i];
-    start += n;
-  }
-  if (start + len > der.length) throw new Error("truncated DER");
-  return { tag, start, end: start + len };
-}
+export { pemToDer };
 
 function oidToString(bytes: Uint8Array): string {
   const parts = [Math.floor(bytes[0] / 40), bytes[0] % 40];
@@ -47,11 +28,10 @@ function oidToString(bytes: Uint8Array): string {
 
 /** The OID of a certificate's signatureAlgorithm. */
 export function signatureAlgorithm(der: Uint8Array): string {
-  const cert = element(der, 0); // Certificate ::= SEQUENCE
-  const tbs = element(der, cert.start); // tbsCertificate
-  const algo = element(der, tbs.end); // signatureAlgorithm ::= SEQUENCE { OID, … }
-  const oid = element(der, algo.start);
-  if (cert.tag !== 0x30 || algo.tag !== 0x30 || oid.tag !== 0x06) {
+  const cert = derElement(der, 0); // Certificate ::= SEQUENCE { tbs, signatureAlgorithm, … }
+  const [, algo] = derChildren(der, cert);
+  const oid = algo && derElement(der, algo.start);
+  if (cert.tag !== 0x30 || algo?.tag !== 0x30 || oid.tag !== 0x06) {
     throw new Error("not an X.509 certificate");
   }
   return oidToString(der.subarray(oid.start, oid.end));
