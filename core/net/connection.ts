@@ -71,6 +71,8 @@ export class Connection {
    */
   startTls(secureContext: SecureContext): void {
     const plain = this.socket;
+    // Stop reading first: a read already in flight would swallow the client's TLS hello.
+    plain.pause();
     plain.removeAllListeners("data");
     plain.removeAllListeners("close");
     plain.removeAllListeners("drain");
