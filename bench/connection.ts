@@ -1,0 +1,191 @@
+/**
+ * A minimal buffered client connection for the load generator: it sends
+ * text and waits for a pattern in what the server sent, whatever the TCP
+ * chunking. Plain `node:net`, upgradable to TLS in place (STARTTLS).
+ * @module
+ */
+import { connect as netConnect, type Socket } from "node:net";
+import { connect as tlsConnect, type TLSSocket } from "node:tls";
+
+/** Where to connect: a loopback server, optionally from a chosen loopback source address. */
+export interface Target {
+  host: string;
+  port: number;
+  localAddress?: string;
+}
+
+/** Refuses anything that is not a 127.0.0.0/8 address: the generator only loads loopback. */
+export function assertLoopback(address: string): void {
+  if (!/^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(address)) {
+    throw new Error(`only loopback (127.0.0.0/8) addresses may be used, not ${address}`);
+  }
+}
+
+/** One client connection with a receive buffer. */
+export class BenchConnection {
+  /** Text received and not yet consumed by {@link waitFor}. */
+  buffer = "";
+  /** True once the socket has closed. */
+  closed = false;
+  /** When true, incoming text is dropped instead of buffered. */
+  private discarding = false;
+  private socket: Socket | TLSSocket;
+  private wake: (() => void) | undefined;
+  private decoder = new TextDecoder();
+
+  private constructor(socket: Socket) {
+    this.socket = socket;
+    this.listen(socket);
+  }
+
+  /** Opens a TCP connection to a loopback target. */
+  static open(target: Target, timeoutMs: number): Promise<BenchConnection> {
+    assertLoopback(target.host);
+    if (target.localAddress) assertLoopback(target.localAddress);
+    return new Promise((resolve, reject) => {
+      const socket = netConnect({
+        host: target.host,
+        port: target.port,
+        localAddress: target.localAddress,
+      });
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new Error(`connect timed out after ${timeoutMs} ms`));
+      }, timeoutMs);
+      socket.once("connect", () => {
+        clearTimeout(timer);
+        socket.setNoDelay(true); // as XMPP clients do: no Nagle delay on back-to-back stanzas
+        resolve(new BenchConnection(socket));
+      });
+      socket.once("error", (e) => {
+        clearTimeout(timer);
+        reject(e);
+      });
+    });
+  }
+
+  private listen(socket: Socket | TLSSocket) {
+    socket.on("data", (chunk: Uint8Array) => {
+      if (this.discarding) return;
+      this.buffer += this.decoder.decode(chunk, { stream: true });
+      this.notify();
+    });
+    socket.on("close", () => {
+      this.closed = true;
+      this.notify();
+    });
+    socket.on("error", () => {}); // "close" follows; waiters see it
+  }
+
+  /** Resolves on the next data or close, or after `ms`. */
+  private nextEvent(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
+  private notify() {
+    const w = this.wake;
+    this.wake = undefined;
+    w?.();
+  }
+
+  /** Sends text. */
+  send(text: string): void {
+    this.socket.write(text);
+  }
+
+  /**
+   * Waits until `pattern` appears in the buffer, then consumes the buffer up
+   * to the end of the match and returns the match. Throws on timeout, on a
+   * stream error or SASL failure, or when the connection closes first.
+   */
+  async waitFor(pattern: RegExp, timeoutMs: number): Promise<RegExpExecArray> {
+    const deadline = performance.now() + timeoutMs;
+    while (true) {
+      const m = pattern.exec(this.buffer);
+      if (m) {
+        this.buffer = this.buffer.slice(m.index + m[0].length);
+        return m;
+      }
+      if (/<stream:error|<failure/.test(this.buffer)) {
+        throw new Error(
+          `server refused while waiting for ${pattern}: ${this.buffer.slice(0, 300)}`,
+        );
+      }
+      if (this.closed) throw new Error(`closed while waiting for ${pattern}: ${this.buffer}`);
+      const left = deadline - performance.now();
+      if (left <= 0) throw new Error(`timed out waiting for ${pattern}: ${this.buffer}`);
+      await this.nextEvent(left);
+    }
+  }
+
+  /**
+   * Waits until `pattern` (the server's end of stream) appears or the
+   * connection closes; throws when neither happens in time.
+   */
+  async waitForEnd(pattern: RegExp, timeoutMs: number): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    while (!this.closed && !pattern.test(this.buffer)) {
+      const left = deadline - performance.now();
+      if (left <= 0) throw new Error(`server did not close within ${timeoutMs} ms`);
+      await this.nextEvent(left);
+    }
+  }
+
+  /** Upgrades the connection to TLS (after `<proceed/>`), accepting any certificate. */
+  startTls(timeoutMs: number): Promise<void> {
+    const plain = this.socket;
+    // Stop the plain socket's reads first: on Deno, a read already under way
+    // when the TLS socket takes over can swallow the server's first TLS bytes.
+    plain.pause();
+    plain.removeAllListeners("data");
+    plain.removeAllListeners("close");
+    this.buffer = "";
+    this.decoder = new TextDecoder();
+    return new Promise((resolve, reject) => {
+      const secure = tlsConnect({
+        socket: plain as Socket,
+        rejectUnauthorized: false,
+        servername: "localhost",
+      });
+      const timer = setTimeout(() => {
+        secure.destroy();
+        reject(new Error(`TLS handshake timed out after ${timeoutMs} ms`));
+      }, timeoutMs);
+      secure.once("secureConnect", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      secure.once("error", (e) => {
+        clearTimeout(timer);
+        reject(e);
+      });
+      this.socket = secure;
+      this.listen(secure);
+    });
+  }
+
+  /** Drops everything buffered (for idle sessions that ignore what arrives). */
+  discardIncoming(): void {
+    this.buffer = "";
+    this.discarding = true;
+  }
+
+  /** Closes the socket at once. */
+  destroy(): void {
+    this.socket.destroy();
+  }
+}
+
+/**
+ * The i-th client source address, cycling over 127.0.0.1–127.0.0.8 so that
+ * many connections to one port do not run out of ephemeral ports.
+ */
+export function loopbackSource(i: number): string {
+  return `127.0.0.${(i % 8) + 1}`;
+}

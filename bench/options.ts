@@ -1,0 +1,76 @@
+/**
+ * Command-line options of `deno task bench`.
+ * @module
+ */
+import { parseArgs } from "node:util";
+
+/** The scenarios, in the order they run. */
+export const SCENARIOS = ["login-plain", "login-scram", "idle-memory"] as const;
+/** One scenario's name. */
+export type ScenarioName = typeof SCENARIOS[number];
+
+/** Everything a benchmark run is told. */
+export interface BenchOptions {
+  only: ScenarioName[];
+  runs: number;
+  logins: number;
+  concurrency: number;
+  sessions: number;
+  holdSeconds: number;
+  /** Another checkout to run the server from, or undefined for this one. */
+  server?: string;
+}
+
+/** Usage text for `--help`. */
+export const USAGE = `deno task bench [options]
+
+  --only NAME        run only this scenario (repeatable or comma-separated):
+                     ${SCENARIOS.join(", ")}
+  --runs N           fresh-server runs per scenario (default 3, at least 1)
+  --logins N         measured logins per login run (default 10000)
+  --concurrency N    concurrent clients (default 50)
+  --sessions N       idle sessions to hold (default 10000)
+  --hold S           seconds to hold the idle sessions (default 30)
+  --server DIR       run main.ts from another checkout (to compare versions)
+  --help             this text`;
+
+/** Parses `args`; throws with a readable message on bad input. */
+export function parseOptions(args: string[]): BenchOptions | "help" {
+  const { values } = parseArgs({
+    args,
+    options: {
+      only: { type: "string", multiple: true },
+      runs: { type: "string", default: "3" },
+      logins: { type: "string", default: "10000" },
+      concurrency: { type: "string", default: "50" },
+      sessions: { type: "string", default: "10000" },
+      hold: { type: "string", default: "30" },
+      server: { type: "string" },
+      help: { type: "boolean", default: false },
+    },
+  });
+  if (values.help) return "help";
+  const only = (values.only ?? [...SCENARIOS]).flatMap((s) => s.split(",")).map((s) => s.trim());
+  for (const name of only) {
+    if (!(SCENARIOS as readonly string[]).includes(name)) {
+      throw new Error(`unknown scenario "${name}"; known: ${SCENARIOS.join(", ")}`);
+    }
+  }
+  return {
+    only: SCENARIOS.filter((s) => only.includes(s)),
+    runs: count("runs", values.runs, 1, 100),
+    logins: count("logins", values.logins, 1, 1_000_000),
+    concurrency: count("concurrency", values.concurrency, 1, 5000),
+    sessions: count("sessions", values.sessions, 1, 1_000_000),
+    holdSeconds: count("hold", values.hold, 0, 3600),
+    server: values.server,
+  };
+}
+
+function count(name: string, text: string, min: number, max: number): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new Error(`--${name} must be a whole number from ${min} to ${max}, not "${text}"`);
+  }
+  return n;
+}

@@ -1,0 +1,50 @@
+/**
+ * Reads a process's CPU time and resident memory from Linux `/proc`, and this
+ * process's open-file limit. Used to measure the server from outside.
+ * @module
+ */
+
+let clockTicks: number | undefined;
+
+/** Clock ticks per second (`getconf CLK_TCK`), read once and remembered. */
+export async function clockTicksPerSecond(): Promise<number> {
+  if (clockTicks !== undefined) return clockTicks;
+  const out = await new Deno.Command("getconf", { args: ["CLK_TCK"], stdout: "piped" }).output();
+  const n = Number(new TextDecoder().decode(out.stdout).trim());
+  clockTicks = Number.isFinite(n) && n > 0 ? n : 100;
+  return clockTicks;
+}
+
+/**
+ * CPU time of `pid` in clock ticks: utime + stime + cutime + cstime
+ * (fields 14–17 of `/proc/PID/stat`), so waited-for children count too.
+ */
+export async function cpuTicks(pid: number): Promise<number> {
+  const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+  // The command name (field 2) is in parentheses and may contain spaces:
+  // count fields from after its closing parenthesis, where field 3 starts.
+  const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const field = (n: number) => Number(rest[n - 3]);
+  return field(14) + field(15) + field(16) + field(17);
+}
+
+/** CPU time of `pid` in milliseconds (see {@link cpuTicks}). */
+export async function cpuMs(pid: number): Promise<number> {
+  return (await cpuTicks(pid)) * 1000 / await clockTicksPerSecond();
+}
+
+/** Resident set size of `pid` in KiB (`VmRSS` in `/proc/PID/status`). */
+export async function rssKiB(pid: number): Promise<number> {
+  const status = await Deno.readTextFile(`/proc/${pid}/status`);
+  const m = status.match(/^VmRSS:\s+(\d+)\s+kB/m);
+  if (!m) throw new Error(`no VmRSS for process ${pid}`);
+  return Number(m[1]);
+}
+
+/** This process's soft limit on open files (`Max open files` in `/proc/self/limits`). */
+export async function openFileLimit(): Promise<number> {
+  const limits = await Deno.readTextFile("/proc/self/limits");
+  const m = limits.match(/^Max open files\s+(\d+|unlimited)/m);
+  if (!m) return 1024;
+  return m[1] === "unlimited" ? Number.MAX_SAFE_INTEGER : Number(m[1]);
+}

@@ -1,0 +1,151 @@
+/**
+ * Login scenarios: a fresh server, 50 warm-up logins, then N measured logins
+ * with C concurrent clients. Reports logins/s and the server's CPU per login.
+ * @module
+ */
+import { loopbackSource } from "../connection.ts";
+import { cpuMs, rssKiB } from "../proc.ts";
+import { runPool } from "../pool.ts";
+import { ANCHORS, details, mib, NO_ANCHOR, type Row, row, seconds } from "../report.ts";
+import {
+  type ConfigOptions,
+  prepareAccounts,
+  SERVER_HOST,
+  ServerProcess,
+} from "../server_process.ts";
+import { type Account, login, type LoginMode } from "../xmpp_steps.ts";
+
+/** A login scenario: server configuration and how clients log in. */
+export interface LoginScenario {
+  name: string;
+  config: ConfigOptions;
+  mode: LoginMode;
+  /** One line for the report on how accounts and auth were set up. */
+  setup: string;
+}
+
+/** The figures of one measured run. */
+export interface LoginRun {
+  completed: number;
+  failed: number;
+  errors: string[];
+  elapsedMs: number;
+  loginsPerSecond: number;
+  serverCpuMs: number;
+  cpuMsPerLogin: number;
+  /** The load generator's own CPU over the measured phase (this process). */
+  generatorCpuMs: number;
+  rssBeforeKiB: number;
+  rssAfterKiB: number;
+  exitCode: number;
+  /** The end of what the server printed (warnings and errors only, at `log: "warn"`). */
+  serverOutput: string;
+}
+
+const STEP_TIMEOUT_MS = 10_000;
+const PHASE_LIMIT_MS = 10 * 60_000;
+const WARMUP_LOGINS = 50;
+/** Time given to the server to finish tearing down the last sessions before the final sample. */
+const SETTLE_MS = 250;
+
+/** SASL PLAIN on plain TCP against plaintext-stored passwords: the peers' like-for-like setup. */
+export const LOGIN_PLAIN: LoginScenario = {
+  name: "login-plain",
+  config: {
+    authentication: "internal_plain",
+    c2s_require_encryption: false,
+    allow_unencrypted_plain_auth: true,
+  },
+  mode: { mechanism: "PLAIN", starttls: false, stepTimeoutMs: STEP_TIMEOUT_MS },
+  setup: "internal_plain, no TLS, accounts created with `main.ts register` (one per client)",
+};
+
+/** SCRAM-SHA-1 after STARTTLS against salted hashes (the server's defaults). */
+export const LOGIN_SCRAM: LoginScenario = {
+  name: "login-scram",
+  config: { authentication: "internal_hashed" },
+  mode: { mechanism: "SCRAM-SHA-1", starttls: true, stepTimeoutMs: STEP_TIMEOUT_MS },
+  setup: "internal_hashed, STARTTLS, accounts created with `main.ts register` (one per client); " +
+    "the client caches SaltedPassword as real clients do",
+};
+
+/** One account per concurrent client, so no user ever has two sessions at once. */
+export function loginAccounts(concurrency: number): Account[] {
+  return Array.from({ length: concurrency }, (_, w) => ({
+    username: `bench${w}`,
+    password: `bench-password-${w}`,
+  }));
+}
+
+/** Registers the scenario's accounts into a template data directory (see prepareAccounts). */
+export function prepareLogin(scenario: LoginScenario, concurrency: number): Promise<string> {
+  return prepareAccounts(scenario.config, loginAccounts(concurrency));
+}
+
+/** One measured run on a fresh server whose data is copied from `template`. */
+export async function runLogin(
+  scenario: LoginScenario,
+  template: string,
+  logins: number,
+  concurrency: number,
+): Promise<LoginRun> {
+  const accounts = loginAccounts(concurrency);
+  const server = await ServerProcess.start(scenario.config, template);
+  try {
+    const attempt = (offset: number) => (i: number, w: number) =>
+      login(
+        { host: SERVER_HOST, port: server.port, localAddress: loopbackSource(offset + i) },
+        accounts[w],
+        `r${offset + i}`,
+        scenario.mode,
+      );
+    const warm = await runPool(WARMUP_LOGINS, concurrency, PHASE_LIMIT_MS, attempt(0));
+    if (warm.completed === 0) {
+      throw new Error(`every warm-up login failed: ${warm.errors.join(" | ")}`);
+    }
+    const rssBeforeKiB = await rssKiB(server.pid);
+    const cpuBefore = await cpuMs(server.pid);
+    const ownBefore = await cpuMs(Deno.pid);
+    const r = await runPool(logins, concurrency, PHASE_LIMIT_MS, attempt(WARMUP_LOGINS));
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+    const serverCpuMs = (await cpuMs(server.pid)) - cpuBefore;
+    const generatorCpuMs = (await cpuMs(Deno.pid)) - ownBefore;
+    const rssAfterKiB = await rssKiB(server.pid);
+    return {
+      completed: r.completed,
+      failed: r.failed,
+      errors: r.errors,
+      elapsedMs: r.elapsedMs,
+      loginsPerSecond: r.completed / (r.elapsedMs / 1000),
+      serverCpuMs,
+      cpuMsPerLogin: r.completed > 0 ? serverCpuMs / r.completed : NaN,
+      generatorCpuMs,
+      rssBeforeKiB,
+      rssAfterKiB,
+      exitCode: await server.stop(),
+      serverOutput: server.output().slice(-2000),
+    };
+  } catch (e) {
+    await server.stop();
+    throw new Error(`${(e as Error).message}\nserver output:\n${server.output()}`);
+  }
+}
+
+/** One log line (plus errors and server output) for a finished run. */
+export function describeLoginRun(r: LoginRun): string {
+  return `${r.completed} ok, ${r.failed} failed, ${r.loginsPerSecond.toFixed(0)} logins/s, ` +
+    `server CPU ${seconds(r.serverCpuMs)} = ${r.cpuMsPerLogin.toFixed(3)} ms/login ` +
+    `(generator ${seconds(r.generatorCpuMs)}), ` +
+    `RSS ${mib(r.rssBeforeKiB)} → ${mib(r.rssAfterKiB)}, exit ${r.exitCode}` +
+    details(r.errors, r.serverOutput);
+}
+
+/** The table rows for a login scenario's runs. */
+export function loginRows(scenario: LoginScenario, runs: LoginRun[]): Row[] {
+  const anchor = scenario === LOGIN_PLAIN ? ANCHORS.cpuPerPlainLogin : NO_ANCHOR;
+  return [
+    row(scenario.name, "server CPU ms/login", runs.map((r) => r.cpuMsPerLogin), 3, anchor),
+    row(scenario.name, "logins/s", runs.map((r) => r.loginsPerSecond), 0),
+    row(scenario.name, "failed logins", runs.map((r) => r.failed), 0),
+  ];
+}

@@ -1,0 +1,228 @@
+/**
+ * Runs a fresh Cadence server as a subprocess for one measured run: its own
+ * temporary directory (configuration file and data), a free loopback port,
+ * `log: "warn"`; SIGTERM and removal of the directory at the end. Accounts
+ * are created once with the admin CLI into a template data directory, which
+ * each run copies, so registration never costs a run anything.
+ * @module
+ */
+import { createServer, Socket } from "node:net";
+import { assertLoopback } from "./connection.ts";
+
+/** The checkout whose `main.ts` is run: this repository unless {@link useServerRoot} says otherwise. */
+let root = new URL("..", import.meta.url).pathname;
+
+/** The checkout the server runs from. */
+export function serverRoot(): string {
+  return root;
+}
+
+/** Runs the server (and its admin CLI) from another checkout, to compare two versions. */
+export function useServerRoot(dir: string): void {
+  root = dir;
+}
+/** The only address the server listens on and the generator connects to. */
+export const SERVER_HOST = "127.0.0.1";
+const START_TIMEOUT_MS = 60_000;
+const STOP_TIMEOUT_MS = 15_000;
+const TAIL_BYTES = 8192;
+
+/** Configuration options on top of the fixed ones (ports, interfaces, data path, log). */
+export type ConfigOptions = Record<string, unknown>;
+
+/** A TCP port free on the loopback interface right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, SERVER_HOST, () => {
+      const addr = srv.address();
+      const port = typeof addr === "object" && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Writes a configuration file into `dir` and returns its path. */
+async function writeConfig(
+  dir: string,
+  dataPath: string,
+  port: number,
+  options: ConfigOptions,
+): Promise<string> {
+  const config = {
+    virtual_hosts: { localhost: {} },
+    c2s_ports: [port],
+    c2s_direct_tls_ports: [],
+    interfaces: [SERVER_HOST],
+    data_path: dataPath,
+    log: "warn",
+    ...options,
+  };
+  const file = `${dir}/cadence.config.ts`;
+  await Deno.writeTextFile(file, `export default ${JSON.stringify(config, null, 2)};\n`);
+  return file;
+}
+
+/** Copies a directory tree (files and directories only). */
+async function copyTree(from: string, to: string): Promise<void> {
+  await Deno.mkdir(to, { recursive: true });
+  for await (const entry of Deno.readDir(from)) {
+    const src = `${from}/${entry.name}`, dst = `${to}/${entry.name}`;
+    if (entry.isDirectory) await copyTree(src, dst);
+    else if (entry.isFile) await Deno.copyFile(src, dst);
+  }
+}
+
+/** Runs `deno run -A main.ts ARGS` in the repository and fails with its output if it fails. */
+async function cli(args: string[]): Promise<void> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "main.ts", ...args],
+    cwd: root,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!out.success) {
+    const text = new TextDecoder().decode(out.stderr) + new TextDecoder().decode(out.stdout);
+    throw new Error(`main.ts ${args.join(" ")} failed (exit ${out.code}):\n${text.slice(-2000)}`);
+  }
+}
+
+/** Template directories not yet removed, for {@link ServerProcess.stopAll}. */
+const templates = new Set<string>();
+
+/** Removes a template directory made by {@link prepareAccounts}. */
+export async function removeAccounts(dir: string): Promise<void> {
+  templates.delete(dir);
+  await Deno.remove(dir, { recursive: true }).catch(() => {});
+}
+
+/**
+ * Creates a template data directory holding `accounts` registered with the
+ * admin CLI (`main.ts register USER localhost PASSWORD --config FILE`) under
+ * the given options. Remove it with {@link removeAccounts}.
+ */
+export async function prepareAccounts(
+  options: ConfigOptions,
+  accounts: { username: string; password: string }[],
+): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "cadence-bench-accounts-" });
+  templates.add(dir);
+  const file = await writeConfig(dir, `${dir}/data`, await freePort(), options);
+  for (const a of accounts) {
+    await cli(["register", a.username, "localhost", a.password, "--config", file]);
+  }
+  return dir;
+}
+
+/** Resolves once `port` accepts a TCP connection; rejects after `ms` or if `exited` settles first. */
+async function waitForPort(port: number, ms: number, exited: Promise<unknown>): Promise<void> {
+  assertLoopback(SERVER_HOST);
+  const deadline = performance.now() + ms;
+  let gone = false;
+  exited.then(() => gone = true);
+  while (performance.now() < deadline && !gone) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = new Socket();
+      s.once("connect", () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once("error", () => resolve(false));
+      s.connect(port, SERVER_HOST);
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(gone ? "server exited during start-up" : `port ${port} not open after ${ms} ms`);
+}
+
+/** A running server subprocess. */
+export class ServerProcess {
+  /** Servers started and not yet stopped, for {@link ServerProcess.stopAll}. */
+  private static running = new Set<ServerProcess>();
+  private tail = "";
+
+  private constructor(
+    /** The server's process id (the `deno` process running main.ts). */
+    readonly pid: number,
+    /** Its c2s port on {@link SERVER_HOST}. */
+    readonly port: number,
+    /** Its temporary directory (configuration and data). */
+    readonly dir: string,
+    private readonly child: Deno.ChildProcess,
+  ) {
+    this.drain(child.stdout);
+    this.drain(child.stderr);
+    ServerProcess.running.add(this);
+  }
+
+  /** Stops every server still running and removes leftover templates (on Ctrl-C, say). */
+  static async stopAll(): Promise<void> {
+    await Promise.all([...ServerProcess.running].map((s) => s.stop()));
+    await Promise.all([...templates].map(removeAccounts));
+  }
+
+  /**
+   * Starts a fresh server with `options`, its data copied from `template`
+   * (a directory from {@link prepareAccounts}) when given, and waits until
+   * its port accepts connections.
+   */
+  static async start(options: ConfigOptions, template?: string): Promise<ServerProcess> {
+    const dir = await Deno.makeTempDir({ prefix: "cadence-bench-" });
+    const port = await freePort();
+    if (template) await copyTree(`${template}/data`, `${dir}/data`);
+    const file = await writeConfig(dir, `${dir}/data`, port, options);
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "main.ts", "start", "--config", file],
+      cwd: root,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const server = new ServerProcess(child.pid, port, dir, child);
+    try {
+      await waitForPort(port, START_TIMEOUT_MS, child.status);
+    } catch (e) {
+      await server.stop();
+      throw new Error(`${(e as Error).message}; server output:\n${server.output()}`);
+    }
+    return server;
+  }
+
+  /** The last few KiB the server wrote to stdout and stderr. */
+  output(): string {
+    return this.tail;
+  }
+
+  private async drain(stream: ReadableStream<Uint8Array>) {
+    const decoder = new TextDecoder();
+    for await (const chunk of stream) {
+      this.tail = (this.tail + decoder.decode(chunk, { stream: true })).slice(-TAIL_BYTES);
+    }
+  }
+
+  /**
+   * Stops the server with SIGTERM (SIGKILL if it has not exited within 15 s),
+   * removes its directory, and returns its exit code.
+   */
+  async stop(): Promise<number> {
+    ServerProcess.running.delete(this);
+    try {
+      this.child.kill("SIGTERM");
+    } catch { /* already exited */ }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const killed = new Promise<"timeout">((resolve) => {
+      timer = setTimeout(() => resolve("timeout"), STOP_TIMEOUT_MS);
+    });
+    let status = await Promise.race([this.child.status, killed]);
+    clearTimeout(timer);
+    if (status === "timeout") {
+      this.tail += "\n[bench] server ignored SIGTERM for 15 s; sent SIGKILL";
+      this.child.kill("SIGKILL");
+      status = await this.child.status;
+    }
+    await Deno.remove(this.dir, { recursive: true }).catch(() => {});
+    return status.code;
+  }
+}
