@@ -23,6 +23,7 @@ import { getLogger, type Logger } from "./log.ts";
 import { ModuleManager } from "./modulemanager.ts";
 import { type Origin, Router } from "./router.ts";
 import { SessionManager } from "./sessionmanager.ts";
+import { RosterManager } from "./rostermanager.ts";
 import { StorageManager } from "./storage/manager.ts";
 import { TlsContexts } from "./net/tlscontexts.ts";
 import { type AuthProvider, UserManager } from "./usermanager.ts";
@@ -34,6 +35,8 @@ export class Server {
   readonly sessions: SessionManager;
   readonly router: Router;
   readonly modules: ModuleManager;
+  /** Users' rosters and subscription queries. */
+  readonly rosters: RosterManager;
   /** Certificates and TLS contexts per host. */
   readonly tls: TlsContexts;
   /** Tables shared between modules (`module.shared()`). */
@@ -55,6 +58,7 @@ export class Server {
     this.router = new Router(this.hosts, getLogger("router"));
     this.modules = new ModuleManager(this);
     this.tls = new TlsContexts(config);
+    this.rosters = new RosterManager(this);
     this.started = new Promise((resolve) => this.markStarted = resolve);
   }
 

@@ -168,7 +168,7 @@ export class ScramMechanism implements SaslMechanism {
       if (text === "") return Promise.resolve({ status: "challenge", data: new Uint8Array(0) });
       return this.clientFirst(text);
     }
-    if (this.state === "first") return this.clientFinal(text);
+    if (this.state === "first") return Promise.resolve(this.clientFinal(text));
     return Promise.resolve(malformed("Exchange already finished"));
   }
 
@@ -215,7 +215,7 @@ export class ScramMechanism implements SaslMechanism {
     return { status: "challenge", data: encoder.encode(this.serverFirst) };
   }
 
-  private async clientFinal(text: string): Promise<SaslStep> {
+  private clientFinal(text: string): SaslStep {
     this.state = "done";
     const proofAt = text.lastIndexOf(",p=");
     if (proofAt === -1) return malformed("Missing proof");

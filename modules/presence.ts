@@ -1,0 +1,324 @@
+/**
+ * Presence (RFC 6121 §3 and §4): subscriptions with pre-approval, presence
+ * broadcast to contacts and to the user's own resources, probes on initial
+ * presence, directed presence, and the unavailable presence sent for a
+ * session that ends for any reason. Prosody's mod_presence.
+ *
+ * Outbound stanzas from a local client are handled on `pre-presence/*`,
+ * inbound ones on `presence/bare` and `presence/full`. Subscription state
+ * changes go through the RFC 6121 Appendix A state machine
+ * (core/subscription.ts) under the user's roster lock.
+ *
+ * Only contacts on this server's own hosts get presence until
+ * server-to-server connections exist.
+ * @module
+ */
+import type { Module } from "../core/moduleapi.ts";
+import { type Roster, RosterManager } from "../core/rostermanager.ts";
+import type { Origin, StanzaEvent } from "../core/router.ts";
+import type { Session } from "../core/session.ts";
+import { bare, prep } from "../core/jid.ts";
+import { type SubscriptionState, type SubscriptionType, transition } from "../core/subscription.ts";
+import { parseXml } from "../core/xml/parser.ts";
+import { element, presence, type Stanza } from "../core/xml/stanza.ts";
+
+const SUBSCRIPTION_TYPES = new Set(["subscribe", "subscribed", "unsubscribe", "unsubscribed"]);
+const hasFrom = (s?: string) => s === "from" || s === "both";
+const hasTo = (s?: string) => s === "to" || s === "both";
+
+/** Applies a new subscription state to the roster; true when the item itself changed. */
+function apply(roster: Roster, jid: string, state: SubscriptionState, request?: string): boolean {
+  if (state.pendingIn) {
+    if (!roster.pending.has(jid)) roster.pending.set(jid, request ?? "");
+  } else roster.pending.delete(jid);
+  const old = roster.items.get(jid);
+  if (!old && state.subscription === "none" && !state.pendingOut && !state.approved) return false;
+  const item = old ?? { subscription: "none", groups: [] };
+  const before = JSON.stringify(item);
+  item.subscription = state.subscription;
+  if (state.pendingOut) item.ask = "subscribe";
+  else delete item.ask;
+  if (state.approved) item.approved = true;
+  else delete item.approved;
+  roster.items.set(jid, item);
+  return JSON.stringify(item) !== before;
+}
+
+export default function presenceModule(module: Module) {
+  const server = module.server;
+  const rosters = server.rosters;
+  const host = module.host;
+
+  module.hook("stream-features", ({ origin, features }) => {
+    if (origin.type === "c2s_unbound") {
+      features.addChild(element("sub", { xmlns: "urn:xmpp:features:pre-approval" }));
+    }
+  });
+
+  const isLocal = (jid: string) => server.hosts.has(jid.slice(jid.indexOf("@") + 1));
+
+  /** Sends a copy of `stanza` addressed to `to`, through the router. */
+  function route(origin: Origin, stanza: Stanza, to: string): unknown {
+    const copy = stanza.clone();
+    copy.attrs.to = to;
+    return server.router.route(origin, copy);
+  }
+
+  /** The available sessions of a local user. */
+  function available(username: string): Session[] {
+    const user = server.sessions.user(username, host);
+    if (!user) return [];
+    const out: Session[] = [];
+    for (const s of user.sessions.values()) if (s.presence) out.push(s);
+    return out;
+  }
+
+  /** Delivers to every available resource of a local user, serialised once. */
+  function deliverToAvailable(username: string, stanza: Stanza): void {
+    let xml: string | undefined;
+    for (const s of available(username)) s.send(xml ??= stanza.toString());
+  }
+
+  /** Sends the presence of each of a user's available resources to `to`. */
+  async function sendCurrentPresence(username: string, to: string, origin?: Origin) {
+    for (const s of available(username)) {
+      const copy = s.presence!.clone();
+      copy.attrs.from = s.full_jid;
+      await route(origin ?? server.hostOrigin(host), copy, to);
+    }
+  }
+
+  /** Sends unavailable presence from each of a user's available resources to `to`. */
+  async function sendUnavailable(username: string, to: string) {
+    for (const s of available(username)) {
+      await route(s, presence({ from: s.full_jid, type: "unavailable" }), to);
+    }
+  }
+
+  // --- outbound: from a local client ------------------------------------------
+
+  async function outbound(event: StanzaEvent<Session>) {
+    const { origin, stanza } = event;
+    const type = stanza.attrs.type;
+    if (origin.type !== "c2s") return;
+    if (stanza.attrs.to === undefined) {
+      // Undirected presence: the user's own broadcast.
+      if (type === undefined || type === "unavailable") await broadcast(origin, stanza);
+      return true;
+    }
+    if (type !== undefined && SUBSCRIPTION_TYPES.has(type)) {
+      await outboundSubscription(origin, stanza, type as SubscriptionType);
+      return true;
+    }
+    if (type === "probe") return true; // probes are the server's business
+    if (type === undefined || type === "unavailable") {
+      // Directed presence, remembered so that going offline undoes it.
+      const to = stanza.attrs.to;
+      if (type === undefined) (origin.directed ??= new Set()).add(to);
+      else origin.directed?.delete(to);
+    }
+    return undefined; // routed as usual
+  }
+  module.hook("pre-presence/bare", outbound);
+  module.hook("pre-presence/full", outbound);
+  module.hook("pre-presence/host", outbound);
+
+  async function outboundSubscription(origin: Session, stanza: Stanza, type: SubscriptionType) {
+    const contact = bare(stanza.attrs.to!);
+    const username = origin.username!;
+    const userJid = `${username}@${host}`;
+    if (contact === userJid || !contact.includes("@")) return;
+    // RFC 6121 §3.1.2: subscription stanzas carry bare JIDs.
+    stanza.attrs.to = contact;
+    stanza.attrs.from = userJid;
+    let before!: SubscriptionState;
+    let t!: ReturnType<typeof transition>;
+    await rosters.modify(username, host, (roster) => {
+      before = RosterManager.stateOf(roster, contact);
+      t = transition(before, "out", type);
+      if (!t.changed) return [];
+      return apply(roster, contact, t.state) ? [contact] : true;
+    });
+    if (t.pass) await server.router.route(origin, stanza);
+    const fromBefore = hasFrom(before.subscription);
+    const fromAfter = hasFrom(t.state.subscription);
+    if (!fromBefore && fromAfter) await sendCurrentPresence(username, contact, origin);
+    if (fromBefore && !fromAfter) await sendUnavailable(username, contact);
+  }
+
+  // --- inbound: to a local user ----------------------------------------------
+
+  async function inbound(event: StanzaEvent) {
+    const { stanza } = event;
+    const to = stanza.attrs.to;
+    if (to === undefined) return true;
+    const type = stanza.attrs.type;
+    const username = to.slice(0, to.indexOf("@"));
+    if (type !== undefined && SUBSCRIPTION_TYPES.has(type)) {
+      await inboundSubscription(username, stanza, type as SubscriptionType);
+      return true;
+    }
+    if (type === "probe") {
+      await answerProbe(username, stanza);
+      return true;
+    }
+    if (to.includes("/")) {
+      // To one resource: delivered if it is connected.
+      server.sessions.full.get(to)?.send(stanza);
+      return true;
+    }
+    if (type === "error") return true;
+    deliverToAvailable(username, stanza);
+    return true;
+  }
+  module.hook("presence/bare", inbound, -1);
+  module.hook("presence/full", inbound, -1);
+  // Subscriptions and probes addressed to the server itself are not for anyone.
+  module.hook("presence/host", () => true, -1);
+
+  async function inboundSubscription(username: string, stanza: Stanza, type: SubscriptionType) {
+    const from = stanza.attrs.from ? prep(stanza.attrs.from) : undefined;
+    if (!from) return;
+    const contact = bare(from);
+    const userJid = `${username}@${host}`;
+    stanza.attrs.to = userJid;
+    stanza.attrs.from = contact;
+    if (!await server.users(host)?.userExists(username)) {
+      // RFC 6121 §3.1.3: no such account, so no subscription.
+      if (type === "subscribe") {
+        module.send(presence({ from: userJid, to: contact, type: "unsubscribed" }));
+      }
+      return;
+    }
+    let before!: SubscriptionState;
+    let t!: ReturnType<typeof transition>;
+    await rosters.modify(username, host, (roster) => {
+      before = RosterManager.stateOf(roster, contact);
+      t = transition(before, "in", type);
+      if (!t.changed) return [];
+      const request = type === "subscribe" ? stanza.toString() : undefined;
+      return apply(roster, contact, t.state, request) ? [contact] : true;
+    });
+    if (t.pass) deliverToAvailable(username, stanza);
+    if (t.autoReplySubscribed || t.autoApprove) {
+      module.send(presence({ from: userJid, to: contact, type: "subscribed" }));
+    }
+    const fromBefore = hasFrom(before.subscription);
+    const fromAfter = hasFrom(t.state.subscription);
+    if (!fromBefore && fromAfter) await sendCurrentPresence(username, contact);
+    if (fromBefore && !fromAfter) await sendUnavailable(username, contact);
+    if (hasTo(before.subscription) && !hasTo(t.state.subscription)) {
+      deliverToAvailable(username, presence({ from: contact, to: userJid, type: "unavailable" }));
+    }
+  }
+
+  async function answerProbe(username: string, stanza: Stanza) {
+    const prober = stanza.attrs.from;
+    if (!prober) return;
+    const userJid = `${username}@${host}`;
+    const proberBare = bare(prober);
+    if (proberBare !== userJid && !await rosters.isContactSubscribed(username, host, proberBare)) {
+      return; // RFC 6121 §4.3.2: no subscription, no presence
+    }
+    await sendCurrentPresence(username, prober);
+  }
+
+  // --- the user's own presence ---------------------------------------------------
+
+  async function broadcast(origin: Session, stanza: Stanza) {
+    const username = origin.username!;
+    const userJid = `${username}@${host}`;
+    const isAvailable = stanza.attrs.type === undefined;
+    const initial = isAvailable && origin.presence === undefined;
+    stanza.attrs.from = origin.full_jid;
+    delete stanza.attrs.to;
+    if (isAvailable) {
+      const p = Number.parseInt(stanza.getChildText("priority") ?? "0", 10);
+      origin.priority = Number.isNaN(p) ? 0 : Math.max(-128, Math.min(127, p));
+      origin.presence = stanza;
+    } else {
+      origin.presence = undefined;
+    }
+    const roster = await rosters.load(username, host);
+    // To contacts subscribed to the user's presence.
+    for (const [jid, item] of roster.items) {
+      if (hasFrom(item.subscription) && isLocal(jid)) await route(origin, stanza, jid);
+    }
+    // To the user's own available resources (the sender included, RFC 6121 §4.2.2).
+    const own = server.sessions.user(username, host);
+    if (own) {
+      const copy = stanza.clone();
+      copy.attrs.to = userJid;
+      const xml = copy.toString();
+      for (const s of own.sessions.values()) {
+        if (s.presence || s === origin) s.send(xml);
+      }
+    }
+    if (initial) await initialPresence(origin, roster);
+    if (!isAvailable && origin.directed) {
+      // Undo directed presence (RFC 6121 §4.6.3).
+      for (const jid of origin.directed) {
+        const item = roster.items.get(bare(jid));
+        if (!hasFrom(item?.subscription)) await route(origin, stanza, jid);
+      }
+      origin.directed = undefined;
+    }
+  }
+
+  async function initialPresence(origin: Session, roster: Roster) {
+    const username = origin.username!;
+    // Probes: the current presence of contacts the user is subscribed to.
+    for (const [jid, item] of roster.items) {
+      if (!hasTo(item.subscription) || !isLocal(jid)) continue;
+      await server.router.route(
+        origin,
+        presence({ from: origin.full_jid, to: jid, type: "probe" }),
+      );
+    }
+    // The user's other resources.
+    for (const s of available(username)) {
+      if (s === origin) continue;
+      const copy = s.presence!.clone();
+      copy.attrs.from = s.full_jid;
+      copy.attrs.to = origin.full_jid;
+      origin.send(copy);
+    }
+    // Subscription requests that arrived while the user was away (RFC 6121 §3.1.3).
+    for (const [jid, xml] of roster.pending) {
+      const request = xml
+        ? parseXml(xml)
+        : presence({ from: jid, to: `${username}@${host}`, type: "subscribe" });
+      origin.send(request);
+    }
+    await module.fireEvent("presence/initial", { origin, stanza: origin.presence! });
+    if (origin.priority >= 0) await module.fireEvent("message/offline/broadcast", { origin });
+  }
+
+  // A session that ends while available goes unavailable (RFC 6121 §4.5.2).
+  module.hook("resource-unbind", async ({ session }) => {
+    if (!session.presence && !session.directed) return;
+    const unavailable = presence({ type: "unavailable", from: session.full_jid });
+    if (session.presence) {
+      await broadcast(session, unavailable);
+    } else {
+      for (const jid of session.directed ?? []) await route(session, unavailable, jid);
+      session.directed = undefined;
+    }
+  });
+
+  // An account removed: its contacts' subscriptions go too.
+  module.hookGlobal("user-deleted", async ({ username, host: userHost }) => {
+    if (userHost !== host) return;
+    const roster = await rosters.load(username, host);
+    const userJid = `${username}@${host}`;
+    for (const [jid, item] of roster.items) {
+      if (!isLocal(jid)) continue;
+      if (hasTo(item.subscription) || item.ask) {
+        module.send(presence({ from: userJid, to: jid, type: "unsubscribe" }));
+      }
+      if (hasFrom(item.subscription)) {
+        module.send(presence({ from: userJid, to: jid, type: "unsubscribed" }));
+      }
+    }
+  });
+}
