@@ -1,16 +1,19 @@
 /**
- * The storage manager: picks the driver for each store from the `storage`
- * option (one driver name for every store, or a map from store name to
- * driver, with `default_storage` for the rest), as Prosody's
- * `storagemanager` does.
+ * The storage manager, as Prosody's `storagemanager`: picks each store's
+ * driver from the configuration and opens stores through it. A store's driver
+ * is `storage[store]` when `storage` is a map, else `storage` when it is a
+ * name, else `default_storage`, else `sqlite`.
  *
- * Drivers: `sqlite` (the default; Prosody's name `internal` is accepted as
- * an alias, since SQLite is Cadence's embedded store) and `memory`.
+ * Driver names: `sqlite` (one file in the data directory), `memory` (tests),
+ * and `internal`, Prosody's name for its built-in file store, accepted as an
+ * alias of `sqlite` so Prosody configurations keep working.
  *
  * @example
  * ```ts
- * const storage = new StorageManager({ dataPath: "./data" });
- * const accounts = storage.open("localhost", "accounts", "keyval");
+ * const storage = new StorageManager({ dataPath: "./data", storage: { archive: "memory" } });
+ * const accounts = storage.open<{ password: string }>("example.com", "accounts");
+ * await storage.purge("example.com", "juliet");
+ * storage.close();
  * ```
  * @module
  */
@@ -18,73 +21,135 @@ import { MemoryDriver } from "./memory.ts";
 import { SqliteDriver } from "./sqlite.ts";
 import type { ArchiveStore, KeyValStore, MapStore, StorageDriver, StoreType } from "./types.ts";
 
-export const DRIVERS = ["sqlite", "internal", "memory"] as const;
+/** The driver names the `storage` and `default_storage` options accept. */
+export const DRIVER_NAMES = ["sqlite", "internal", "memory"] as const;
 
+/**
+ * What the manager needs from the configuration.
+ *
+ * @example
+ * ```ts
+ * const opts: StorageOptions = { dataPath: "./data", storage: "sqlite", archiveItemLimit: 10000 };
+ * ```
+ */
 export interface StorageOptions {
+  /** Prosody's `data_path`: where `sqlite` keeps `cadence.sqlite`. */
   dataPath: string;
-  /** Prosody's `storage`: a driver name, or store name → driver name. */
+  /** Prosody's `storage`: one driver name for every store, or store name → driver name. */
   storage?: string | Record<string, string>;
-  /** Prosody's `default_storage`: the driver for stores the map does not name. */
+  /** Prosody's `default_storage`: the driver for stores `storage` does not name ("sqlite"). */
   defaultStorage?: string;
-  /** Most items one user's archive may hold. */
+  /** Prosody's `storage_archive_item_limit`: most items per user's archive (default: no limit). */
   archiveItemLimit?: number;
 }
 
+/**
+ * Opens stores with the configured drivers. Every configured driver is
+ * started (and its database opened) by the constructor, which throws on an
+ * unknown driver name.
+ *
+ * @example
+ * ```ts
+ * const storage = new StorageManager({ dataPath: "./data" });
+ * const roster = storage.open("example.com", "roster", "map");
+ * const mam = storage.open("example.com", "archive", "archive");
+ * ```
+ */
 export class StorageManager {
   private drivers = new Map<string, StorageDriver>();
+  private storage: string | Record<string, string> | undefined;
+  private defaultStorage: string;
 
-  constructor(private opts: StorageOptions) {
-    for (const name of this.configuredDrivers()) this.driver(name);
-  }
-
-  private configuredDrivers(): string[] {
-    const { storage, defaultStorage } = this.opts;
-    const names = [defaultStorage ?? "sqlite"];
-    if (typeof storage === "string") names.push(storage);
-    else if (storage) names.push(...Object.values(storage));
-    for (const n of names) {
-      if (!(DRIVERS as readonly string[]).includes(n)) {
-        throw new Error(
-          `storage option: unknown driver "${n}"; expected one of ${DRIVERS.join(", ")}`,
-        );
+  constructor(opts: StorageOptions) {
+    this.storage = opts.storage;
+    this.defaultStorage = checkName("default_storage", opts.defaultStorage ?? "sqlite");
+    const names = new Set<string>();
+    if (typeof opts.storage === "string") {
+      names.add(checkName("storage", opts.storage));
+    } else if (opts.storage !== undefined) {
+      if (typeof opts.storage !== "object" || opts.storage === null) {
+        throw new Error(`option storage: expected a driver name or a map of store names to names`);
       }
+      for (const [store, name] of Object.entries(opts.storage)) {
+        names.add(checkName(`storage.${store}`, name));
+      }
+      names.add(this.defaultStorage);
+    } else {
+      names.add(this.defaultStorage);
     }
-    return names;
+    const limit = opts.archiveItemLimit ?? Infinity;
+    if (typeof limit !== "number" || !(limit >= 0)) {
+      throw new Error(`option storage_archive_item_limit: expected a number ≥ 0, got ${limit}`);
+    }
+    try {
+      for (const name of names) this.drivers.set(name, startDriver(name, opts.dataPath, limit));
+    } catch (e) {
+      this.close();
+      throw e;
+    }
   }
 
-  private driver(name: string): StorageDriver {
-    const key = name === "internal" ? "sqlite" : name;
-    let d = this.drivers.get(key);
-    if (!d) {
-      d = key === "memory"
-        ? new MemoryDriver(this.opts.archiveItemLimit)
-        : new SqliteDriver(this.opts.dataPath, this.opts.archiveItemLimit);
-      this.drivers.set(key, d);
-    }
-    return d;
-  }
-
-  /** The driver name a store uses. */
+  /** The driver name a store uses (after resolving `internal` to `sqlite`). */
   driverFor(store: string): string {
-    const { storage, defaultStorage } = this.opts;
-    if (typeof storage === "string") return storage;
-    return storage?.[store] ?? defaultStorage ?? "sqlite";
+    const s = this.storage;
+    const name = typeof s === "string" ? s : s?.[store] ?? this.defaultStorage;
+    return canonical(name);
   }
 
+  /**
+   * A store of this host; synchronous and cheap (no I/O).
+   *
+   * @example
+   * ```ts
+   * const vcard = storage.open<string>("example.com", "vcard"); // keyval
+   * ```
+   */
   open<T = unknown>(host: string, store: string, type?: "keyval"): KeyValStore<T>;
   open<T = unknown>(host: string, store: string, type: "map"): MapStore<T>;
   open(host: string, store: string, type: "archive"): ArchiveStore;
+  open(host: string, store: string, type: StoreType): KeyValStore | MapStore | ArchiveStore;
   open(host: string, store: string, type: StoreType = "keyval") {
-    return this.driver(this.driverFor(store)).open(host, store, type);
+    const driver = this.drivers.get(this.driverFor(store));
+    if (!driver) throw new Error("storage is closed");
+    return driver.open(host, store, type);
   }
 
-  /** Deletes everything a user has stored, in every driver. */
+  /**
+   * Deletes everything a user has stored on a host, in every driver.
+   *
+   * @example
+   * ```ts
+   * await storage.purge("example.com", "juliet");
+   * ```
+   */
   async purge(host: string, user: string): Promise<void> {
-    for (const d of this.drivers.values()) await d.purge(host, user);
+    for (const driver of this.drivers.values()) await driver.purge(host, user);
   }
 
+  /** Closes every driver (the database file among them). */
   close(): void {
-    for (const d of this.drivers.values()) d.close();
+    for (const driver of this.drivers.values()) driver.close();
     this.drivers.clear();
   }
+}
+
+/** Prosody's `internal` names Cadence's built-in persistent store, which is SQLite. */
+function canonical(name: string): string {
+  return name === "internal" ? "sqlite" : name;
+}
+
+/** The canonical driver name, or an error naming the option and the allowed values. */
+function checkName(option: string, name: unknown): string {
+  if (typeof name !== "string" || !(DRIVER_NAMES as readonly string[]).includes(name)) {
+    throw new Error(
+      `option ${option}: unknown storage driver ${JSON.stringify(name) ?? name}; ` +
+        `use one of ${DRIVER_NAMES.map((n) => `"${n}"`).join(", ")}`,
+    );
+  }
+  return canonical(name);
+}
+
+function startDriver(name: string, dataPath: string, archiveItemLimit: number): StorageDriver {
+  if (name === "memory") return new MemoryDriver({ archiveItemLimit });
+  return new SqliteDriver({ dataPath, archiveItemLimit });
 }

@@ -1,213 +1,274 @@
 /**
- * The `memory` storage driver: everything in process memory, gone at exit.
- * For tests, and for data that need not survive a restart.
+ * The `memory` storage driver: data lives in this driver object (so in this
+ * process) and is gone when it is dropped. For tests. It stores values and
+ * stanzas in the same encoded form as `sqlite`, so both behave alike: what
+ * you get back is always a fresh copy.
  *
  * @example
  * ```ts
  * const driver = new MemoryDriver();
- * const store = driver.open("localhost", "accounts", "keyval");
- * await store.set("juliet", { password: "x" });
+ * const accounts = driver.open("example.com", "accounts", "keyval");
+ * await accounts.set("juliet", { password: "s3cret" });
  * ```
  * @module
  */
+import type { Stanza } from "../xml/stanza.ts";
+import { decodeStanza, encodeStanza } from "./stanza_codec.ts";
 import {
+  type ArchiveCaps,
+  archiveCaps,
   type ArchiveItem,
   type ArchiveQuery,
   type ArchiveStore,
+  encodeValue,
   type KeyValStore,
   type MapStore,
   newId,
   REMOVE,
+  settle,
   type StorageDriver,
   StorageError,
   type StoreType,
 } from "./types.ts";
-import type { Stanza } from "../xml/stanza.ts";
 
-const HOST_LEVEL = "\u0000host";
-const u = (user: string | null) => user ?? HOST_LEVEL;
+/** Host-level data (`user` null) is kept under the empty name, as in `sqlite`. */
+const u = (user: string | null): string => user ?? "";
 
-interface Row extends ArchiveItem {
-  seq: number;
+/** A table per host and store: user → data. */
+type Tables<T> = Map<string, Map<string, T>>;
+
+interface Row {
+  id: string;
+  when: number;
+  with: string;
+  stanza: string;
 }
 
-/** Filters and pages archive rows held in storage order (shared by tests of both drivers). */
-export function queryRows(rows: Row[], q: ArchiveQuery = {}): Row[] {
-  let lo = -Infinity;
-  let hi = Infinity;
-  if (q.after !== undefined) {
-    const anchor = rows.find((r) => r.id === q.after);
-    if (!anchor) throw new StorageError("item-not-found", `no archive item ${q.after}`);
-    lo = anchor.seq;
-  }
-  if (q.before !== undefined) {
-    const anchor = rows.find((r) => r.id === q.before);
-    if (!anchor) throw new StorageError("item-not-found", `no archive item ${q.before}`);
-    hi = anchor.seq;
-  }
-  const ids = q.ids ? new Set(q.ids) : undefined;
-  let out = rows.filter((r) =>
-    r.seq > lo && r.seq < hi &&
-    (q.start === undefined || r.when >= q.start) &&
-    (q.end === undefined || r.when <= q.end) &&
-    (q.with === undefined || r.with === q.with) &&
-    (q.key === undefined || r.id === q.key) &&
-    (ids === undefined || ids.has(r.id))
-  );
-  if (q.reverse) out = out.reverse();
-  if (q.limit !== undefined) out = out.slice(0, q.limit);
-  return out;
-}
-
+/**
+ * The in-memory driver.
+ *
+ * @example
+ * ```ts
+ * const driver = new MemoryDriver({ archiveItemLimit: 100 });
+ * const mam = driver.open("example.com", "archive", "archive");
+ * ```
+ */
 export class MemoryDriver implements StorageDriver {
   readonly name = "memory";
-  private keyval = new Map<string, Map<string, unknown>>();
-  private maps = new Map<string, Map<string, Map<string, unknown>>>();
-  private archives = new Map<string, Map<string, Row[]>>();
-  private seq = 0;
+  readonly caps: ArchiveCaps;
+  private keyval: Tables<string> = new Map();
+  private maps: Tables<Map<string, string>> = new Map();
+  private archives: Tables<Row[]> = new Map();
 
-  constructor(private archiveItemLimit = Infinity) {}
-
-  private table<T>(tables: Map<string, Map<string, T>>, host: string, store: string) {
-    const key = host + "\u0000" + store;
-    let t = tables.get(key);
-    if (!t) tables.set(key, t = new Map());
-    return t;
+  constructor(opts: { archiveItemLimit?: number } = {}) {
+    this.caps = archiveCaps(opts.archiveItemLimit ?? Infinity);
   }
 
-  open(host: string, store: string, type: "keyval"): KeyValStore;
-  open(host: string, store: string, type: "map"): MapStore;
+  open<T = unknown>(host: string, store: string, type: "keyval"): KeyValStore<T>;
+  open<T = unknown>(host: string, store: string, type: "map"): MapStore<T>;
   open(host: string, store: string, type: "archive"): ArchiveStore;
   open(host: string, store: string, type: StoreType): KeyValStore | MapStore | ArchiveStore;
   open(host: string, store: string, type: StoreType): KeyValStore | MapStore | ArchiveStore {
-    if (type === "keyval") return this.openKeyVal(this.table(this.keyval, host, store));
-    if (type === "map") return this.openMap(this.table(this.maps, host, store));
-    return this.openArchive(this.table(this.archives, host, store));
-  }
-
-  private openKeyVal(t: Map<string, unknown>): KeyValStore {
-    return {
-      get: (user) => Promise.resolve(t.has(u(user)) ? structuredClone(t.get(u(user))) : null),
-      set: (user, value) => {
-        if (value === null) t.delete(u(user));
-        else t.set(u(user), structuredClone(value));
-        return Promise.resolve();
-      },
-      users: async function* () {
-        for (const k of t.keys()) if (k !== HOST_LEVEL) yield k;
-      },
-    };
-  }
-
-  private openMap(t: Map<string, Map<string, unknown>>): MapStore {
-    const userMap = (user: string | null) => {
-      let m = t.get(u(user));
-      if (!m) t.set(u(user), m = new Map());
-      return m;
-    };
-    return {
-      get: (user, key) => {
-        const m = t.get(u(user));
-        return Promise.resolve(m?.has(key) ? structuredClone(m.get(key)) : null);
-      },
-      set: (user, key, value) => {
-        if (value === null) t.get(u(user))?.delete(key);
-        else userMap(user).set(key, structuredClone(value));
-        return Promise.resolve();
-      },
-      setKeys: (user, values) => {
-        const m = userMap(user);
-        for (const [k, v] of Object.entries(values)) {
-          if (v === REMOVE) m.delete(k);
-          else m.set(k, structuredClone(v));
-        }
-        return Promise.resolve();
-      },
-      getAll: (user) => Promise.resolve(new Map(structuredClone([...t.get(u(user)) ?? []]))),
-      getAllUsers: (key) => {
-        const out = new Map<string, unknown>();
-        for (const [user, m] of t) if (m.has(key)) out.set(user, structuredClone(m.get(key)));
-        return Promise.resolve(out);
-      },
-      deleteAll: (key) => {
-        for (const m of t.values()) m.delete(key);
-        return Promise.resolve();
-      },
-    };
-  }
-
-  private openArchive(t: Map<string, Row[]>): ArchiveStore {
-    const rowsOf = (user: string | null) => {
-      let rows = t.get(u(user));
-      if (!rows) t.set(u(user), rows = []);
-      return rows;
-    };
-    const copy = (r: Row): ArchiveItem => ({
-      id: r.id,
-      stanza: r.stanza.clone(),
-      when: r.when,
-      with: r.with,
-    });
-    return {
-      append: (user, key, stanza: Stanza, when = Date.now() / 1000, withJid = "") => {
-        const rows = rowsOf(user);
-        const id = key ?? newId();
-        const existing = key === null ? -1 : rows.findIndex((r) => r.id === key);
-        if (existing !== -1) rows.splice(existing, 1);
-        else if (rows.length >= this.archiveItemLimit) {
-          return Promise.reject(new StorageError("quota-limit", "archive is full"));
-        }
-        rows.push({ seq: ++this.seq, id, stanza: stanza.clone(), when, with: withJid });
-        return Promise.resolve(id);
-      },
-      find: (user, q) => {
-        try {
-          return Promise.resolve(queryRows(t.get(u(user)) ?? [], q).map(copy));
-        } catch (e) {
-          return Promise.reject(e);
-        }
-      },
-      count: (user, q) => {
-        try {
-          return Promise.resolve(
-            queryRows(t.get(u(user)) ?? [], { ...q, limit: undefined }).length,
-          );
-        } catch (e) {
-          return Promise.reject(e);
-        }
-      },
-      get: (user, key) => {
-        const r = t.get(u(user))?.find((r) => r.id === key);
-        return Promise.resolve(r ? copy(r) : null);
-      },
-      delete: (user, q = {}) => {
-        const rows = t.get(u(user)) ?? [];
-        let doomed: Row[];
-        if (q.truncate !== undefined) {
-          const n = q.truncate;
-          doomed = q.reverse ? rows.slice(n) : rows.slice(0, Math.max(0, rows.length - n));
-        } else {
-          doomed = queryRows(rows, { ...q, limit: undefined, reverse: false });
-        }
-        const gone = new Set(doomed);
-        t.set(u(user), rows.filter((r) => !gone.has(r)));
-        return Promise.resolve(doomed.length);
-      },
-      users: async function* () {
-        for (const [k, rows] of t) if (k !== HOST_LEVEL && rows.length) yield k;
-      },
-    };
+    if (type === "keyval") return new MemoryKeyVal(table(this.keyval, host, store));
+    if (type === "map") return new MemoryMap(table(this.maps, host, store));
+    return new MemoryArchive(table(this.archives, host, store), this.caps);
   }
 
   purge(host: string, user: string): Promise<void> {
-    const prefix = host + "\u0000";
-    for (
-      const tables of [this.keyval, this.maps, this.archives] as Map<string, Map<string, unknown>>[]
-    ) {
-      for (const [key, t] of tables) if (key.startsWith(prefix)) t.delete(user);
+    const prefix = host + "\0";
+    for (const tables of [this.keyval, this.maps, this.archives] as Tables<unknown>[]) {
+      for (const [name, t] of tables) if (name.startsWith(prefix)) t.delete(user);
     }
     return Promise.resolve();
   }
 
   close(): void {}
+}
+
+function table<T>(tables: Tables<T>, host: string, store: string): Map<string, T> {
+  const name = host + "\0" + store;
+  let t = tables.get(name);
+  if (!t) tables.set(name, t = new Map());
+  return t;
+}
+
+class MemoryKeyVal<T> implements KeyValStore<T> {
+  constructor(private t: Map<string, string>) {}
+
+  get(user: string | null): Promise<T | null> {
+    return settle(() => {
+      const json = this.t.get(u(user));
+      return json === undefined ? null : JSON.parse(json);
+    });
+  }
+
+  set(user: string | null, value: T | null): Promise<void> {
+    return settle(() => {
+      if (value == null) this.t.delete(u(user));
+      else this.t.set(u(user), encodeValue(value));
+    });
+  }
+
+  async *users(): AsyncIterable<string> {
+    for (const user of [...this.t.keys()]) if (user !== "") yield user;
+  }
+}
+
+class MemoryMap<T> implements MapStore<T> {
+  constructor(private t: Map<string, Map<string, string>>) {}
+
+  get(user: string | null, key: string): Promise<T | null> {
+    return settle(() => {
+      const json = this.t.get(u(user))?.get(key);
+      return json === undefined ? null : JSON.parse(json);
+    });
+  }
+
+  set(user: string | null, key: string, value: T | null): Promise<void> {
+    return this.setKeys(user, { [key]: value ?? REMOVE } as Record<string, T | typeof REMOVE>);
+  }
+
+  setKeys(user: string | null, values: Record<string, T | typeof REMOVE>): Promise<void> {
+    return settle(() => {
+      // Encode everything first, so a value that cannot be stored changes nothing.
+      const changes = Object.entries(values).map(([key, v]) =>
+        [key, v === REMOVE || v == null ? null : encodeValue(v)] as const
+      );
+      let m = this.t.get(u(user));
+      if (!m) this.t.set(u(user), m = new Map());
+      for (const [key, json] of changes) {
+        if (json === null) m.delete(key);
+        else m.set(key, json);
+      }
+      if (m.size === 0) this.t.delete(u(user));
+    });
+  }
+
+  getAll(key: string): Promise<Map<string, T>> {
+    return settle(() => {
+      const out = new Map<string, T>();
+      for (const [user, m] of this.t) {
+        const json = m.get(key);
+        if (user !== "" && json !== undefined) out.set(user, JSON.parse(json));
+      }
+      return out;
+    });
+  }
+
+  deleteAll(key: string): Promise<void> {
+    return settle(() => {
+      for (const m of this.t.values()) m.delete(key);
+    });
+  }
+}
+
+class MemoryArchive implements ArchiveStore {
+  constructor(private t: Map<string, Row[]>, readonly caps: ArchiveCaps) {}
+
+  append(
+    user: string | null,
+    key: string | null,
+    stanza: Stanza,
+    when = Date.now() / 1000,
+    withJid = "",
+  ): Promise<string> {
+    return settle(() => {
+      const rows = this.t.get(u(user)) ?? [];
+      const old = key === null ? -1 : rows.findIndex((r) => r.id === key);
+      if (old === -1 && rows.length >= this.caps.quota) {
+        throw new StorageError("quota-limit", "the archive is full");
+      }
+      const row = { id: key ?? newId(), when, with: withJid, stanza: encodeStanza(stanza) };
+      if (old !== -1) rows.splice(old, 1);
+      rows.push(row);
+      this.t.set(u(user), rows);
+      return row.id;
+    });
+  }
+
+  find(user: string | null, query: ArchiveQuery = {}): Promise<ArchiveItem[]> {
+    return settle(() => {
+      let rows = page(this.t.get(u(user)) ?? [], query);
+      if (query.reverse) rows = rows.reverse();
+      if (query.limit !== undefined) rows = rows.slice(0, Math.max(0, Math.floor(query.limit)));
+      return rows.map(toItem);
+    });
+  }
+
+  count(user: string | null, query: ArchiveQuery = {}): Promise<number> {
+    return settle(() => (this.t.get(u(user)) ?? []).filter(filter(query)).length);
+  }
+
+  get(user: string | null, key: string): Promise<ArchiveItem | null> {
+    return settle(() => {
+      const row = this.t.get(u(user))?.find((r) => r.id === key);
+      return row ? toItem(row) : null;
+    });
+  }
+
+  set(
+    user: string | null,
+    key: string,
+    stanza: Stanza,
+    when?: number,
+    withJid?: string,
+  ): Promise<void> {
+    return settle(() => {
+      const row = this.t.get(u(user))?.find((r) => r.id === key);
+      if (!row) throw new StorageError("item-not-found", `no archive item ${key}`);
+      row.stanza = encodeStanza(stanza);
+      if (when !== undefined) row.when = when;
+      if (withJid !== undefined) row.with = withJid;
+    });
+  }
+
+  delete(user: string | null, query: ArchiveQuery = {}): Promise<number> {
+    return settle(() => {
+      const rows = this.t.get(u(user)) ?? [];
+      let doomed = page(rows, query);
+      if (query.truncate !== undefined) {
+        const keep = Math.max(0, Math.floor(query.truncate));
+        const cut = Math.max(0, doomed.length - keep);
+        doomed = query.reverse ? doomed.slice(keep) : doomed.slice(0, cut);
+      }
+      const gone = new Set(doomed);
+      const left = rows.filter((r) => !gone.has(r));
+      if (left.length) this.t.set(u(user), left);
+      else this.t.delete(u(user));
+      return doomed.length;
+    });
+  }
+
+  async *users(): AsyncIterable<string> {
+    for (const user of [...this.t.keys()]) if (user !== "") yield user;
+  }
+}
+
+/** The rows a query's filters and id range select, in storage order. */
+function page(rows: Row[], q: ArchiveQuery): Row[] {
+  let from = 0;
+  let to = rows.length;
+  if (q.after !== undefined) from = anchor(rows, q.after) + 1;
+  if (q.before !== undefined) to = anchor(rows, q.before);
+  return rows.slice(from, to).filter(filter(q));
+}
+
+function anchor(rows: Row[], id: string): number {
+  const i = rows.findIndex((r) => r.id === id);
+  if (i === -1) throw new StorageError("item-not-found", `no archive item ${id}`);
+  return i;
+}
+
+function filter(q: ArchiveQuery): (r: Row) => boolean {
+  const ids = q.ids && new Set(q.ids);
+  return (r) =>
+    (q.start === undefined || r.when >= q.start) &&
+    (q.end === undefined || r.when <= q.end) &&
+    (q.with === undefined || r.with === q.with) &&
+    (q.key === undefined || r.id === q.key) &&
+    (ids === undefined || ids.has(r.id));
+}
+
+function toItem(r: Row): ArchiveItem {
+  return { id: r.id, stanza: decodeStanza(r.stanza), when: r.when, with: r.with };
 }

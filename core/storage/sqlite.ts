@@ -1,319 +1,424 @@
 /**
- * The `sqlite` storage driver (the default): one SQLite file,
- * `<data_path>/cadence.sqlite`, in WAL mode, through Deno's built-in
- * `node:sqlite`. Values are JSON; archived stanzas are XML.
+ * The `sqlite` storage driver (the default): one file,
+ * `<dataPath>/cadence.sqlite`, in WAL mode, through Deno's built-in
+ * `node:sqlite`. Values are JSON text; archived stanzas use the compact JSON
+ * of `stanza_codec.ts`. The schema is created or migrated when the file is
+ * opened; after that every call is one or a few cached prepared statements.
+ *
+ * Durability: WAL with `synchronous = NORMAL`, so a committed write survives
+ * a crash or kill of the process; only a power loss may lose the last moments.
  *
  * @example
  * ```ts
- * const driver = new SqliteDriver("./data");
- * const store = this.open("localhost", "accounts", "keyval");
- * await store.set("juliet", { password: "x" });
- * this.close();
+ * const driver = new SqliteDriver({ dataPath: "./data" });
+ * const accounts = driver.open("example.com", "accounts", "keyval");
+ * await accounts.set("juliet", { password: "s3cret" });
+ * driver.close();
  * ```
  * @module
  */
-import { DatabaseSync, type StatementSync } from "node:sqlite";
-import { mkdirSync } from "node:fs";
+import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
 import { join } from "node:path";
+import type { Stanza } from "../xml/stanza.ts";
+import { decodeStanza, encodeStanza } from "./stanza_codec.ts";
 import {
+  type ArchiveCaps,
+  archiveCaps,
   type ArchiveItem,
   type ArchiveQuery,
   type ArchiveStore,
+  encodeValue,
   type KeyValStore,
   type MapStore,
   newId,
   REMOVE,
+  settle,
   type StorageDriver,
   StorageError,
   type StoreType,
 } from "./types.ts";
-import type { Stanza } from "../xml/stanza.ts";
-import { parseXml } from "../xml/parser.ts";
 
-const SCHEMA_VERSION = 1;
-/** Host-level data (`user` null) is stored under the empty username. */
-const u = (user: string | null) => user ?? "";
+/** The file name inside the data directory. */
+export const DATABASE_FILE = "cadence.sqlite";
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS keyval (
-  host TEXT NOT NULL, store TEXT NOT NULL, user TEXT NOT NULL, value TEXT NOT NULL,
-  PRIMARY KEY (host, store, user));
-CREATE TABLE IF NOT EXISTS map (
-  host TEXT NOT NULL, store TEXT NOT NULL, user TEXT NOT NULL, key TEXT NOT NULL,
-  value TEXT NOT NULL, PRIMARY KEY (host, store, user, key));
-CREATE TABLE IF NOT EXISTS archive (
-  sort_id INTEGER PRIMARY KEY AUTOINCREMENT,
-  host TEXT NOT NULL, store TEXT NOT NULL, user TEXT NOT NULL, key TEXT NOT NULL,
-  "when" REAL NOT NULL, "with" TEXT NOT NULL, stanza TEXT NOT NULL,
-  UNIQUE (host, store, user, key));
-CREATE INDEX IF NOT EXISTS archive_when ON archive (host, store, user, "when");
-`;
+/**
+ * Schema changes, in order: `MIGRATIONS[n]` takes a database from version n
+ * to n + 1. Append only; never edit a released step.
+ */
+const MIGRATIONS = [
+  `CREATE TABLE keyval (
+     host TEXT NOT NULL, store TEXT NOT NULL, user TEXT NOT NULL, value TEXT NOT NULL,
+     PRIMARY KEY (host, store, user)) WITHOUT ROWID;
+   CREATE TABLE map (
+     host TEXT NOT NULL, store TEXT NOT NULL, user TEXT NOT NULL, key TEXT NOT NULL,
+     value TEXT NOT NULL,
+     PRIMARY KEY (host, store, user, key)) WITHOUT ROWID;
+   CREATE TABLE archive (
+     sort_id INTEGER PRIMARY KEY AUTOINCREMENT,
+     host TEXT NOT NULL, store TEXT NOT NULL, user TEXT NOT NULL, key TEXT NOT NULL,
+     "when" REAL NOT NULL, "with" TEXT NOT NULL, stanza TEXT NOT NULL);
+   CREATE UNIQUE INDEX archive_key ON archive (host, store, user, key);
+   CREATE INDEX archive_order ON archive (host, store, user, sort_id);
+   CREATE INDEX archive_with ON archive (host, store, user, "with", sort_id);
+   CREATE INDEX archive_when ON archive (host, store, user, "when");`,
+];
 
-export class SqliteDriver implements StorageDriver {
-  readonly name = "sqlite";
-  readonly path: string;
-  private db: DatabaseSync;
+/** Host-level data (`user` null) is stored under the empty name, as Prosody's SQL driver does. */
+const u = (user: string | null): string => user ?? "";
+
+/** The database connection with its cache of prepared statements. */
+class Db {
   private statements = new Map<string, StatementSync>();
 
-  constructor(dataPath: string, private archiveItemLimit = Infinity) {
-    mkdirSync(dataPath, { recursive: true });
-    this.path = join(dataPath, "cadence.sqlite");
-    try {
-      this.db = new DatabaseSync(this.path);
-      this.db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;");
-      this.db.exec(SCHEMA);
-      const row = this.db.prepare("PRAGMA user_version").get() as { user_version: number };
-      if (row.user_version > SCHEMA_VERSION) {
-        throw new Error(`made by a newer Cadence (schema ${row.user_version})`);
-      }
-      this.db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
-    } catch (e) {
-      throw new StorageError("open-failed", `cannot open ${this.path}: ${(e as Error).message}`);
-    }
-  }
+  constructor(readonly conn: DatabaseSync) {}
 
-  /** A cached prepared statement. */
-  private sql(text: string): StatementSync {
+  /** A prepared statement, cached by its text. */
+  sql(text: string): StatementSync {
     let s = this.statements.get(text);
-    if (!s) this.statements.set(text, s = this.db.prepare(text));
+    if (!s) this.statements.set(text, s = this.conn.prepare(text));
     return s;
   }
 
-  private transaction(fn: () => void): void {
-    this.db.exec("BEGIN");
+  /** Runs `fn` in a write transaction: all of it, or nothing if it throws. */
+  transaction<T>(fn: () => T): T {
+    this.sql("BEGIN IMMEDIATE").run();
     try {
-      fn();
-      this.db.exec("COMMIT");
+      const result = fn();
+      this.sql("COMMIT").run();
+      return result;
     } catch (e) {
-      this.db.exec("ROLLBACK");
+      this.sql("ROLLBACK").run();
       throw e;
     }
   }
 
-  open(host: string, store: string, type: "keyval"): KeyValStore;
-  open(host: string, store: string, type: "map"): MapStore;
-  open(host: string, store: string, type: "archive"): ArchiveStore;
-  open(host: string, store: string, type: StoreType): KeyValStore | MapStore | ArchiveStore;
-  open(host: string, store: string, type: StoreType): KeyValStore | MapStore | ArchiveStore {
-    if (type === "keyval") return this.openKeyVal(host, store);
-    if (type === "map") return this.openMap(host, store);
-    return this.openArchive(host, store);
-  }
-
-  private openKeyVal(host: string, store: string): KeyValStore {
-    const get = "SELECT value FROM keyval WHERE host = ? AND store = ? AND user = ?";
-    const put = "INSERT OR REPLACE INTO keyval (host, store, user, value) VALUES (?, ?, ?, ?)";
-    const del = "DELETE FROM keyval WHERE host = ? AND store = ? AND user = ?";
-    const users = "SELECT user FROM keyval WHERE host = ? AND store = ? AND user != ''";
-    return {
-      get: (user) => {
-        const row = this.sql(get).get(host, store, u(user)) as { value: string } | undefined;
-        return Promise.resolve(row ? JSON.parse(row.value) : null);
-      },
-      set: (user, value) => {
-        if (value === null) this.sql(del).run(host, store, u(user));
-        else this.sql(put).run(host, store, u(user), JSON.stringify(value));
-        return Promise.resolve();
-      },
-      users: () => {
-        const rows = this.sql(users).all(host, store) as { user: string }[];
-        return toAsync(rows.map((r) => r.user));
-      },
-    };
-  }
-
-  private openMap(host: string, store: string): MapStore {
-    const get = "SELECT value FROM map WHERE host = ? AND store = ? AND user = ? AND key = ?";
-    const put = "INSERT OR REPLACE INTO map (host, store, user, key, value) VALUES (?, ?, ?, ?, ?)";
-    const del = "DELETE FROM map WHERE host = ? AND store = ? AND user = ? AND key = ?";
-    const all = "SELECT key, value FROM map WHERE host = ? AND store = ? AND user = ?";
-    const allUsers = "SELECT user, value FROM map WHERE host = ? AND store = ? AND key = ?";
-    const delAll = "DELETE FROM map WHERE host = ? AND store = ? AND key = ?";
-    const set = (user: string | null, key: string, value: unknown) => {
-      if (value === null || value === REMOVE) this.sql(del).run(host, store, u(user), key);
-      else this.sql(put).run(host, store, u(user), key, JSON.stringify(value));
-    };
-    return {
-      get: (user, key) => {
-        const row = this.sql(get).get(host, store, u(user), key) as { value: string } | undefined;
-        return Promise.resolve(row ? JSON.parse(row.value) : null);
-      },
-      set: (user, key, value) => {
-        set(user, key, value);
-        return Promise.resolve();
-      },
-      setKeys: (user, values) => {
-        this.transaction(() => {
-          for (const [k, v] of Object.entries(values)) set(user, k, v);
-        });
-        return Promise.resolve();
-      },
-      getAll: (user) => {
-        const rows = this.sql(all).all(host, store, u(user)) as { key: string; value: string }[];
-        return Promise.resolve(new Map(rows.map((r) => [r.key, JSON.parse(r.value)])));
-      },
-      getAllUsers: (key) => {
-        const rows = this.sql(allUsers).all(host, store, key) as { user: string; value: string }[];
-        return Promise.resolve(new Map(rows.map((r) => [r.user, JSON.parse(r.value)])));
-      },
-      deleteAll: (key) => {
-        this.sql(delAll).run(host, store, key);
-        return Promise.resolve();
-      },
-    };
-  }
-
-  private openArchive(host: string, store: string): ArchiveStore {
-    const anchor = (user: string | null, id: string): number => {
-      const row = this.sql(
-        "SELECT sort_id FROM archive WHERE host = ? AND store = ? AND user = ? AND key = ?",
-      ).get(host, store, u(user), id) as { sort_id: number } | undefined;
-      if (!row) throw new StorageError("item-not-found", `no archive item ${id}`);
-      return row.sort_id;
-    };
-    /** WHERE clause and parameters for a query. */
-    const where = (user: string | null, q: ArchiveQuery) => {
-      let sql = "host = ? AND store = ? AND user = ?";
-      const params: (string | number)[] = [host, store, u(user)];
-      if (q.after !== undefined) {
-        sql += " AND sort_id > ?";
-        params.push(anchor(user, q.after));
-      }
-      if (q.before !== undefined) {
-        sql += " AND sort_id < ?";
-        params.push(anchor(user, q.before));
-      }
-      if (q.start !== undefined) {
-        sql += ` AND "when" >= ?`;
-        params.push(q.start);
-      }
-      if (q.end !== undefined) {
-        sql += ` AND "when" <= ?`;
-        params.push(q.end);
-      }
-      if (q.with !== undefined) {
-        sql += ` AND "with" = ?`;
-        params.push(q.with);
-      }
-      if (q.key !== undefined) {
-        sql += " AND key = ?";
-        params.push(q.key);
-      }
-      if (q.ids !== undefined) {
-        sql += ` AND key IN (${q.ids.map(() => "?").join(",") || "NULL"})`;
-        params.push(...q.ids);
-      }
-      return { sql, params };
-    };
-    const toItem = (r: { key: string; when: number; with: string; stanza: string }) => ({
-      id: r.key,
-      when: r.when,
-      with: r.with,
-      stanza: parseXml(r.stanza),
-    });
-    return {
-      // deno-lint-ignore require-await
-      append: async (user, key, stanza: Stanza, when = Date.now() / 1000, withJid = "") => {
-        const id = key ?? newId();
-        const xml = stanza.toString();
-        this.transaction(() => {
-          const existing = key !== null &&
-            this.sql(
-                "DELETE FROM archive WHERE host = ? AND store = ? AND user = ? AND key = ?",
-              ).run(host, store, u(user), key).changes > 0;
-          if (!existing && this.archiveItemLimit !== Infinity) {
-            const { n } = this.sql(
-              "SELECT COUNT(*) AS n FROM archive WHERE host = ? AND store = ? AND user = ?",
-            ).get(host, store, u(user)) as { n: number };
-            if (n >= this.archiveItemLimit) {
-              throw new StorageError("quota-limit", "archive is full");
-            }
-          }
-          this.sql(
-            `INSERT INTO archive (host, store, user, key, "when", "with", stanza)
-             VALUES (?, ?, ?, ?, ?, ?, ?)`,
-          ).run(host, store, u(user), id, when, withJid, xml);
-        });
-        return id;
-      },
-      find: (user, q = {}) => {
-        try {
-          const w = where(user, q);
-          let sql =
-            `SELECT key, "when", "with", stanza FROM archive WHERE ${w.sql} ORDER BY sort_id`;
-          if (q.reverse) sql += " DESC";
-          if (q.limit !== undefined) sql += ` LIMIT ${Math.max(0, Math.floor(q.limit))}`;
-          const rows = this.db.prepare(sql).all(...w.params) as {
-            key: string;
-            when: number;
-            with: string;
-            stanza: string;
-          }[];
-          return Promise.resolve(rows.map(toItem));
-        } catch (e) {
-          return Promise.reject(e);
-        }
-      },
-      count: (user, q = {}) => {
-        try {
-          const w = where(user, q);
-          const row = this.db.prepare(`SELECT COUNT(*) AS n FROM archive WHERE ${w.sql}`)
-            .get(...w.params) as { n: number };
-          return Promise.resolve(row.n);
-        } catch (e) {
-          return Promise.reject(e);
-        }
-      },
-      get: (user, key) => {
-        const row = this.sql(
-          `SELECT key, "when", "with", stanza FROM archive
-           WHERE host = ? AND store = ? AND user = ? AND key = ?`,
-        ).get(host, store, u(user), key) as
-          | { key: string; when: number; with: string; stanza: string }
-          | undefined;
-        return Promise.resolve(row ? toItem(row) as ArchiveItem : null);
-      },
-      delete: (user, q = {}) => {
-        try {
-          if (q.truncate !== undefined) {
-            const order = q.reverse ? "ASC" : "DESC";
-            const r = this.db.prepare(
-              `DELETE FROM archive WHERE host = ? AND store = ? AND user = ? AND sort_id NOT IN (
-                 SELECT sort_id FROM archive WHERE host = ? AND store = ? AND user = ?
-                 ORDER BY sort_id ${order} LIMIT ?)`,
-            ).run(host, store, u(user), host, store, u(user), q.truncate);
-            return Promise.resolve(Number(r.changes));
-          }
-          const w = where(user, q);
-          const r = this.db.prepare(`DELETE FROM archive WHERE ${w.sql}`).run(...w.params);
-          return Promise.resolve(Number(r.changes));
-        } catch (e) {
-          return Promise.reject(e);
-        }
-      },
-      users: () => {
-        const rows = this.sql(
-          "SELECT DISTINCT user FROM archive WHERE host = ? AND store = ? AND user != ''",
-        ).all(host, store) as { user: string }[];
-        return toAsync(rows.map((r) => r.user));
-      },
-    };
-  }
-
-  purge(host: string, user: string): Promise<void> {
-    this.transaction(() => {
-      for (const table of ["keyval", "map", "archive"]) {
-        this.sql(`DELETE FROM ${table} WHERE host = ? AND user = ?`).run(host, user);
-      }
-    });
-    return Promise.resolve();
-  }
-
   close(): void {
-    if (this.db.isOpen) this.db.close();
+    this.statements.clear();
+    if (this.conn.isOpen) this.conn.close();
   }
 }
 
-async function* toAsync<T>(items: T[]): AsyncIterable<T> {
-  for (const item of items) yield item;
+/** Brings the schema up to date, in one transaction. */
+function migrate(db: Db): void {
+  db.transaction(() => {
+    db.conn.exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
+    const row = db.conn.prepare("SELECT version FROM schema_version").get();
+    const version = Number(row?.version ?? 0);
+    if (version > MIGRATIONS.length) {
+      throw new Error(
+        `its schema version ${version} is newer than this Cadence knows (${MIGRATIONS.length})`,
+      );
+    }
+    if (version === MIGRATIONS.length) return;
+    for (const step of MIGRATIONS.slice(version)) db.conn.exec(step);
+    db.conn.exec("DELETE FROM schema_version");
+    db.conn.prepare("INSERT INTO schema_version (version) VALUES (?)").run(MIGRATIONS.length);
+  });
+}
+
+/**
+ * The SQLite driver. Opens (and if needed creates) the database file and its
+ * directory when constructed; opening stores does no I/O.
+ *
+ * @example
+ * ```ts
+ * const driver = new SqliteDriver({ dataPath: "/var/lib/cadence", archiveItemLimit: 10000 });
+ * const roster = driver.open("example.com", "roster", "map");
+ * ```
+ */
+export class SqliteDriver implements StorageDriver {
+  readonly name = "sqlite";
+  /** The database file. */
+  readonly path: string;
+  readonly caps: ArchiveCaps;
+  private db: Db;
+
+  constructor(opts: { dataPath: string; archiveItemLimit?: number }) {
+    this.path = join(opts.dataPath, DATABASE_FILE);
+    this.caps = archiveCaps(opts.archiveItemLimit ?? Infinity);
+    let conn: DatabaseSync | undefined;
+    try {
+      Deno.mkdirSync(opts.dataPath, { recursive: true, mode: 0o750 });
+      conn = new DatabaseSync(this.path);
+      conn.exec("PRAGMA journal_mode = WAL");
+      conn.exec("PRAGMA synchronous = NORMAL");
+      conn.exec("PRAGMA busy_timeout = 5000");
+      this.db = new Db(conn);
+      migrate(this.db);
+    } catch (e) {
+      if (conn?.isOpen) conn.close();
+      throw new StorageError(
+        "internal-server-error",
+        `cannot open the database ${this.path}: ${(e as Error).message}`,
+        { cause: e },
+      );
+    }
+  }
+
+  open<T = unknown>(host: string, store: string, type: "keyval"): KeyValStore<T>;
+  open<T = unknown>(host: string, store: string, type: "map"): MapStore<T>;
+  open(host: string, store: string, type: "archive"): ArchiveStore;
+  open(host: string, store: string, type: StoreType): KeyValStore | MapStore | ArchiveStore;
+  open(host: string, store: string, type: StoreType): KeyValStore | MapStore | ArchiveStore {
+    if (type === "keyval") return new SqliteKeyVal(this.db, host, store);
+    if (type === "map") return new SqliteMap(this.db, host, store);
+    return new SqliteArchive(this.db, host, store, this.caps);
+  }
+
+  purge(host: string, user: string): Promise<void> {
+    return settle(() =>
+      this.db.transaction(() => {
+        this.db.sql("DELETE FROM keyval WHERE host = ? AND user = ?").run(host, user);
+        this.db.sql("DELETE FROM map WHERE host = ? AND user = ?").run(host, user);
+        this.db.sql("DELETE FROM archive WHERE host = ? AND user = ?").run(host, user);
+      })
+    );
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
+
+class SqliteKeyVal<T> implements KeyValStore<T> {
+  constructor(private db: Db, private host: string, private store: string) {}
+
+  get(user: string | null): Promise<T | null> {
+    return settle(() => {
+      const row = this.db.sql("SELECT value FROM keyval WHERE host = ? AND store = ? AND user = ?")
+        .get(this.host, this.store, u(user));
+      return row ? JSON.parse(row.value as string) : null;
+    });
+  }
+
+  set(user: string | null, value: T | null): Promise<void> {
+    return settle(() => {
+      if (value == null) {
+        this.db.sql("DELETE FROM keyval WHERE host = ? AND store = ? AND user = ?")
+          .run(this.host, this.store, u(user));
+      } else {
+        this.db.sql("INSERT OR REPLACE INTO keyval (host, store, user, value) VALUES (?, ?, ?, ?)")
+          .run(this.host, this.store, u(user), encodeValue(value));
+      }
+    });
+  }
+
+  async *users(): AsyncIterable<string> {
+    const rows = this.db.sql("SELECT user FROM keyval WHERE host = ? AND store = ? AND user != ''")
+      .all(this.host, this.store);
+    for (const row of rows) yield row.user as string;
+  }
+}
+
+class SqliteMap<T> implements MapStore<T> {
+  constructor(private db: Db, private host: string, private store: string) {}
+
+  get(user: string | null, key: string): Promise<T | null> {
+    return settle(() => {
+      const row = this.db
+        .sql("SELECT value FROM map WHERE host = ? AND store = ? AND user = ? AND key = ?")
+        .get(this.host, this.store, u(user), key);
+      return row ? JSON.parse(row.value as string) : null;
+    });
+  }
+
+  set(user: string | null, key: string, value: T | null): Promise<void> {
+    return settle(() => this.write(user, key, value == null ? null : encodeValue(value)));
+  }
+
+  setKeys(user: string | null, values: Record<string, T | typeof REMOVE>): Promise<void> {
+    return settle(() => {
+      const changes = Object.entries(values).map(([key, v]) =>
+        [key, v === REMOVE || v == null ? null : encodeValue(v)] as const
+      );
+      this.db.transaction(() => {
+        for (const [key, json] of changes) this.write(user, key, json);
+      });
+    });
+  }
+
+  /** Stores JSON text, or deletes the key when it is `null`. */
+  private write(user: string | null, key: string, json: string | null): void {
+    if (json === null) {
+      this.db.sql("DELETE FROM map WHERE host = ? AND store = ? AND user = ? AND key = ?")
+        .run(this.host, this.store, u(user), key);
+    } else {
+      this.db
+        .sql("INSERT OR REPLACE INTO map (host, store, user, key, value) VALUES (?, ?, ?, ?, ?)")
+        .run(this.host, this.store, u(user), key, json);
+    }
+  }
+
+  getAll(key: string): Promise<Map<string, T>> {
+    return settle(() => {
+      const rows = this.db
+        .sql("SELECT user, value FROM map WHERE host = ? AND store = ? AND key = ? AND user != ''")
+        .all(this.host, this.store, key);
+      return new Map(rows.map((r) => [r.user as string, JSON.parse(r.value as string)]));
+    });
+  }
+
+  deleteAll(key: string): Promise<void> {
+    return settle(() => {
+      this.db.sql("DELETE FROM map WHERE host = ? AND store = ? AND key = ?")
+        .run(this.host, this.store, key);
+    });
+  }
+}
+
+const ITEM_COLUMNS = `key, "when", "with", stanza`;
+
+class SqliteArchive implements ArchiveStore {
+  constructor(
+    private db: Db,
+    private host: string,
+    private store: string,
+    readonly caps: ArchiveCaps,
+  ) {}
+
+  append(
+    user: string | null,
+    key: string | null,
+    stanza: Stanza,
+    when = Date.now() / 1000,
+    withJid = "",
+  ): Promise<string> {
+    return settle(() => {
+      const id = key ?? newId();
+      const json = encodeStanza(stanza);
+      const owner = [this.host, this.store, u(user)];
+      this.db.transaction(() => {
+        if (key !== null) {
+          this.db.sql("DELETE FROM archive WHERE host = ? AND store = ? AND user = ? AND key = ?")
+            .run(...owner, key);
+        }
+        if (this.caps.quota !== Infinity) {
+          const row = this.db
+            .sql("SELECT COUNT(*) AS n FROM archive WHERE host = ? AND store = ? AND user = ?")
+            .get(...owner);
+          if (Number(row?.n) >= this.caps.quota) {
+            throw new StorageError("quota-limit", "the archive is full");
+          }
+        }
+        this.db.sql(
+          `INSERT INTO archive (host, store, user, key, "when", "with", stanza)
+           VALUES (?, ?, ?, ?, ?, ?, ?)`,
+        ).run(...owner, id, when, withJid, json);
+      });
+      return id;
+    });
+  }
+
+  find(user: string | null, query: ArchiveQuery = {}): Promise<ArchiveItem[]> {
+    return settle(() => {
+      const w = this.where(user, query, true);
+      const order = query.reverse ? "DESC" : "ASC";
+      const limit = query.limit === undefined ? -1 : Math.max(0, Math.floor(query.limit));
+      const rows = this.db
+        .sql(`SELECT ${ITEM_COLUMNS} FROM archive WHERE ${w.sql} ORDER BY sort_id ${order} LIMIT ?`)
+        .all(...w.params, limit);
+      return rows.map(toItem);
+    });
+  }
+
+  count(user: string | null, query: ArchiveQuery = {}): Promise<number> {
+    return settle(() => {
+      const w = this.where(user, query, false);
+      const row = this.db.sql(`SELECT COUNT(*) AS n FROM archive WHERE ${w.sql}`).get(...w.params);
+      return Number(row?.n);
+    });
+  }
+
+  get(user: string | null, key: string): Promise<ArchiveItem | null> {
+    return settle(() => {
+      const row = this.db.sql(
+        `SELECT ${ITEM_COLUMNS} FROM archive WHERE host = ? AND store = ? AND user = ? AND key = ?`,
+      ).get(this.host, this.store, u(user), key);
+      return row ? toItem(row) : null;
+    });
+  }
+
+  set(
+    user: string | null,
+    key: string,
+    stanza: Stanza,
+    when?: number,
+    withJid?: string,
+  ): Promise<void> {
+    return settle(() => {
+      const { changes } = this.db.sql(
+        `UPDATE archive SET stanza = ?, "when" = COALESCE(?, "when"), "with" = COALESCE(?, "with")
+         WHERE host = ? AND store = ? AND user = ? AND key = ?`,
+      ).run(
+        encodeStanza(stanza),
+        when ?? null,
+        withJid ?? null,
+        this.host,
+        this.store,
+        u(user),
+        key,
+      );
+      if (Number(changes) === 0) throw new StorageError("item-not-found", `no archive item ${key}`);
+    });
+  }
+
+  delete(user: string | null, query: ArchiveQuery = {}): Promise<number> {
+    return settle(() => {
+      const w = this.where(user, query, true);
+      if (query.truncate === undefined) {
+        return Number(this.db.sql(`DELETE FROM archive WHERE ${w.sql}`).run(...w.params).changes);
+      }
+      // Skip the `truncate` items to keep (newest first, or oldest with `reverse`); delete the rest.
+      const order = query.reverse ? "ASC" : "DESC";
+      const keep = Math.max(0, Math.floor(query.truncate));
+      const { changes } = this.db.sql(
+        `DELETE FROM archive WHERE sort_id IN (
+           SELECT sort_id FROM archive WHERE ${w.sql} ORDER BY sort_id ${order} LIMIT -1 OFFSET ?)`,
+      ).run(...w.params, keep);
+      return Number(changes);
+    });
+  }
+
+  async *users(): AsyncIterable<string> {
+    const rows = this.db
+      .sql("SELECT DISTINCT user FROM archive WHERE host = ? AND store = ? AND user != ''")
+      .all(this.host, this.store);
+    for (const row of rows) yield row.user as string;
+  }
+
+  /** The WHERE clause of a query; with `paging`, also its `before`/`after` id range. */
+  private where(user: string | null, q: ArchiveQuery, paging: boolean) {
+    let sql = "host = ? AND store = ? AND user = ?";
+    const params: SQLInputValue[] = [this.host, this.store, u(user)];
+    const add = (clause: string, value: SQLInputValue) => {
+      sql += ` AND ${clause}`;
+      params.push(value);
+    };
+    if (q.start !== undefined) add(`"when" >= ?`, q.start);
+    if (q.end !== undefined) add(`"when" <= ?`, q.end);
+    if (q.with !== undefined) add(`"with" = ?`, q.with);
+    if (q.key !== undefined) add("key = ?", q.key);
+    if (q.ids !== undefined) add("key IN (SELECT value FROM json_each(?))", JSON.stringify(q.ids));
+    if (paging && q.after !== undefined) add("sort_id > ?", this.sortId(user, q.after));
+    if (paging && q.before !== undefined) add("sort_id < ?", this.sortId(user, q.before));
+    return { sql, params };
+  }
+
+  /** The storage position of an item; throws `item-not-found`. */
+  private sortId(user: string | null, key: string): number {
+    const row = this.db
+      .sql("SELECT sort_id FROM archive WHERE host = ? AND store = ? AND user = ? AND key = ?")
+      .get(this.host, this.store, u(user), key);
+    if (!row) throw new StorageError("item-not-found", `no archive item ${key}`);
+    return Number(row.sort_id);
+  }
+}
+
+function toItem(row: Record<string, unknown>): ArchiveItem {
+  return {
+    id: row.key as string,
+    stanza: decodeStanza(row.stanza as string),
+    when: row.when as number,
+    with: row.with as string,
+  };
 }

@@ -1,8 +1,9 @@
 /**
- * The shapes of stored data, as Prosody's storage API: keyval (one value per
- * user), map (one value per user and key) and archive (a time-ordered stanza
- * log per user). Every method is async; failures throw {@link StorageError};
- * "not found" is `null`. `user` may be `null` for host-level data.
+ * The shapes of stored data, as in Prosody's storage API: keyval (one value
+ * per user), map (one value per user and key) and archive (a stanza log per
+ * user, in the order of storage). Every method is async; failures throw a
+ * {@link StorageError}; "not found" is `null`. `user` may be `null`, meaning
+ * host-level data (never listed by `users()`).
  *
  * @example
  * ```ts
@@ -14,67 +15,174 @@
  */
 import type { Stanza } from "../xml/stanza.ts";
 
-/** Marks a key for deletion in {@link MapStore.setKeys}. */
+/**
+ * Marks a key for deletion in {@link MapStore.setKeys} (Prosody's `store.remove`).
+ *
+ * @example
+ * ```ts
+ * await roster.setKeys("juliet", { "romeo@example.com": REMOVE });
+ * ```
+ */
 export const REMOVE: unique symbol = Symbol("REMOVE");
 
+/**
+ * A storage failure. `condition` is a short code: `item-not-found` (an
+ * archive paging anchor or item that does not exist), `quota-limit` (the
+ * archive is full), `internal-server-error` (anything else; see `cause`).
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await archive.append("juliet", null, stanza);
+ * } catch (e) {
+ *   if (e instanceof StorageError && e.condition === "quota-limit") {
+ *     // tell the client its archive is full
+ *   }
+ * }
+ * ```
+ */
 export class StorageError extends Error {
-  constructor(readonly condition: string, message?: string) {
-    super(message ?? condition);
+  readonly condition: string;
+
+  constructor(condition: string, message?: string, options?: ErrorOptions) {
+    super(message ?? condition, options);
     this.name = "StorageError";
+    this.condition = condition;
   }
 }
 
+/** The kinds of store a driver opens. */
 export type StoreType = "keyval" | "map" | "archive";
 
+/**
+ * One value per user (Prosody's default store type).
+ *
+ * @example
+ * ```ts
+ * const vcards = storage.open<string>("example.com", "vcard", "keyval");
+ * await vcards.set("juliet", "<vCard/>");
+ * for await (const user of vcards.users()) console.log(user);
+ * ```
+ */
 export interface KeyValStore<T = unknown> {
   get(user: string | null): Promise<T | null>;
-  /** `null` deletes. */
+  /** Stores a copy of `value` (JSON); `null` (or `undefined`) deletes. */
   set(user: string | null, value: T | null): Promise<void>;
-  /** Users that have a value in this store. */
+  /** Users that have a value in this store (host-level data excluded). */
   users(): AsyncIterable<string>;
 }
 
+/**
+ * One value per user and key.
+ *
+ * @example
+ * ```ts
+ * const roster = storage.open<RosterItem>("example.com", "roster", "map");
+ * await roster.set("juliet", "romeo@example.com", { subscription: "both" });
+ * await roster.setKeys("juliet", { "nurse@example.com": item, "romeo@example.com": REMOVE });
+ * ```
+ */
 export interface MapStore<T = unknown> {
   get(user: string | null, key: string): Promise<T | null>;
-  /** `null` deletes. */
+  /** `null` (or `undefined`) deletes. */
   set(user: string | null, key: string, value: T | null): Promise<void>;
-  /** Several keys at once, atomically; {@link REMOVE} deletes a key. */
+  /** Several keys at once, all or nothing; {@link REMOVE} deletes a key. */
   setKeys(user: string | null, values: Record<string, T | typeof REMOVE>): Promise<void>;
-  /** Every key of a user. */
-  getAll(user: string | null): Promise<Map<string, T>>;
-  /** The value of `key` for every user that has one. */
-  getAllUsers(key: string): Promise<Map<string, T>>;
-  /** Deletes `key` for every user. */
+  /** The value of `key` for every user that has one (host-level data excluded). */
+  getAll(key: string): Promise<Map<string, T>>;
+  /** Deletes `key` for every user, and at host level. */
   deleteAll(key: string): Promise<void>;
 }
 
+/**
+ * One archived stanza.
+ *
+ * @example
+ * ```ts
+ * const item: ArchiveItem = { id, stanza, when: Date.now() / 1000, with: "romeo@example.com" };
+ * ```
+ */
 export interface ArchiveItem {
   id: string;
   stanza: Stanza;
   /** Seconds since the epoch, with sub-second precision. */
   when: number;
+  /** What the item was filed under (MAM: the peer's bare JID; offline: ""). */
   with: string;
 }
 
+/**
+ * Which items an archive call is about. Without a query: all of them.
+ *
+ * @example
+ * ```ts
+ * // The 20 newest messages with Romeo, before the page whose first id is `oldest`:
+ * await mam.find("juliet", { with: "romeo@example.com", before: oldest, limit: 20, reverse: true });
+ * ```
+ */
 export interface ArchiveQuery {
-  /** Inclusive bounds on `when`. */
+  /** Inclusive lower bound on `when`. */
   start?: number;
+  /** Inclusive upper bound on `when`. */
   end?: number;
+  /** Exact match on `with`. */
   with?: string;
+  /** A single id. */
   key?: string;
+  /** A set of ids. */
   ids?: string[];
-  /** Paging anchors (ids); an unknown anchor throws `item-not-found`. */
+  /** Only items stored before this id (exclusive); throws `item-not-found` when it is unknown. */
   before?: string;
+  /** Only items stored after this id (exclusive); throws `item-not-found` when it is unknown. */
   after?: string;
+  /** At most this many items (after `reverse`: the newest ones). */
   limit?: number;
   /** Newest first. */
   reverse?: boolean;
-  /** With `delete`: keep only this many newest items (oldest with `reverse`). */
+  /** With `delete`: keep the N newest matching items (the N oldest with `reverse`). */
   truncate?: number;
 }
 
+/**
+ * What an archive supports (Prosody's `caps`), for callers to check first.
+ *
+ * @example
+ * ```ts
+ * if (archive.caps.quota !== Infinity) log.info("archives hold at most %d items", archive.caps.quota);
+ * ```
+ */
+export interface ArchiveCaps {
+  /** `count()` is cheap enough for RSM `<count/>`. */
+  readonly total: boolean;
+  /** Most items one user's archive may hold; `Infinity` when unlimited. */
+  readonly quota: number;
+  /** `delete` understands `truncate`. */
+  readonly truncate: boolean;
+  /** `before` and `after` may be used together. */
+  readonly fullIdRange: boolean;
+  /** Queries understand `ids`. */
+  readonly ids: boolean;
+  /** `delete` across every user at once (not supported yet). */
+  readonly wildcardDelete: boolean;
+}
+
+/**
+ * A stanza log per user. Order is the order of storage, never of timestamps.
+ *
+ * @example
+ * ```ts
+ * const mam = storage.open("example.com", "archive", "archive");
+ * const id = await mam.append("juliet", null, msg, Date.now() / 1000, "romeo@example.com");
+ * const page = await mam.find("juliet", { after: id, limit: 10 });
+ * ```
+ */
 export interface ArchiveStore {
-  /** Appends (or replaces, when `key` exists); returns the id. Throws `quota-limit` when full. */
+  /**
+   * Stores `stanza` last and returns its id: a new sortable id when `key` is
+   * null, else `key` (an existing item with that id is replaced and moves to
+   * the end). `when` defaults to now, `withJid` to "". Throws `quota-limit`
+   * when the user's archive is full.
+   */
   append(
     user: string | null,
     key: string | null,
@@ -82,37 +190,122 @@ export interface ArchiveStore {
     when?: number,
     withJid?: string,
   ): Promise<string>;
-  /** Items in storage order (or reversed), filtered and paged by the query. */
+  /** Matching items in storage order (newest first with `reverse`). */
   find(user: string | null, query?: ArchiveQuery): Promise<ArchiveItem[]>;
+  /** How many items match the filters, ignoring paging (`before`, `after`, `limit`), like Prosody's `total`. */
   count(user: string | null, query?: ArchiveQuery): Promise<number>;
   get(user: string | null, key: string): Promise<ArchiveItem | null>;
-  /** Deletes what the query matches (everything without one); returns how many. */
+  /** Replaces an item in place (`when` and `with` kept unless given); throws `item-not-found`. */
+  set(
+    user: string | null,
+    key: string,
+    stanza: Stanza,
+    when?: number,
+    withJid?: string,
+  ): Promise<void>;
+  /** Deletes the matching items (all without a query); returns how many. */
   delete(user: string | null, query?: ArchiveQuery): Promise<number>;
+  /** Users that have items in this archive (host-level data excluded). */
   users(): AsyncIterable<string>;
+  readonly caps: ArchiveCaps;
 }
 
-/** A storage backend (`storage` option): opens stores and purges users. */
+/**
+ * The capabilities both built-in drivers have, with their item limit.
+ *
+ * @example
+ * ```ts
+ * archiveCaps(Infinity).quota; // Infinity
+ * ```
+ */
+export function archiveCaps(quota: number): ArchiveCaps {
+  return {
+    total: true,
+    quota,
+    truncate: true,
+    fullIdRange: true,
+    ids: true,
+    wildcardDelete: false,
+  };
+}
+
+/**
+ * A storage backend, chosen with Prosody's `storage` option.
+ *
+ * @example
+ * ```ts
+ * const driver: StorageDriver = new MemoryDriver();
+ * const roster = driver.open("example.com", "roster", "map");
+ * await driver.purge("example.com", "juliet");
+ * ```
+ */
 export interface StorageDriver {
   readonly name: string;
-  open(host: string, store: string, type: "keyval"): KeyValStore;
-  open(host: string, store: string, type: "map"): MapStore;
+  /** Synchronous and cheap: no I/O. */
+  open<T = unknown>(host: string, store: string, type: "keyval"): KeyValStore<T>;
+  open<T = unknown>(host: string, store: string, type: "map"): MapStore<T>;
   open(host: string, store: string, type: "archive"): ArchiveStore;
   open(host: string, store: string, type: StoreType): KeyValStore | MapStore | ArchiveStore;
-  /** Deletes every piece of a user's data on a host. */
+  /** Deletes all of a user's data on a host, in every store. */
   purge(host: string, user: string): Promise<void>;
   close(): void;
 }
 
-/** A sortable unique id (time-ordered, like UUIDv7). */
+/**
+ * A new id that sorts by creation time: a UUIDv7, as Prosody's drivers use.
+ *
+ * @example
+ * ```ts
+ * newId(); // "0190b2c4-5e7a-7c3d-9f21-8a6b4c2d1e0f"
+ * ```
+ */
 export function newId(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  const ms = Date.now();
-  for (let i = 5; i >= 0; i--) bytes[5 - i] = Math.floor(ms / 2 ** (8 * i)) & 0xff;
-  bytes[6] = (bytes[6] & 0x0f) | 0x70;
-  bytes[8] = (bytes[8] & 0x3f) | 0x80;
-  let hex = "";
-  for (const b of bytes) hex += b.toString(16).padStart(2, "0");
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${
-    hex.slice(20)
-  }`;
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  let ms = Date.now();
+  for (let i = 5; i >= 0; i--) {
+    b[i] = ms % 256;
+    ms = Math.floor(ms / 256);
+  }
+  b[6] = 0x70 | (b[6] & 0x0f); // version 7
+  b[8] = 0x80 | (b[8] & 0x3f); // RFC 9562 variant
+  let h = "";
+  for (const x of b) h += x.toString(16).padStart(2, "0");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+/**
+ * Runs a synchronous storage operation as a store method: its result as a
+ * resolved promise, anything it throws as a rejected {@link StorageError}.
+ *
+ * @example
+ * ```ts
+ * get(user) { return settle(() => this.read(user)); }
+ * ```
+ */
+export function settle<T>(fn: () => T): Promise<T> {
+  try {
+    return Promise.resolve(fn());
+  } catch (e) {
+    return Promise.reject(
+      e instanceof StorageError
+        ? e
+        : new StorageError("internal-server-error", (e as Error)?.message ?? String(e), {
+          cause: e,
+        }),
+    );
+  }
+}
+
+/**
+ * Serialises a stored value (JSON text); throws for what JSON cannot hold.
+ *
+ * @example
+ * ```ts
+ * encodeValue({ a: 1 }); // '{"a":1}'
+ * ```
+ */
+export function encodeValue(value: unknown): string {
+  const json = JSON.stringify(value);
+  if (json === undefined) throw new StorageError("internal-server-error", "value is not storable");
+  return json;
 }

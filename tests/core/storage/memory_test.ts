@@ -3,5 +3,5 @@ import { driverSuite } from "./driver_suite.ts";
 
 driverSuite(
   "memory",
-  (limit) => Promise.resolve({ driver: new MemoryDriver(limit), cleanup: () => Promise.resolve() }),
+  (opts) => Promise.resolve({ driver: new MemoryDriver(opts), cleanup: () => Promise.resolve() }),
 );

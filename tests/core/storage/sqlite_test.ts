@@ -1,55 +1,175 @@
 import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
+import { join } from "node:path";
 import { SqliteDriver } from "../../../core/storage/sqlite.ts";
-import { StorageManager } from "../../../core/storage/manager.ts";
+import { REMOVE, StorageError } from "../../../core/storage/types.ts";
 import { message } from "../../../core/xml/stanza.ts";
 import { driverSuite } from "./driver_suite.ts";
 
-driverSuite("sqlite", async (limit) => {
+driverSuite("sqlite", async (opts) => {
   const dir = await Deno.makeTempDir({ prefix: "cadence-sqlite-" });
   return {
-    driver: new SqliteDriver(dir, limit),
+    driver: new SqliteDriver({ dataPath: dir, ...opts }),
     cleanup: () => Deno.remove(dir, { recursive: true }),
   };
 });
 
-Deno.test("sqlite: data survives closing and reopening the file", async () => {
+/** Runs `fn` with a fresh temporary directory, removed afterwards. */
+async function withTempDir(fn: (dir: string) => void | Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "cadence-sqlite-" });
   try {
-    let d = new SqliteDriver(dir);
-    await d.open("localhost", "accounts", "keyval").set("juliet", { password: "pw" });
-    await d.open("localhost", "roster", "map").set("juliet", "romeo@localhost", { name: "R" });
-    const id = await d.open("localhost", "offline", "archive")
-      .append("juliet", null, message({ from: "romeo@localhost" }, "a < b & c"), 1.5);
-    d.close();
-    d = new SqliteDriver(dir);
-    assert.deepEqual(await d.open("localhost", "accounts", "keyval").get("juliet"), {
-      password: "pw",
-    });
-    assert.deepEqual(await d.open("localhost", "roster", "map").get("juliet", "romeo@localhost"), {
-      name: "R",
-    });
-    const item = await d.open("localhost", "offline", "archive").get("juliet", id);
-    assert.equal(item?.stanza.getChildText("body"), "a < b & c");
-    assert.equal(item?.stanza.attrs.from, "romeo@localhost");
-    d.close();
+    await fn(dir);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+Deno.test("sqlite: creates the directory and one WAL database file in it", async () => {
+  await withTempDir(async (dir) => {
+    const dataPath = join(dir, "not", "yet");
+    const d = new SqliteDriver({ dataPath });
+    assert.equal(d.path, join(dataPath, "cadence.sqlite"));
+    await d.open("example.com", "accounts", "keyval").set("juliet", 1);
+    d.close();
+    assert.ok(Deno.statSync(d.path).isFile);
+    const db = new DatabaseSync(d.path);
+    try {
+      assert.equal(db.prepare("PRAGMA journal_mode").get()?.journal_mode, "wal");
+      assert.equal(db.prepare("SELECT version FROM schema_version").get()?.version, 1);
+    } finally {
+      db.close();
+    }
+  });
 });
 
-Deno.test("storage manager: per-store drivers and a clear error for unknown ones", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "cadence-sqlite-" });
-  try {
-    const m = new StorageManager({ dataPath: dir, storage: { cache: "memory" } });
-    assert.equal(m.driverFor("cache"), "memory");
-    assert.equal(m.driverFor("accounts"), "sqlite");
-    await m.open("localhost", "accounts").set("u", 1);
-    m.close();
+Deno.test("sqlite: data survives closing and reopening the file", async () => {
+  await withTempDir(async (dir) => {
+    let d = new SqliteDriver({ dataPath: dir });
+    await d.open("example.com", "accounts", "keyval").set("juliet", { password: "pw" });
+    await d.open("example.com", "accounts", "keyval").set(null, { host: "data" });
+    await d.open("example.com", "roster", "map").set("juliet", "romeo@example.com", { n: "R" });
+    const log = d.open("example.com", "offline", "archive");
+    const s = message({ from: "romeo@example.com" }, "a < b & c");
+    const first = await log.append("juliet", null, s, 1.5, "romeo@example.com");
+    d.close();
+
+    d = new SqliteDriver({ dataPath: dir });
+    try {
+      const accounts = d.open("example.com", "accounts", "keyval");
+      assert.deepEqual(await accounts.get("juliet"), { password: "pw" });
+      assert.deepEqual(await accounts.get(null), { host: "data" });
+      const roster = d.open("example.com", "roster", "map");
+      assert.deepEqual(await roster.get("juliet", "romeo@example.com"), { n: "R" });
+      const archive = d.open("example.com", "offline", "archive");
+      const item = await archive.get("juliet", first);
+      assert.equal(item?.stanza.toString(), s.toString());
+      assert.equal(item?.when, 1.5);
+      assert.equal(item?.with, "romeo@example.com");
+      // Storage order continues after the reopen, even with an older timestamp.
+      await archive.append("juliet", null, message({}, "later"), 0.5);
+      assert.deepEqual(
+        (await archive.find("juliet")).map((i) => i.stanza.getChildText("body")),
+        ["a < b & c", "later"],
+      );
+      assert.equal((await archive.find("juliet", { after: first }))[0].when, 0.5);
+    } finally {
+      d.close();
+    }
+  });
+});
+
+Deno.test("sqlite: two drivers on one file see each other's writes", async () => {
+  await withTempDir(async (dir) => {
+    const a = new SqliteDriver({ dataPath: dir });
+    const b = new SqliteDriver({ dataPath: dir });
+    try {
+      await a.open("example.com", "s", "keyval").set("juliet", 1);
+      assert.equal(await b.open("example.com", "s", "keyval").get("juliet"), 1);
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+});
+
+Deno.test("sqlite: a file that is not a database gives a clear StorageError", async () => {
+  await withTempDir((dir) => {
+    const path = join(dir, "cadence.sqlite");
+    Deno.writeTextFileSync(path, "this is not a database, just some text ".repeat(100));
     assert.throws(
-      () => new StorageManager({ dataPath: dir, storage: "postgres" }),
-      /storage option: unknown driver "postgres"; expected one of sqlite, internal, memory/,
+      () => new SqliteDriver({ dataPath: dir }),
+      (e) => e instanceof StorageError && e.message.includes(path),
     );
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
+});
+
+Deno.test("sqlite: a schema newer than this version is refused", async () => {
+  await withTempDir((dir) => {
+    new SqliteDriver({ dataPath: dir }).close();
+    const db = new DatabaseSync(join(dir, "cadence.sqlite"));
+    db.exec("UPDATE schema_version SET version = 99");
+    db.close();
+    assert.throws(
+      () => new SqliteDriver({ dataPath: dir }),
+      (e) => e instanceof StorageError && /schema version 99/.test(e.message),
+    );
+  });
+});
+
+Deno.test("sqlite: reopening an up-to-date file keeps it as it is", async () => {
+  await withTempDir((dir) => {
+    new SqliteDriver({ dataPath: dir }).close();
+    new SqliteDriver({ dataPath: dir }).close();
+    const db = new DatabaseSync(join(dir, "cadence.sqlite"));
+    try {
+      assert.deepEqual(
+        db.prepare("SELECT version FROM schema_version").all().map((r) => r.version),
+        [1],
+      );
+    } finally {
+      db.close();
+    }
+  });
+});
+
+Deno.test("sqlite: setKeys failing half-way rolls back and leaves no transaction open", async () => {
+  await withTempDir(async (dir) => {
+    const d = new SqliteDriver({ dataPath: dir });
+    try {
+      const m = d.open<number>("example.com", "m", "map");
+      await m.setKeys("juliet", { a: 1, b: 2 });
+      // Make the database itself refuse one key, so the failure comes mid-transaction.
+      const db = new DatabaseSync(d.path);
+      db.exec(`CREATE TRIGGER refuse BEFORE INSERT ON map WHEN NEW.key = 'bad'
+               BEGIN SELECT RAISE(ABORT, 'refused'); END`);
+      db.close();
+      await assert.rejects(
+        m.setKeys("juliet", { a: 10, b: REMOVE, bad: 3 }),
+        (e) => e instanceof StorageError && e.message.includes("refused"),
+      );
+      assert.equal(await m.get("juliet", "a"), 1);
+      assert.equal(await m.get("juliet", "b"), 2);
+      await m.setKeys("juliet", { a: 10, b: REMOVE });
+      assert.equal(await m.get("juliet", "a"), 10);
+      assert.equal(await m.get("juliet", "b"), null);
+    } finally {
+      d.close();
+    }
+  });
+});
+
+Deno.test("sqlite: a quota failure inside append rolls back cleanly", async () => {
+  await withTempDir(async (dir) => {
+    const d = new SqliteDriver({ dataPath: dir, archiveItemLimit: 1 });
+    try {
+      const log = d.open("example.com", "log", "archive");
+      await log.append("juliet", "one", message({}, "1"));
+      await assert.rejects(log.append("juliet", "two", message({}, "2")), StorageError);
+      assert.equal(await log.get("juliet", "two"), null);
+      await log.append("juliet", "one", message({}, "1 again"));
+      assert.equal((await log.get("juliet", "one"))?.stanza.getChildText("body"), "1 again");
+    } finally {
+      d.close();
+    }
+  });
 });
