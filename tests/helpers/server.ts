@@ -23,7 +23,8 @@ export interface TestServer {
   /** Direct TLS port (XEP-0368). */
   tlsPort: number;
   dataDir: string;
-  stop(): Promise<void>;
+  /** Stops the server and removes its data (or keeps it, to start again on it). */
+  stop(opts?: { keepData?: boolean }): Promise<void>;
 }
 
 /** A TCP port free on 127.0.0.1 right now. */
@@ -39,8 +40,15 @@ export function freePort(): Promise<number> {
   });
 }
 
-export async function startTestServer(options: Partial<Config> = {}): Promise<TestServer> {
-  const dataDir = await Deno.makeTempDir({ prefix: "cadence-test-" });
+/**
+ * Starts a server; pass the `dataDir` of a stopped one (stopped with
+ * `keepData`) to restart on the same data.
+ */
+export async function startTestServer(
+  options: Partial<Config> = {},
+  existingDataDir?: string,
+): Promise<TestServer> {
+  const dataDir = existingDataDir ?? await Deno.makeTempDir({ prefix: "cadence-test-" });
   const port = await freePort();
   const tlsPort = await freePort();
   const raw: Config = {
@@ -68,9 +76,9 @@ export async function startTestServer(options: Partial<Config> = {}): Promise<Te
     port,
     tlsPort,
     dataDir,
-    async stop() {
+    async stop(opts = {}) {
       await server.stop("test finished");
-      await Deno.remove(dataDir, { recursive: true });
+      if (!opts.keepData) await Deno.remove(dataDir, { recursive: true });
     },
   };
 }
