@@ -102,6 +102,7 @@ export class Server {
       dataPath: c.dataPath,
       storage: c.global("storage") as string | Record<string, string> | undefined,
       defaultStorage: c.global("default_storage") as string | undefined,
+      archiveItemLimit: c.global("storage_archive_item_limit") as number | undefined,
     });
     for (const name of c.hosts) {
       this.hosts.add(name, "local");
