@@ -34,7 +34,8 @@ export default defineConfig({
   /**
    * Modules to load. Left out, the modules of Prosody's default configuration
    * that Cadence has are on: roster, saslauth, tls, disco, carbons, private,
-   * blocklist, vcard, version, uptime, time, ping, register. c2s, iq,
+   * blocklist, vcard, version, uptime, time, ping, register, lastactivity,
+   * server_contact_info. c2s, iq,
    * presence, message and offline are always loaded.
    */
   // modules_enabled: ["saslauth", "tls", "disco", "ping", "version", "time", "uptime"],

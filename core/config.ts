@@ -98,6 +98,9 @@ export const DEFAULT_MODULES = [
   "time",
   "ping",
   "register",
+  // Not in Prosody's default list, but on by default in Cadence:
+  "lastactivity",
+  "server_contact_info",
 ];
 
 /** Always loaded on a VirtualHost, as Prosody's autoload list. */
