@@ -67,7 +67,11 @@ export default function c2s(module: Module) {
     if (directTls) {
       const tls = server.tls.peek(defaultHost);
       if (!tls) return session.close("internal-server-error");
-      conn.startTls(tls.context);
+      // XEP-0368: the certificate of the host the client names (SNI), else the first host's.
+      conn.startTls(tls.context, (name) => {
+        const host = prepDomain(name);
+        return host === undefined ? undefined : server.tls.peek(host)?.context;
+      });
       session.secure = true;
     }
   }

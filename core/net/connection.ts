@@ -69,14 +69,21 @@ export class Connection {
    * STARTTLS: hands the plain socket to a server-side TLS socket. Bytes read
    * from now on are the decrypted stream.
    */
-  startTls(secureContext: SecureContext): void {
+  startTls(
+    secureContext: SecureContext,
+    /** Picks the context for the name the client asked for (SNI), if any. */
+    contextFor?: (servername: string) => SecureContext | undefined,
+  ): void {
     const plain = this.socket;
     // Stop reading first: a read already in flight would swallow the client's TLS hello.
     plain.pause();
     plain.removeAllListeners("data");
     plain.removeAllListeners("close");
     plain.removeAllListeners("drain");
-    const tls = new TLSSocket(plain, { isServer: true, secureContext });
+    const SNICallback = contextFor &&
+      ((name: string, cb: (err: Error | null, ctx?: SecureContext) => void) =>
+        cb(null, contextFor(name) ?? secureContext));
+    const tls = new TLSSocket(plain, { isServer: true, secureContext, SNICallback });
     this.socket = tls;
     this.secure = true;
     this.attach(tls);
