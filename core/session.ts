@@ -69,6 +69,8 @@ export class Session {
 
   private queue: Stanza[] | undefined = undefined;
   private busy = false;
+  /** Reading is paused while queued stanzas wait for an async handler. */
+  private readPaused = false;
 
   constructor(conn: Connection, log: Logger) {
     this.id = "c2s" + (++counter).toString(36);
@@ -103,7 +105,10 @@ export class Session {
     }
     if (!isPromise(r)) return;
     this.busy = true;
-    this.conn.pause();
+    if (!this.readPaused) {
+      this.readPaused = true;
+      this.conn.pause();
+    }
     r.then(() => this.next(), (e) => {
       this.log.error("error processing stanza: {error}", { error: e });
       this.next();
@@ -114,7 +119,10 @@ export class Session {
     this.busy = false;
     const q = this.queue;
     while (q && q.length && !this.busy && !this.destroyed) this.run(q.shift()!);
-    if (!this.busy) this.conn.resume();
+    if (!this.busy && this.readPaused) {
+      this.readPaused = false;
+      this.conn.resume();
+    }
   }
 
   /**

@@ -43,6 +43,9 @@ Deno.test("stanzas from one session are processed in order across awaits; others
     await a.waitFor(/id="19"/);
     const ids = [...a.received.matchAll(/<iq id="(\d+)"/g)].map((m) => Number(m[1]));
     assert.deepEqual(ids, Array.from({ length: 20 }, (_, i) => i));
+    // Reading resumes afterwards: a later stanza is still answered.
+    a.send("<iq type='get' id='later' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>");
+    await a.waitFor(/id="later"/);
   } finally {
     a.close();
     b.close();
