@@ -1,0 +1,93 @@
+/**
+ * Message delivery to local users (RFC 6121 §8.5), Prosody's mod_message.
+ *
+ * To a full JID: that resource if it is connected, else the bare-JID rules
+ * (`groupchat` and `error` are dropped). To a bare JID: `chat` and `normal`
+ * go to the available resources with the highest non-negative priority (all
+ * of them when they tie, as Prosody does); `headline` to every resource with
+ * a non-negative priority; `error` is dropped; `groupchat` fires
+ * `message/bare/groupchat`. With no resource to take it, a `chat` or
+ * `normal` message to an existing account fires `message/offline/handle`
+ * (the offline module stores it); anything left gets `service-unavailable`.
+ * @module
+ */
+import type { Module } from "../core/moduleapi.ts";
+import type { StanzaEvent } from "../core/router.ts";
+import type { Session } from "../core/session.ts";
+import { isPromise } from "../core/events.ts";
+
+export default function message(module: Module) {
+  const server = module.server;
+  const host = module.host;
+
+  /** Available resources with priority ≥ 0: all of them, or only the top ones. */
+  function recipients(username: string, topOnly: boolean): Session[] {
+    const user = server.sessions.user(username, host);
+    if (!user) return [];
+    let best = -1;
+    const out: Session[] = [];
+    for (const s of user.sessions.values()) {
+      if (!s.presence || s.priority < 0) continue;
+      if (topOnly && s.priority < best) continue;
+      if (topOnly && s.priority > best) {
+        best = s.priority;
+        out.length = 0;
+      }
+      out.push(s);
+    }
+    return out;
+  }
+
+  function unavailable(event: StanzaEvent): true {
+    const type = event.stanza.attrs.type;
+    if (type !== "error" && type !== "groupchat" && type !== "headline") {
+      event.origin.send(event.stanza.errorReply("cancel", "service-unavailable"));
+    }
+    return true;
+  }
+
+  function toBare(event: StanzaEvent): unknown {
+    const { stanza } = event;
+    const type = stanza.attrs.type ?? "normal";
+    if (type === "error") return true;
+    const to = stanza.attrs.to ?? `${event.origin.username}@${host}`;
+    const username = to.slice(0, to.indexOf("@"));
+    if (type === "groupchat") {
+      const r = module.fireEvent("message/bare/groupchat", event);
+      if (isPromise(r)) return r.then((v) => v ?? unavailable(event));
+      return r ?? unavailable(event);
+    }
+    const targets = recipients(username, type !== "headline");
+    if (targets.length > 0) {
+      const xml = stanza.toString(); // once for all resources
+      for (const s of targets) s.send(xml);
+      return true;
+    }
+    if (type === "headline") return true; // headlines are not stored
+    return offline(event, username);
+  }
+
+  async function offline(event: StanzaEvent, username: string) {
+    if (!await server.users(host)?.userExists(username)) return unavailable(event);
+    const handled = await module.fireEvent("message/offline/handle", {
+      username,
+      origin: event.origin,
+      stanza: event.stanza,
+    });
+    return handled ?? unavailable(event);
+  }
+
+  module.hook("message/bare", toBare, -1);
+
+  module.hook("message/full", (event: StanzaEvent) => {
+    const { stanza } = event;
+    const target = server.sessions.full.get(stanza.attrs.to!);
+    if (target) {
+      target.send(stanza);
+      return true;
+    }
+    const type = stanza.attrs.type;
+    if (type === "error" || type === "groupchat") return true;
+    return toBare(event);
+  }, -1);
+}
