@@ -27,8 +27,12 @@ export class BenchConnection {
   buffer = "";
   /** True once the socket has closed. */
   closed = false;
+  /** The full JID the server bound for this session, once bound. */
+  jid = "";
   /** When true, incoming text is dropped instead of buffered. */
   private discarding = false;
+  /** When set, incoming text goes here instead of the buffer (see {@link onText}). */
+  private textHandler: ((text: string) => void) | undefined;
   private socket: Socket | TLSSocket;
   private wake: (() => void) | undefined;
   private decoder = new TextDecoder();
@@ -67,7 +71,9 @@ export class BenchConnection {
   private listen(socket: Socket | TLSSocket) {
     socket.on("data", (chunk: Uint8Array) => {
       if (this.discarding) return;
-      this.buffer += this.decoder.decode(chunk, { stream: true });
+      const text = this.decoder.decode(chunk, { stream: true });
+      if (this.textHandler) this.textHandler(text);
+      else this.buffer += text;
       this.notify();
     });
     socket.on("close", () => {
@@ -174,6 +180,18 @@ export class BenchConnection {
   discardIncoming(): void {
     this.buffer = "";
     this.discarding = true;
+  }
+
+  /**
+   * Hands everything received from now on to `handler`, chunk by chunk, as
+   * it arrives (starting with what is still buffered); {@link waitFor} no
+   * longer sees it. For measured phases that count stanzas as they come.
+   */
+  onText(handler: (text: string) => void): void {
+    this.textHandler = handler;
+    const rest = this.buffer;
+    this.buffer = "";
+    if (rest) handler(rest);
   }
 
   /** Closes the socket at once. */

@@ -5,7 +5,14 @@
 import { parseArgs } from "node:util";
 
 /** The scenarios, in the order they run. */
-export const SCENARIOS = ["login-plain", "login-scram", "idle-memory"] as const;
+export const SCENARIOS = [
+  "login-plain",
+  "login-scram",
+  "idle-memory",
+  "route",
+  "route-churn",
+  "presence",
+] as const;
 /** One scenario's name. */
 export type ScenarioName = typeof SCENARIOS[number];
 
@@ -17,6 +24,14 @@ export interface BenchOptions {
   concurrency: number;
   sessions: number;
   holdSeconds: number;
+  /** Messages each sender sends in a measured routing exchange (M). */
+  messages: number;
+  /** Logins and logouts between the two routing measurements of route-churn. */
+  churn: number;
+  /** Status changes the presence scenario measures (K). */
+  broadcasts: number;
+  /** Online contacts of the user whose status changes. */
+  contacts: number;
   /** Another checkout to run the server from, or undefined for this one. */
   server?: string;
 }
@@ -31,6 +46,10 @@ export const USAGE = `deno task bench [options]
   --concurrency N    concurrent clients (default 50)
   --sessions N       idle sessions to hold (default 10000)
   --hold S           seconds to hold the idle sessions (default 30)
+  --messages N       messages per sender in a routing run (M, default 200)
+  --churn N          logins and logouts between route-churn's two measurements (default 5000)
+  --broadcasts N     status changes measured by the presence scenario (K, default 1000)
+  --contacts N       online contacts of the user whose status changes (default 100)
   --server DIR       run main.ts from another checkout (to compare versions)
   --help             this text`;
 
@@ -45,6 +64,10 @@ export function parseOptions(args: string[]): BenchOptions | "help" {
       concurrency: { type: "string", default: "50" },
       sessions: { type: "string", default: "10000" },
       hold: { type: "string", default: "30" },
+      messages: { type: "string", default: "200" },
+      churn: { type: "string", default: "5000" },
+      broadcasts: { type: "string", default: "1000" },
+      contacts: { type: "string", default: "100" },
       server: { type: "string" },
       help: { type: "boolean", default: false },
     },
@@ -63,6 +86,10 @@ export function parseOptions(args: string[]): BenchOptions | "help" {
     concurrency: count("concurrency", values.concurrency, 1, 5000),
     sessions: count("sessions", values.sessions, 1, 1_000_000),
     holdSeconds: count("hold", values.hold, 0, 3600),
+    messages: count("messages", values.messages, 1, 100_000),
+    churn: count("churn", values.churn, 0, 1_000_000),
+    broadcasts: count("broadcasts", values.broadcasts, 1, 100_000),
+    contacts: count("contacts", values.contacts, 1, 5000),
     server: values.server,
   };
 }

@@ -67,6 +67,14 @@ export const ANCHORS = {
   kibPerIdleSession: { prosody: "33", ejabberd: "54", target: "≤ 33" },
   idleHoldCpu: { prosody: "0.00 (19,500 sess.)", ejabberd: "0.00 (19,500 sess.)", target: "0" },
   rssAfterClose: { prosody: "653 MiB kept (19,500)", ejabberd: "part returned", target: "" },
+  cpuPerMessage: { prosody: "104; 41 gen. GC", ejabberd: "35", target: "≤ 35" },
+  latencyP50: { prosody: "1.2; 0.6 gen. GC", ejabberd: "0.4", target: "" },
+  latencyP99: { prosody: "6.4; 5.5 gen. GC", ejabberd: "4.7", target: "" },
+  cpuPerMessageAfterChurn: {
+    prosody: "32 → 223 over ~7,000 logins",
+    ejabberd: "",
+    target: "no creep",
+  },
 } satisfies Record<string, Anchor>;
 
 /** Renders rows as a fixed-width text table. */

@@ -7,7 +7,13 @@
  */
 import { type BenchOptions, parseOptions, type ScenarioName, USAGE } from "./options.ts";
 import { clockTicksPerSecond, openFileLimit } from "./proc.ts";
-import { removeAccounts, ServerProcess, serverRoot, useServerRoot } from "./server_process.ts";
+import {
+  prepareTemplate,
+  removeAccounts,
+  ServerProcess,
+  serverRoot,
+  useServerRoot,
+} from "./server_process.ts";
 import { renderTable, type Row, seconds } from "./report.ts";
 import {
   describeLoginRun,
@@ -27,12 +33,37 @@ import {
   type IdleRun,
   runIdle,
 } from "./scenarios/idle_memory.ts";
+import {
+  describeRouteRun,
+  LOADED,
+  ROUTE_SETUP,
+  routeRows,
+  type RouteRun,
+  runRoute,
+  UNLOADED,
+} from "./scenarios/route.ts";
+import {
+  churnRows,
+  type ChurnRun,
+  churnSetup,
+  describeChurnRun,
+  runRouteChurn,
+} from "./scenarios/route_churn.ts";
+import {
+  describePresenceRun,
+  PRESENCE_SETUP,
+  presenceRows,
+  type PresenceRun,
+  runPresence,
+  seedRosters,
+} from "./scenarios/presence.ts";
+import { OPEN_CONFIG } from "./open_logins.ts";
 
 /** What one scenario produced, as written to the JSON summary. */
 interface ScenarioResult {
   name: ScenarioName;
   setup: string;
-  runs: (LoginRun | IdleRun)[];
+  runs: (LoginRun | IdleRun | RouteRun | ChurnRun | PresenceRun)[];
   rows: Row[];
   error?: string;
 }
@@ -86,6 +117,67 @@ async function idleScenario(o: BenchOptions): Promise<ScenarioResult> {
   };
 }
 
+async function routeScenario(o: BenchOptions): Promise<ScenarioResult> {
+  const runs: RouteRun[] = [];
+  const rows: Row[] = [];
+  let error: string | undefined;
+  for (const shape of [LOADED, UNLOADED]) {
+    const shapeRuns: RouteRun[] = [];
+    try {
+      for (let run = 1; run <= o.runs; run++) {
+        shapeRuns.push(await runRoute(shape, o.messages, o.concurrency));
+        log(`route run ${run}/${o.runs} ${describeRouteRun(shapeRuns[shapeRuns.length - 1])}`);
+      }
+    } catch (e) {
+      error = (e as Error).message;
+      log(`route ${shape.label} failed: ${error}`);
+    }
+    runs.push(...shapeRuns);
+    rows.push(...routeRows(shape, shapeRuns));
+  }
+  return { name: "route", setup: ROUTE_SETUP, runs, rows, error };
+}
+
+async function routeChurnScenario(o: BenchOptions): Promise<ScenarioResult> {
+  const runs: ChurnRun[] = [];
+  let error: string | undefined;
+  try {
+    for (let run = 1; run <= o.runs; run++) {
+      runs.push(await runRouteChurn(o.messages, o.churn, o.concurrency));
+      log(`route-churn run ${run}/${o.runs}: ${describeChurnRun(runs[runs.length - 1])}`);
+    }
+  } catch (e) {
+    error = (e as Error).message;
+    log(`route-churn failed: ${error}`);
+  }
+  const rows = churnRows(runs, o.churn);
+  return { name: "route-churn", setup: churnSetup(o.churn), runs, rows, error };
+}
+
+async function presenceScenario(o: BenchOptions): Promise<ScenarioResult> {
+  const runs: PresenceRun[] = [];
+  let error: string | undefined;
+  let template: string | undefined;
+  try {
+    const t0 = performance.now();
+    template = await prepareTemplate(OPEN_CONFIG, (file) => seedRosters(file, o.contacts));
+    log(
+      `presence: seeded ${o.contacts} mutual subscriptions in ${seconds(performance.now() - t0)}`,
+    );
+    for (let run = 1; run <= o.runs; run++) {
+      runs.push(await runPresence(template, o.contacts, o.broadcasts, o.concurrency));
+      log(`presence run ${run}/${o.runs}: ${describePresenceRun(runs[runs.length - 1])}`);
+    }
+  } catch (e) {
+    error = (e as Error).message;
+    log(`presence failed: ${error}`);
+  } finally {
+    if (template) await removeAccounts(template);
+  }
+  const rows = presenceRows(runs, o.contacts);
+  return { name: "presence", setup: PRESENCE_SETUP, runs, rows, error };
+}
+
 async function main(): Promise<number> {
   let options;
   try {
@@ -115,11 +207,16 @@ async function main(): Promise<number> {
     if (name === "login-plain") results.push(await loginScenario(LOGIN_PLAIN, options));
     if (name === "login-scram") results.push(await loginScenario(LOGIN_SCRAM, options));
     if (name === "idle-memory") results.push(await idleScenario(options));
+    if (name === "route") results.push(await routeScenario(options));
+    if (name === "route-churn") results.push(await routeChurnScenario(options));
+    if (name === "presence") results.push(await presenceScenario(options));
   }
   console.log(
     `\nCadence benchmark — ${options.runs} fresh-server run(s) per scenario, ` +
       `${options.concurrency} concurrent clients, ${options.logins} logins per login run, ` +
-      `${options.sessions} idle sessions held ${options.holdSeconds} s; load average at start ` +
+      `${options.sessions} idle sessions held ${options.holdSeconds} s, ` +
+      `${options.messages} messages per sender, ${options.churn} churn logins, ` +
+      `${options.broadcasts} status changes to ${options.contacts} contacts; load average at start ` +
       `${machine.loadavg.map((l) => l.toFixed(2)).join(" ")} on ${machine.cpus} CPUs; ` +
       `server ${machine.server} at ${machine.commit}.\n`,
   );

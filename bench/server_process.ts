@@ -98,21 +98,41 @@ export async function removeAccounts(dir: string): Promise<void> {
 }
 
 /**
- * Creates a template data directory holding `accounts` registered with the
- * admin CLI (`main.ts register USER localhost PASSWORD --config FILE`) under
- * the given options. Remove it with {@link removeAccounts}.
+ * Creates a template data directory: writes a configuration file with the
+ * given options into a new directory and lets `fill` put data in through it
+ * (with no server running). {@link ServerProcess.start} copies the data of
+ * a template; remove it with {@link removeAccounts}.
  */
-export async function prepareAccounts(
+export async function prepareTemplate(
   options: ConfigOptions,
-  accounts: { username: string; password: string }[],
+  fill: (configFile: string) => Promise<void>,
 ): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "cadence-bench-accounts-" });
   templates.add(dir);
   const file = await writeConfig(dir, `${dir}/data`, await freePort(), options);
-  for (const a of accounts) {
-    await cli(["register", a.username, "localhost", a.password, "--config", file]);
+  try {
+    await fill(file);
+  } catch (e) {
+    await removeAccounts(dir);
+    throw e;
   }
   return dir;
+}
+
+/**
+ * Creates a template data directory holding `accounts` registered with the
+ * admin CLI (`main.ts register USER localhost PASSWORD --config FILE`) under
+ * the given options. Remove it with {@link removeAccounts}.
+ */
+export function prepareAccounts(
+  options: ConfigOptions,
+  accounts: { username: string; password: string }[],
+): Promise<string> {
+  return prepareTemplate(options, async (file) => {
+    for (const a of accounts) {
+      await cli(["register", a.username, "localhost", a.password, "--config", file]);
+    }
+  });
 }
 
 /** Resolves once `port` accepts a TCP connection; rejects after `ms` or if `exited` settles first. */

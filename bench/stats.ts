@@ -25,3 +25,11 @@ export function formatSummary(s: Summary, digits: number): string {
   const f = (n: number) => n.toFixed(digits);
   return `${f(s.median)} (${f(s.min)}–${f(s.max)})`;
 }
+
+/** The `p`-th percentile (0–100, nearest rank) of `values`; NaN when there are none. */
+export function percentile(values: ArrayLike<number>, p: number): number {
+  if (values.length === 0) return NaN;
+  const s = Float64Array.from(values).sort();
+  const rank = Math.ceil((p / 100) * s.length);
+  return s[Math.min(s.length, Math.max(1, rank)) - 1];
+}

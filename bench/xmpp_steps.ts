@@ -34,7 +34,7 @@ const FEATURES_END = /<\/stream:features>|<stream:features\s*\/>/;
 const PROCEED = /<proceed[^>]*>/;
 const CHALLENGE = /<challenge[^>]*>([^<]*)<\/challenge>/;
 const SUCCESS = /<success[^>]*\/>|<success[^>]*>([^<]*)<\/success>/;
-const BOUND = /<\/jid>/;
+const BOUND = /<jid>([^<]*)<\/jid>/;
 const STREAM_END = /<\/stream:stream>/;
 
 /** Opens a bound session with initial presence sent; the caller closes it. */
@@ -64,7 +64,7 @@ export async function openSession(
       "<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>" +
         `<resource>${resource}</resource></bind></iq>`,
     );
-    await conn.waitFor(BOUND, t);
+    conn.jid = (await conn.waitFor(BOUND, t))[1];
     conn.send("<presence/>");
     return conn;
   } catch (e) {

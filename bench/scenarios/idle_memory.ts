@@ -9,7 +9,8 @@ import { cpuMs, openFileLimit, rssKiB } from "../proc.ts";
 import { runPool } from "../pool.ts";
 import { ANCHORS, details, mib, type Row, row, seconds } from "../report.ts";
 import { SERVER_HOST, ServerProcess } from "../server_process.ts";
-import { closeSession, login, type LoginMode, openSession } from "../xmpp_steps.ts";
+import { closeSession, login, openSession } from "../xmpp_steps.ts";
+import { OPEN_CONFIG, OPEN_MODE, PHASE_LIMIT_MS, WARMUP_LOGINS } from "../open_logins.ts";
 
 /** The figures of one measured run. */
 export interface IdleRun {
@@ -33,20 +34,10 @@ export interface IdleRun {
   serverOutput: string;
 }
 
-/** Any password is accepted: logins cost nothing to set up, and auth cost is not measured here. */
-const CONFIG = {
-  authentication: "insecure",
-  insecure_open_authentication: "Yes please, I know what I'm doing!",
-  c2s_require_encryption: false,
-  allow_unencrypted_plain_auth: true,
-};
 /** How accounts were set up, for the report. */
 export const IDLE_SETUP = 'authentication "insecure" (any password), PLAIN on plain TCP, ' +
   "sessions spread over source addresses 127.0.0.1–127.0.0.8";
 
-const MODE: LoginMode = { mechanism: "PLAIN", starttls: false, stepTimeoutMs: 30_000 };
-const WARMUP_LOGINS = 50;
-const PHASE_LIMIT_MS = 10 * 60_000;
 /** Pause after the last close before reading RSS, so the server can finish tearing down. */
 const AFTER_CLOSE_MS = 5_000;
 /** Length of one slice of the hold over which server CPU is sampled, in seconds. */
@@ -93,7 +84,7 @@ export async function runIdle(
   concurrency: number,
   holdSeconds: number,
 ): Promise<IdleRun> {
-  const server = await ServerProcess.start(CONFIG);
+  const server = await ServerProcess.start(OPEN_CONFIG);
   const open: BenchConnection[] = [];
   try {
     const target = (i: number) => ({
@@ -105,14 +96,14 @@ export async function runIdle(
       WARMUP_LOGINS,
       concurrency,
       PHASE_LIMIT_MS,
-      (i) => login(target(i), user(i), "warm", MODE),
+      (i) => login(target(i), user(i), "warm", OPEN_MODE),
     );
     if (warm.completed === 0) {
       throw new Error(`every warm-up login failed: ${warm.errors.join(" | ")}`);
     }
     const rssBeforeKiB = await rssKiB(server.pid);
     const opened = await runPool(sessions, concurrency, PHASE_LIMIT_MS, async (i) => {
-      const conn = await openSession(target(i), user(i), "idle", MODE);
+      const conn = await openSession(target(i), user(i), "idle", OPEN_MODE);
       conn.discardIncoming();
       open.push(conn);
     });
@@ -124,7 +115,7 @@ export async function runIdle(
       open.length,
       concurrency,
       PHASE_LIMIT_MS,
-      (i) => closeSession(open[i], MODE.stepTimeoutMs),
+      (i) => closeSession(open[i], OPEN_MODE.stepTimeoutMs),
     );
     await new Promise((resolve) => setTimeout(resolve, AFTER_CLOSE_MS));
     const rssAfterCloseKiB = await rssKiB(server.pid);
