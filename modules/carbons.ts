@@ -1,0 +1,100 @@
+/**
+ * Message Carbons (XEP-0280, `urn:xmpp:carbons:2`): a resource that enables
+ * carbons gets a copy of the chat messages its account receives on other
+ * resources (`<received/>`) and sends from other resources (`<sent/>`).
+ * `<private xmlns='urn:xmpp:carbons:2'/>` and the XEP-0334 `<no-copy/>`
+ * hint keep a message out of carbons.
+ * @module
+ */
+import type { Module } from "../core/moduleapi.ts";
+import type { StanzaEvent } from "../core/router.ts";
+import type { Session } from "../core/session.ts";
+import { message, type Stanza } from "../core/xml/stanza.ts";
+
+const NS = "urn:xmpp:carbons:2";
+const FORWARD_NS = "urn:xmpp:forward:0";
+
+function enabled(s: Session): boolean {
+  return s.ext?.carbons === true;
+}
+
+/** XEP-0280 §6: chat messages, and normal ones with a body; not marked private. */
+function eligible(stanza: Stanza): boolean {
+  const type = stanza.attrs.type ?? "normal";
+  if (type !== "chat" && !(type === "normal" && stanza.getChild("body"))) return false;
+  if (stanza.getChild("private", NS) || stanza.getChild("no-copy", "urn:xmpp:hints")) return false;
+  if (stanza.getChild("received", NS) || stanza.getChild("sent", NS)) return false;
+  return true;
+}
+
+export default function carbons(module: Module) {
+  const server = module.server;
+  module.addFeature(NS);
+
+  const toggle = (on: boolean) => ({ origin, stanza }: StanzaEvent<Session>) => {
+    (origin.ext ??= {}).carbons = on;
+    origin.send(stanza.reply());
+    return true;
+  };
+  module.hook(`iq-set/self/${NS}:enable`, toggle(true));
+  module.hook(`iq-set/self/${NS}:disable`, toggle(false));
+
+  /** Sends a wrapped copy to the user's enabled resources, except those in `skip`. */
+  function copy(username: string, stanza: Stanza, kind: "sent" | "received", skip: Set<Session>) {
+    const user = server.sessions.user(username, module.host);
+    if (!user) return;
+    const bareJid = `${username}@${module.host}`;
+    let xml: string | undefined;
+    for (const s of user.sessions.values()) {
+      if (skip.has(s) || !enabled(s) || !s.presence) continue;
+      if (xml === undefined) {
+        const wrapper = message({ from: bareJid, type: stanza.attrs.type })
+          .tag(kind, { xmlns: NS }).tag("forwarded", { xmlns: FORWARD_NS })
+          .addChild(stanza.clone()).reset();
+        xml = wrapper.toString();
+      }
+      s.send(xml.replace("<message ", `<message to="${s.full_jid}" `));
+    }
+  }
+
+  // Received copies, before normal delivery (which runs at -1).
+  function inbound({ stanza }: StanzaEvent) {
+    if (!eligible(stanza)) {
+      stanza.removeChildren("private", NS); // XEP-0280 §7: not for the recipient's eyes
+      return;
+    }
+    const to = stanza.attrs.to;
+    if (!to) return;
+    const at = to.indexOf("@");
+    const slash = to.indexOf("/");
+    const username = to.slice(0, at);
+    const user = server.sessions.user(username, module.host);
+    if (!user) return;
+    // Resources that get the message itself need no carbon.
+    const direct = new Set<Session>();
+    const full = slash === -1 ? undefined : server.sessions.full.get(to);
+    if (full) direct.add(full);
+    else {
+      let best = -1;
+      for (const s of user.sessions.values()) {
+        if (s.presence && s.priority >= 0 && s.priority > best) best = s.priority;
+      }
+      for (const s of user.sessions.values()) {
+        if (s.presence && s.priority === best) direct.add(s);
+      }
+    }
+    copy(username, stanza, "received", direct);
+  }
+  module.hook("message/full", inbound, 1);
+  module.hook("message/bare", inbound, 1);
+
+  // Sent copies, from the sender's other resources.
+  function outbound({ origin, stanza }: StanzaEvent<Session>) {
+    // (<private/> stays on until delivery: the recipient's side must see it too.)
+    if (origin.type !== "c2s" || !eligible(stanza)) return;
+    copy(origin.username!, stanza, "sent", new Set([origin]));
+  }
+  module.hook("pre-message/full", outbound, -0.5);
+  module.hook("pre-message/bare", outbound, -0.5);
+  module.hook("pre-message/host", outbound, -0.5);
+}

@@ -1,0 +1,65 @@
+/** XEP-0280 Message Carbons between two resources. */
+import assert from "node:assert/strict";
+import { RawClient } from "../helpers/rawclient.ts";
+import { startTestServer } from "../helpers/server.ts";
+
+Deno.test("carbons: received and sent copies; private and no-copy honoured; disable stops them", async () => {
+  const t = await startTestServer({
+    authentication: "internal_plain",
+    c2s_require_encryption: false,
+    allow_unencrypted_plain_auth: true,
+  });
+  const clients: RawClient[] = [];
+  const online = async (user: string, resource: string) => {
+    const c = await RawClient.connect(t.port);
+    clients.push(c);
+    await c.login(user, "pw", resource);
+    c.send("<presence/>");
+    await c.waitFor(/<presence /);
+    c.clear();
+    return c;
+  };
+  try {
+    for (const u of ["romeo", "juliet"]) await t.server.users("localhost")!.createUser(u, "pw");
+    const romeo = await online("romeo", "r");
+    const a = await online("juliet", "a");
+    const b = await online("juliet", "b");
+    b.send("<iq type='set' id='c1'><enable xmlns='urn:xmpp:carbons:2'/></iq>");
+    await b.waitFor(/<iq [^>]*id="c1"[^>]*type="result"/);
+    b.clear();
+
+    romeo.send("<message to='juliet@localhost/a' type='chat'><body>in1</body></message>");
+    await a.waitFor(/<body>in1<\/body>/);
+    const received =
+      (await b.waitFor(/<message [^>]*>.*?<\/message><\/forwarded><\/received><\/message>/s))[0];
+    assert.match(
+      received,
+      /^<message to="juliet@localhost\/b" from="juliet@localhost" type="chat"><received xmlns="urn:xmpp:carbons:2"><forwarded xmlns="urn:xmpp:forward:0"><message [^>]*from="romeo@localhost\/r"/,
+    );
+
+    a.send("<message to='romeo@localhost' type='chat'><body>out1</body></message>");
+    await romeo.waitFor(/<body>out1<\/body>/);
+    await b.waitFor(
+      /<sent xmlns="urn:xmpp:carbons:2"><forwarded xmlns="urn:xmpp:forward:0"><message [^>]*><body>out1<\/body>/,
+    );
+
+    b.clear();
+    romeo.send(
+      "<message to='juliet@localhost/a' type='chat'><body>secret</body><private xmlns='urn:xmpp:carbons:2'/></message>",
+    );
+    romeo.send(
+      "<message to='juliet@localhost/a' type='chat'><body>nocopy</body><no-copy xmlns='urn:xmpp:hints'/></message>",
+    );
+    await a.waitFor(/<body>nocopy<\/body>/);
+    assert.doesNotMatch(a.received, /<private /); // stripped before delivery
+    b.send("<iq type='set' id='c2'><disable xmlns='urn:xmpp:carbons:2'/></iq>");
+    await b.waitFor(/id="c2"/);
+    romeo.send("<message to='juliet@localhost/a' type='chat'><body>in2</body></message>");
+    await a.waitFor(/<body>in2<\/body>/);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.doesNotMatch(b.received, /secret|nocopy|in2/);
+  } finally {
+    for (const c of clients) c.close();
+    await t.stop();
+  }
+});
