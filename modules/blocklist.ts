@@ -1,0 +1,169 @@
+/**
+ * Blocking Command (XEP-0191, `urn:xmpp:blocking`): a user's list of
+ * blocked JIDs (keyval store `blocklist`, survives restarts). Stanzas from
+ * a blocked entity are dropped (presence) or refused with
+ * `service-unavailable` (messages, iq get/set); stanzas the user sends to a
+ * blocked entity are refused with `not-acceptable` and the
+ * `<blocked xmlns='urn:xmpp:blocking:errors'/>` child. Changes are pushed to
+ * every resource that fetched the list.
+ *
+ * Lists of users with sessions are cached in memory, so the per-stanza
+ * check touches no storage.
+ * @module
+ */
+import type { Module } from "../core/moduleapi.ts";
+import type { StanzaEvent } from "../core/router.ts";
+import type { Session } from "../core/session.ts";
+import { prep } from "../core/jid.ts";
+import { iq, presence, type Stanza } from "../core/xml/stanza.ts";
+import { isPromise } from "../core/events.ts";
+
+const NS = "urn:xmpp:blocking";
+const ERRORS_NS = "urn:xmpp:blocking:errors";
+
+/** Whether `jid` is covered by an item (XEP-0191 §3.4: full, bare, domain/resource, domain). */
+function matches(list: Set<string>, jid: string): boolean {
+  if (list.size === 0) return false;
+  if (list.has(jid)) return true;
+  const slash = jid.indexOf("/");
+  const bareJid = slash === -1 ? jid : jid.slice(0, slash);
+  if (list.has(bareJid)) return true;
+  const at = bareJid.indexOf("@");
+  if (at === -1) return false;
+  const domain = bareJid.slice(at + 1);
+  if (slash !== -1 && list.has(domain + jid.slice(slash))) return true;
+  return list.has(domain);
+}
+
+export default function blocklist(module: Module) {
+  const server = module.server;
+  const host = module.host;
+  const store = module.openStore<string[]>("blocklist", "keyval");
+  const cache = new Map<string, Set<string>>();
+  module.addFeature(NS);
+
+  function load(username: string): Set<string> | Promise<Set<string>> {
+    const cached = cache.get(username);
+    if (cached) return cached;
+    return store.get(username).then((items) => {
+      const set = cache.get(username) ?? new Set(items ?? []);
+      if (server.sessions.user(username, host)) cache.set(username, set);
+      return set;
+    });
+  }
+
+  module.hook("resource-unbind", ({ session }) => {
+    if (!server.sessions.user(session.username!, host)) cache.delete(session.username!);
+  });
+
+  // --- the list --------------------------------------------------------------
+
+  module.hook(`iq-get/self/${NS}:blocklist`, async ({ origin, stanza }: StanzaEvent<Session>) => {
+    (origin.ext ??= {}).blocklist = true;
+    const list = await load(origin.username!);
+    const reply = stanza.reply().tag("blocklist", { xmlns: NS });
+    for (const jid of list) reply.tag("item", { jid }).up();
+    origin.send(reply);
+    return true;
+  });
+
+  async function change(event: StanzaEvent<Session>, block: boolean) {
+    const { origin, stanza } = event;
+    const el = stanza.getChild(block ? "block" : "unblock", NS)!;
+    const jids: string[] = [];
+    for (const item of el.childTags("item", NS)) {
+      const jid = item.attrs.jid === undefined ? undefined : prep(item.attrs.jid);
+      if (!jid) {
+        origin.send(stanza.errorReply("modify", "jid-malformed"));
+        return true;
+      }
+      jids.push(jid);
+    }
+    if (block && jids.length === 0) {
+      origin.send(stanza.errorReply("modify", "bad-request", "Nothing to block"));
+      return true;
+    }
+    const username = origin.username!;
+    const list = await load(username);
+    const changed = block ? jids : (jids.length ? jids : [...list]);
+    for (const jid of changed) block ? list.add(jid) : list.delete(jid);
+    await store.set(username, [...list]);
+    cache.set(username, list);
+    origin.send(stanza.reply());
+    // Pushes to the resources that fetched the list.
+    const push = iq({ type: "set", id: "block" + Date.now().toString(36) })
+      .tag(block ? "block" : "unblock", { xmlns: NS });
+    for (const jid of jids) push.tag("item", { jid }).up();
+    for (const s of server.sessions.user(username, host)?.sessions.values() ?? []) {
+      if (s.ext?.blocklist !== true) continue;
+      push.attrs.to = s.full_jid;
+      s.send(push);
+    }
+    if (block) {
+      // A blocked contact stops seeing the user as available.
+      for (const s of server.sessions.user(username, host)?.sessions.values() ?? []) {
+        if (!s.presence) continue;
+        for (const jid of jids) {
+          module.send(presence({ from: s.full_jid, to: jid, type: "unavailable" }), s);
+        }
+      }
+    }
+    return true;
+  }
+  module.hook(`iq-set/self/${NS}:block`, (e: StanzaEvent<Session>) => change(e, true));
+  module.hook(`iq-set/self/${NS}:unblock`, (e: StanzaEvent<Session>) => change(e, false));
+
+  // --- enforcement -------------------------------------------------------------
+
+  /** Inbound: from a blocked entity to the user. */
+  function inbound(event: StanzaEvent) {
+    const { stanza } = event;
+    const to = stanza.attrs.to;
+    const from = stanza.attrs.from;
+    if (!to || !from) return;
+    const username = to.slice(0, to.indexOf("@"));
+    const list = load(username);
+    if (isPromise(list)) return list.then((l) => refuseInbound(event, l));
+    return refuseInbound(event, list);
+  }
+
+  function refuseInbound(event: StanzaEvent, list: Set<string>) {
+    const { origin, stanza } = event;
+    if (!matches(list, stanza.attrs.from!)) return;
+    const type = stanza.attrs.type;
+    if (
+      stanza.name !== "presence" && type !== "error" && type !== "result" && type !== "groupchat"
+    ) {
+      origin.send(stanza.errorReply("cancel", "service-unavailable"));
+    }
+    return true;
+  }
+
+  /** Outbound: from the user to a blocked entity. */
+  function outbound(event: StanzaEvent<Session>) {
+    const { origin, stanza } = event;
+    const to = stanza.attrs.to;
+    if (!to || origin.type !== "c2s") return;
+    const list = load(origin.username!);
+    if (isPromise(list)) return list.then((l) => refuseOutbound(origin, stanza, l));
+    return refuseOutbound(origin, stanza, list);
+  }
+
+  function refuseOutbound(origin: Session, stanza: Stanza, list: Set<string>) {
+    if (!matches(list, stanza.attrs.to!)) return;
+    const type = stanza.attrs.type;
+    if (stanza.name !== "presence" && type !== "error" && type !== "result") {
+      origin.send(
+        stanza.errorReply("cancel", "not-acceptable").tag("blocked", { xmlns: ERRORS_NS }),
+      );
+    }
+    return true;
+  }
+
+  for (const kind of ["message", "presence", "iq"]) {
+    for (const dest of ["bare", "full"]) module.hook(`${kind}/${dest}`, inbound, 100);
+    for (const dest of ["bare", "full", "host"]) {
+      module.hook(`pre-${kind}/${dest}`, outbound, 100);
+    }
+  }
+}
