@@ -1,0 +1,59 @@
+import assert from "node:assert/strict";
+import { RawClient } from "../helpers/rawclient.ts";
+import { startTestServer } from "../helpers/server.ts";
+
+Deno.test("last activity: answered to contacts, forbidden to others; contact addresses in disco", async () => {
+  const t = await startTestServer({
+    authentication: "internal_plain",
+    c2s_require_encryption: false,
+    allow_unencrypted_plain_auth: true,
+    contact_info: { abuse: ["mailto:abuse@localhost"], admin: ["xmpp:admin@localhost"] },
+  });
+  const clients: RawClient[] = [];
+  try {
+    for (const u of ["romeo", "juliet", "tybalt"]) {
+      await t.server.users("localhost")!.createUser(u, "pw");
+    }
+    // juliet lets romeo see her presence.
+    await t.server.rosters.modify("juliet", "localhost", (r) => {
+      r.items.set("romeo@localhost", { subscription: "from", groups: [] });
+      return ["romeo@localhost"];
+    });
+    const juliet = await RawClient.connect(t.port);
+    clients.push(juliet);
+    await juliet.login("juliet", "pw");
+    juliet.send("<presence/>");
+    await juliet.waitFor(/<presence /);
+    juliet.send("<presence type='unavailable'><status>Gone to Mantua</status></presence>");
+    await new Promise((r) => setTimeout(r, 30));
+    juliet.close();
+    for (let i = 0; i < 40 && t.server.sessions.user("juliet", "localhost"); i++) {
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    const romeo = await RawClient.connect(t.port);
+    const tybalt = await RawClient.connect(t.port);
+    clients.push(romeo, tybalt);
+    await romeo.login("romeo", "pw");
+    await tybalt.login("tybalt", "pw");
+    romeo.send("<iq type='get' id='l1' to='juliet@localhost'><query xmlns='jabber:iq:last'/></iq>");
+    const answer = (await romeo.waitFor(/<iq [^>]*id="l1".*?<\/iq>/s))[0];
+    assert.match(answer, /<query xmlns="jabber:iq:last" seconds="\d+">Gone to Mantua<\/query>/);
+    tybalt.send(
+      "<iq type='get' id='l2' to='juliet@localhost'><query xmlns='jabber:iq:last'/></iq>",
+    );
+    assert.match((await tybalt.waitFor(/<iq [^>]*id="l2".*?<\/iq>/s))[0], /<forbidden /);
+
+    romeo.send(
+      "<iq type='get' id='d1' to='localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>",
+    );
+    const info = (await romeo.waitFor(/<iq [^>]*id="d1".*?<\/iq>/s))[0];
+    assert.match(info, /<value>http:\/\/jabber.org\/network\/serverinfo<\/value>/);
+    assert.match(
+      info,
+      /<field var="abuse-addresses" type="list-multi"><value>mailto:abuse@localhost<\/value><\/field>/,
+    );
+  } finally {
+    for (const c of clients) c.close();
+    await t.stop();
+  }
+});
