@@ -146,3 +146,102 @@ Deno.test("parseXml parses one element and refuses bad input", () => {
   assert.throws(() => parseXml("<message>"), /no complete element/);
   assert.throws(() => parseXml("<a>&x;</a>"), /restricted-xml/);
 });
+
+Deno.test("a stanza is dispatched only once closed correctly", () => {
+  // A wrong end tag: the message is not delivered, the stream fails.
+  let t = collect();
+  t.feed(HEADER + "<message to='a@b'><body>x</body></iq>");
+  assert.deepEqual(t.out.stanzas, []);
+  assert.deepEqual(t.out.errors.map((e) => e[0]), ["not-well-formed"]);
+  // Cut off by the end of the stream: not delivered, and the close is an error.
+  t = collect();
+  t.feed(HEADER + "<presence/><message to='a@b'><body>x</body></stream:stream>");
+  assert.deepEqual(t.out.stanzas.map(String), ["<presence/>"]);
+  assert.equal(t.out.closed, 0);
+  assert.deepEqual(t.out.errors.map((e) => e[0]), ["not-well-formed"]);
+});
+
+Deno.test("limits outside stanzas: whitespace, header, names, attributes — bounded as bytes arrive", () => {
+  // 50 MiB of whitespace between stanzas: refused once past maxGap, never buffered.
+  let t = collect({ maxStanzaSize: 10_000 });
+  t.feed(HEADER + "<presence/>");
+  const mib = enc.encode(" ".repeat(1 << 20));
+  let fed = 0;
+  for (; fed < 50 && t.out.errors.length === 0; fed++) {
+    t.feed(mib);
+    assert.equal(t.parser.buffered, 0);
+  }
+  assert.deepEqual(t.out.errors.map((e) => e[0]), ["policy-violation"]);
+  assert.equal(fed, 1);
+  // Keepalives between stanzas are fine: the count starts again after each stanza.
+  t = collect({ maxStanzaSize: 1000 });
+  t.feed(HEADER);
+  for (let i = 0; i < 100; i++) t.feed(enc.encode(" ".repeat(500) + "<presence/>"));
+  assert.equal(t.out.stanzas.length, 100);
+  assert.deepEqual(t.out.errors, []);
+
+  // One unterminated attribute value, fed in 64 KiB pieces: refused past the stanza limit.
+  t = collect({ maxStanzaSize: 10_000 });
+  t.feed(HEADER + "<message to='");
+  const piece = enc.encode("a".repeat(64 * 1024));
+  for (let i = 0; i < 800 && t.out.errors.length === 0; i++) {
+    t.feed(piece);
+    assert.ok(t.parser.buffered <= 10_000 + piece.length);
+  }
+  assert.deepEqual(t.out.errors.map((e) => e[0]), ["policy-violation"]);
+
+  // A start tag with 100,000 attributes: too many attributes.
+  t = collect({ maxStanzaSize: 2 << 20 });
+  let attrs = "";
+  for (let i = 0; i < 100_000; i++) attrs += ` a${i}='x'`;
+  t.feed(HEADER + `<message${attrs}/>`);
+  assert.deepEqual(t.out.errors, [["policy-violation", "too many attributes"]]);
+
+  // The stream header, a long name, a long attribute value.
+  t = collect();
+  t.feed(enc.encode("<stream:stream xmlns='jabber:client' to='" + "x".repeat(9000)));
+  assert.deepEqual(t.out.errors.map((e) => e[1]), ["the stream header is too large"]);
+  t = collect();
+  t.feed(HEADER + `<m${"n".repeat(2000)}/>`);
+  assert.deepEqual(t.out.errors.map((e) => e[1]), ["element name too long"]);
+  t = collect({ maxAttributeLength: 100 });
+  t.feed(HEADER + `<message id='${"i".repeat(101)}'/>`);
+  assert.deepEqual(t.out.errors.map((e) => e[1]), ["attribute value too long"]);
+});
+
+Deno.test("setOptions raises the stanza limit (after authentication)", () => {
+  const t = collect({ maxStanzaSize: 10_000 });
+  t.feed(HEADER);
+  t.parser.setOptions({ maxStanzaSize: 100_000 });
+  t.feed(`<message><body>${"x".repeat(50_000)}</body></message>`);
+  assert.equal(t.out.stanzas.length, 1);
+  assert.deepEqual(t.out.errors, []);
+});
+
+Deno.test("XML rules: characters, references, declaration, CDATA", () => {
+  const cases: [string, StreamErrorCondition | undefined][] = [
+    [HEADER + "<message>\u0001</message>", "not-well-formed"],
+    [HEADER + "<message>&#0;</message>", "not-well-formed"],
+    [HEADER + "<message>&#x1F600;</message>", undefined],
+    [HEADER + "<message>a & b</message>", "not-well-formed"],
+    [HEADER + "<message>]]></message>", "not-well-formed"],
+    [HEADER + "<message><![CDATA[<b>&amp;</b>]]></message>", undefined],
+    [HEADER + "<![CDATA[x]]>", "not-well-formed"],
+    [HEADER + "<message a='1' a='2'/>", "not-well-formed"],
+    [HEADER + "<message a=1/>", "not-well-formed"],
+    [HEADER + "<message a='1'b='2'/>", "not-well-formed"],
+    [HEADER + "<message><p:x/></message>", "bad-namespace-prefix"],
+    [HEADER + "<message xmlns:a='urn:x' xmlns:b='urn:x' a:i='1' b:i='2'/>", "not-well-formed"],
+    ["<?xml version='1.0' encoding='ISO-8859-1'?>", "unsupported-encoding"],
+    ["<?xml-stylesheet href='x'?>", "restricted-xml"],
+    [HEADER + "<?xml version='1.0'?>", "restricted-xml"],
+  ];
+  for (const [input, condition] of cases) {
+    const t = collect();
+    t.feed(input);
+    assert.deepEqual(t.out.errors.map((e) => e[0]), condition ? [condition] : [], input);
+  }
+  const t = collect();
+  t.feed(HEADER + "<message><![CDATA[<b>&amp;</b>]]>&#x1F600;</message>");
+  assert.equal(t.out.stanzas[0].getText(), "<b>&amp;</b>\u{1F600}");
+});
