@@ -9,10 +9,11 @@
 import type { Module } from "../core/moduleapi.ts";
 import type { StanzaEvent } from "../core/router.ts";
 import type { Session } from "../core/session.ts";
-import { message, type Stanza } from "../core/xml/stanza.ts";
+import { element, message, type Stanza } from "../core/xml/stanza.ts";
 
 const NS = "urn:xmpp:carbons:2";
 const FORWARD_NS = "urn:xmpp:forward:0";
+const CLIENT_NS = "jabber:client";
 
 function enabled(s: Session): boolean {
   return s.ext?.carbons === true;
@@ -25,6 +26,22 @@ function eligible(stanza: Stanza): boolean {
   if (stanza.getChild("private", NS) || stanza.getChild("no-copy", "urn:xmpp:hints")) return false;
   if (stanza.getChild("received", NS) || stanza.getChild("sent", NS)) return false;
   return true;
+}
+
+/**
+ * The forwarded copy of a message. Its namespace is written out: inside
+ * `<forwarded/>` the stream's default no longer applies (XEP-0297).
+ */
+function forwarded(stanza: Stanza): Stanza {
+  const copy = stanza.clone();
+  const { xmlns, ...attrs } = copy.attrs;
+  copy.attrs = { xmlns: xmlns ?? CLIENT_NS, ...attrs };
+  return copy;
+}
+
+/** `el.toString()` for an element whose only child is already serialised as `childXml`. */
+function serializeWith(el: Stanza, childXml: string): string {
+  return el.topTag() + childXml + `</${el.name}>`;
 }
 
 export default function carbons(module: Module) {
@@ -44,16 +61,18 @@ export default function carbons(module: Module) {
     const user = server.sessions.user(username, module.host);
     if (!user) return;
     const bareJid = `${username}@${module.host}`;
-    let xml: string | undefined;
+    let wrapped: Stanza | undefined;
+    let wrappedXml: string | undefined;
     for (const s of user.sessions.values()) {
       if (skip.has(s) || !enabled(s) || !s.presence) continue;
-      if (xml === undefined) {
-        const wrapper = message({ from: bareJid, type: stanza.attrs.type })
-          .tag(kind, { xmlns: NS }).tag("forwarded", { xmlns: FORWARD_NS })
-          .addChild(stanza.clone()).reset();
-        xml = wrapper.toString();
+      if (wrapped === undefined) {
+        wrapped = element(kind, { xmlns: NS }).tag("forwarded", { xmlns: FORWARD_NS })
+          .addChild(forwarded(stanza)).reset();
+        wrappedXml = wrapped.toString();
       }
-      s.send(xml.replace("<message ", `<message to="${s.full_jid}" `));
+      const carbon = message({ to: s.full_jid, from: bareJid, type: stanza.attrs.type })
+        .addChild(wrapped);
+      s.send(serializeWith(carbon, wrappedXml!));
     }
   }
 

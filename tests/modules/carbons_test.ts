@@ -2,6 +2,14 @@
 import assert from "node:assert/strict";
 import { RawClient } from "../helpers/rawclient.ts";
 import { startTestServer } from "../helpers/server.ts";
+import { parseXml } from "../../core/xml/parser.ts";
+import type { Stanza } from "../../core/xml/stanza.ts";
+
+const PLAIN = {
+  authentication: "internal_plain",
+  c2s_require_encryption: false,
+  allow_unencrypted_plain_auth: true,
+};
 
 Deno.test("carbons: received and sent copies; private and no-copy honoured; disable stops them", async () => {
   const t = await startTestServer({
@@ -58,6 +66,73 @@ Deno.test("carbons: received and sent copies; private and no-copy honoured; disa
     await a.waitFor(/<body>in2<\/body>/);
     await new Promise((r) => setTimeout(r, 50));
     assert.doesNotMatch(b.received, /secret|nocopy|in2/);
+  } finally {
+    for (const c of clients) c.close();
+    await t.stop();
+  }
+});
+
+Deno.test("carbons: the forwarded message is in jabber:client; odd resources get well-formed XML", async () => {
+  const t = await startTestServer(PLAIN);
+  const clients: RawClient[] = [];
+  const online = async (user: string, resource: string) => {
+    const c = await RawClient.connect(t.port);
+    clients.push(c);
+    await c.login(user, "pw", resource);
+    c.send("<presence/>");
+    await c.waitFor(/<presence /);
+    c.clear();
+    return c;
+  };
+  /** The carbon in what `c` received, checked to be one well-formed element. */
+  const carbon = async (c: RawClient, kind: string) => {
+    const raw = (await c.waitFor(
+      new RegExp(`<message to=[^>]*><${kind} .*?</${kind}></message>`, "s"),
+    ))[0];
+    let parsed: Stanza;
+    try {
+      parsed = parseXml(raw);
+    } catch (e) {
+      throw new Error(`not well-formed: ${raw}: ${e}`);
+    }
+    return { raw, parsed };
+  };
+  try {
+    for (const u of ["romeo", "juliet"]) await t.server.users("localhost")!.createUser(u, "pw");
+    const romeo = await online("romeo", "r");
+    const a = await online("juliet", "a");
+    const odd = await online("juliet", 'a"b&lt;c'); // the resource a"b<c
+    odd.send("<iq type='set' id='c1'><enable xmlns='urn:xmpp:carbons:2'/></iq>");
+    await odd.waitFor(/id="c1"/);
+    odd.clear();
+
+    romeo.send("<message to='juliet@localhost/a' type='chat' id='m1'><body>in</body></message>");
+    await a.waitFor(/<body>in<\/body>/);
+    const received = await carbon(odd, "received");
+    // On the wire: the inner message names its namespace (Prosody sends the same).
+    assert.match(
+      received.raw,
+      /^<message to="juliet@localhost\/a&quot;b&lt;c" from="juliet@localhost" type="chat"><received xmlns="urn:xmpp:carbons:2"><forwarded xmlns="urn:xmpp:forward:0"><message xmlns="jabber:client" [^>]*><body>in<\/body><\/message><\/forwarded><\/received><\/message>$/,
+    );
+    assert.equal(received.parsed.attrs.to, 'juliet@localhost/a"b<c');
+    const inner = (p: Stanza, kind: string) =>
+      p.getChild(kind, "urn:xmpp:carbons:2")!.getChild("forwarded", "urn:xmpp:forward:0")!
+        .firstChild()!;
+    const inMsg = inner(received.parsed, "received");
+    assert.equal(inMsg.name, "message");
+    assert.equal(inMsg.attrs.xmlns, undefined); // parsed as jabber:client
+    assert.equal(inMsg.attrs.from, "romeo@localhost/r");
+    assert.equal(inMsg.getChildText("body"), "in");
+
+    odd.clear();
+    a.send("<message to='romeo@localhost' type='chat' id='m2'><body>out</body></message>");
+    await romeo.waitFor(/<body>out<\/body>/);
+    const sent = await carbon(odd, "sent");
+    assert.match(sent.raw, /<forwarded xmlns="urn:xmpp:forward:0"><message xmlns="jabber:client" /);
+    const outMsg = inner(sent.parsed, "sent");
+    assert.equal(outMsg.attrs.xmlns, undefined);
+    assert.equal(outMsg.attrs.from, "juliet@localhost/a");
+    assert.equal(outMsg.getChildText("body"), "out");
   } finally {
     for (const c of clients) c.close();
     await t.stop();
