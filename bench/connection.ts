@@ -176,6 +176,33 @@ export class BenchConnection {
     });
   }
 
+  /**
+   * Sends text and resolves once the socket has taken it (at once, or after
+   * its "drain" when the kernel buffer was full): a sender that awaits this
+   * goes as fast as the server reads, and no faster. Rejects if it closes.
+   */
+  write(text: string): Promise<void> {
+    if (this.socket.write(text)) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const done = () => {
+        this.socket.off("drain", done);
+        this.socket.off("close", closed);
+        resolve();
+      };
+      const closed = () => {
+        this.socket.off("drain", done);
+        reject(new Error("closed while writing"));
+      };
+      this.socket.once("drain", done);
+      this.socket.once("close", closed);
+    });
+  }
+
+  /** Stops reading the socket: what the server sends piles up in its buffers, then in the server. */
+  pauseReading(): void {
+    this.socket.pause();
+  }
+
   /** Drops everything buffered (for idle sessions that ignore what arrives). */
   discardIncoming(): void {
     this.buffer = "";

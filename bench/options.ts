@@ -12,6 +12,8 @@ export const SCENARIOS = [
   "route",
   "route-churn",
   "presence",
+  "flood",
+  "idle-unauth",
 ] as const;
 /** One scenario's name. */
 export type ScenarioName = typeof SCENARIOS[number];
@@ -34,6 +36,16 @@ export interface BenchOptions {
   contacts: number;
   /** Another checkout to run the server from, or undefined for this one. */
   server?: string;
+  /** Run every scenario on Prosody and ejabberd too, interleaved with Cadence run by run. */
+  peers: boolean;
+  /** Messages the flood scenario sends. */
+  floodMessages: number;
+  /** Body size of each flood message, bytes. */
+  floodBody: number;
+  /** Time limit of the flood's sending phase, seconds. */
+  floodSeconds: number;
+  /** Idle unauthenticated connections the idle-unauth scenario opens. */
+  unauth: number;
 }
 
 /** Usage text for `--help`. */
@@ -50,8 +62,22 @@ export const USAGE = `deno task bench [options]
   --churn N          logins and logouts between route-churn's two measurements (default 5000)
   --broadcasts N     status changes measured by the presence scenario (K, default 1000)
   --contacts N       online contacts of the user whose status changes (default 100)
+  --flood-messages N messages the flood scenario sends (default 50000)
+  --flood-body N     body bytes of each flood message (default 2048)
+  --flood-seconds S  time limit of the flood's sending phase (default 120)
+  --unauth N         idle unauthenticated connections opened by idle-unauth (default 2000)
   --server DIR       run main.ts from another checkout (to compare versions)
-  --help             this text`;
+  --peers            also run each scenario on Debian's prosody (0.12) and ejabberd (23),
+                     started by the bench with equivalent settings: per run, Cadence, then
+                     Prosody, then ejabberd, each a fresh process; the table gives each figure
+                     for all three and Cadence's ratio to each peer. A peer that is not
+                     installed is skipped with the apt-get command to install it. login-scram
+                     is measured on Cadence only. Not run by CI.
+  --help             this text
+
+Every scenario runs on a fresh server per run with accounts created before the
+runs (plaintext-stored passwords, PLAIN on plain TCP, except login-scram). The
+JSON summary goes to bench/results/.`;
 
 /** Parses `args`; throws with a readable message on bad input. */
 export function parseOptions(args: string[]): BenchOptions | "help" {
@@ -69,6 +95,11 @@ export function parseOptions(args: string[]): BenchOptions | "help" {
       broadcasts: { type: "string", default: "1000" },
       contacts: { type: "string", default: "100" },
       server: { type: "string" },
+      peers: { type: "boolean", default: false },
+      "flood-messages": { type: "string", default: "50000" },
+      "flood-body": { type: "string", default: "2048" },
+      "flood-seconds": { type: "string", default: "120" },
+      unauth: { type: "string", default: "2000" },
       help: { type: "boolean", default: false },
     },
   });
@@ -91,6 +122,11 @@ export function parseOptions(args: string[]): BenchOptions | "help" {
     broadcasts: count("broadcasts", values.broadcasts, 1, 100_000),
     contacts: count("contacts", values.contacts, 1, 5000),
     server: values.server,
+    peers: values.peers,
+    floodMessages: count("flood-messages", values["flood-messages"], 1, 10_000_000),
+    floodBody: count("flood-body", values["flood-body"], 1, 200_000),
+    floodSeconds: count("flood-seconds", values["flood-seconds"], 1, 3600),
+    unauth: count("unauth", values.unauth, 1, 1_000_000),
   };
 }
 

@@ -48,3 +48,56 @@ export async function openFileLimit(): Promise<number> {
   if (!m) return 1024;
   return m[1] === "unlimited" ? Number.MAX_SAFE_INTEGER : Number(m[1]);
 }
+
+/** Parent pid (field 4 of `/proc/PID/stat`), or undefined if the process is gone. */
+async function parentOf(pid: number): Promise<number | undefined> {
+  try {
+    const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * `pid` and every live descendant of it (a scan of `/proc`): a server's
+ * whole process tree, such as beam.smp with erl_child_setup and its ports.
+ */
+export async function processTree(pid: number): Promise<number[]> {
+  const parents = new Map<number, number>();
+  for await (const entry of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    const p = Number(entry.name);
+    const parent = await parentOf(p);
+    if (parent !== undefined) parents.set(p, parent);
+  }
+  const tree = [pid];
+  for (let i = 0; i < tree.length; i++) {
+    for (const [child, parent] of parents) if (parent === tree[i]) tree.push(child);
+  }
+  return tree;
+}
+
+/** CPU time (ms, see {@link cpuTicks}) of `pid` and its live descendants together. */
+export async function treeCpuMs(pid: number): Promise<number> {
+  let ticks = 0;
+  for (const p of await processTree(pid)) ticks += await cpuTicks(p).catch(() => 0);
+  return ticks * 1000 / await clockTicksPerSecond();
+}
+
+/** Resident set size (KiB) of `pid` and its live descendants together. */
+export async function treeRssKiB(pid: number): Promise<number> {
+  let kib = await rssKiB(pid);
+  for (const p of (await processTree(pid)).slice(1)) kib += await rssKiB(p).catch(() => 0);
+  return kib;
+}
+
+/** A process's start time (field 22 of `/proc/PID/stat`), to tell it from a later one with its pid. */
+export async function startTime(pid: number): Promise<string | undefined> {
+  try {
+    const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[22 - 3];
+  } catch {
+    return undefined;
+  }
+}

@@ -1,20 +1,35 @@
 /**
- * The results table: Cadence's medians and ranges beside the anchor figures
- * measured for Prosody and ejabberd (shared/reference/benchmarking.md) and
- * Cadence's targets.
+ * The results tables: Cadence's medians and ranges beside the anchor
+ * figures measured for Prosody and ejabberd (shared/reference/benchmarking.md)
+ * and Cadence's targets, or (`--peers`) beside Prosody's and ejabberd's
+ * figures measured in the same run, with ratios.
  * @module
  */
 import { formatSummary, summarize, type Summary } from "./stats.ts";
 
-/** One line of the table. */
+/** Which way a figure is better, for reading the ratios. */
+export type Better = "lower" | "higher" | "";
+
+/** One figure of one server, summarised over its runs. */
 export interface Row {
   scenario: string;
   figure: string;
-  cadence: Summary;
+  summary: Summary;
+  values: number[];
   digits: number;
-  prosody: string;
-  ejabberd: string;
-  target: string;
+  better: Better;
+  anchor: Anchor;
+}
+
+/** One line of the table: a figure for every server measured. */
+export interface TableRow {
+  scenario: string;
+  figure: string;
+  digits: number;
+  better: Better;
+  anchor: Anchor;
+  /** Per server name, its summary (absent: not measured). */
+  servers: Record<string, Summary>;
 }
 
 /** Anchor columns of a row; empty where the peers have no figure. */
@@ -27,6 +42,19 @@ export interface Anchor {
 /** No anchor figures. */
 export const NO_ANCHOR: Anchor = { prosody: "", ejabberd: "", target: "" };
 
+/**
+ * Which way a figure is better, from its name: rates and counts of what
+ * worked are better higher; CPU, memory, latency and counts of failures
+ * lower.
+ */
+export function betterOf(figure: string): Better {
+  if (/\/s\b|answered|accepted|kept|sent$/i.test(figure)) return "higher";
+  if (/CPU|KiB|MiB|latency|ms|failed|not delivered|missing|dropped|error|unclean|÷/i.test(figure)) {
+    return "lower";
+  }
+  return "";
+}
+
 /** A row summarising one figure's values over the runs. */
 export function row(
   scenario: string,
@@ -34,8 +62,41 @@ export function row(
   values: number[],
   digits: number,
   anchor: Anchor = NO_ANCHOR,
+  better: Better = betterOf(figure),
 ): Row {
-  return { scenario, figure, cadence: summarize(values), digits, ...anchor };
+  return { scenario, figure, summary: summarize(values), values, digits, better, anchor };
+}
+
+/** Merges the rows of several servers into table rows, in the order they first appear. */
+export function mergeRows(perServer: { server: string; rows: Row[] }[]): TableRow[] {
+  const out = new Map<string, TableRow>();
+  for (const { server, rows } of perServer) {
+    for (const r of rows) {
+      const key = `${r.scenario}\u0000${r.figure}`;
+      let t = out.get(key);
+      if (!t) {
+        t = {
+          scenario: r.scenario,
+          figure: r.figure,
+          digits: r.digits,
+          better: r.better,
+          anchor: r.anchor,
+          servers: {},
+        };
+        out.set(key, t);
+      }
+      t.servers[server] = r.summary;
+    }
+  }
+  return [...out.values()];
+}
+
+/** Cadence's median ÷ a peer's median, or "" when either is missing, or "–" when undefined. */
+export function ratio(cadence: Summary | undefined, peer: Summary | undefined): string {
+  if (!cadence || !peer || Number.isNaN(cadence.median) || Number.isNaN(peer.median)) return "";
+  if (peer.median === 0) return cadence.median === 0 ? "=" : "–";
+  const r = cadence.median / peer.median;
+  return `${r < 10 ? r.toFixed(2) : r.toFixed(1)}×`;
 }
 
 /** Milliseconds as seconds, for log lines. */
@@ -77,25 +138,59 @@ export const ANCHORS = {
   },
 } satisfies Record<string, Anchor>;
 
-/** Renders rows as a fixed-width text table. */
-export function renderTable(rows: Row[]): string {
+/** Lays out cells as a fixed-width text table. */
+function layout(head: string[], body: string[][]): string {
+  const widths = head.map((h, c) => Math.max(h.length, ...body.map((b) => b[c].length)));
+  const line = (cells: string[]) => cells.map((s, c) => s.padEnd(widths[c])).join(" | ");
+  return [line(head), widths.map((w) => "-".repeat(w)).join("-|-"), ...body.map(line)].join("\n");
+}
+
+/** Renders Cadence's figures beside the anchors of shared/reference/benchmarking.md. */
+export function renderTable(rows: TableRow[]): string {
   const head = [
     "scenario",
     "figure",
     "Cadence median (range)",
-    "Prosody 0.12",
-    "ejabberd 23",
+    "Prosody 0.12 (anchor)",
+    "ejabberd 23 (anchor)",
     "target",
   ];
   const body = rows.map((r) => [
     r.scenario,
     r.figure,
-    formatSummary(r.cadence, r.digits),
-    r.prosody,
-    r.ejabberd,
-    r.target,
+    formatSummary(r.servers.Cadence ?? summarize([]), r.digits),
+    r.anchor.prosody,
+    r.anchor.ejabberd,
+    r.anchor.target,
   ]);
-  const widths = head.map((h, c) => Math.max(h.length, ...body.map((b) => b[c].length)));
-  const line = (cells: string[]) => cells.map((s, c) => s.padEnd(widths[c])).join(" | ");
-  return [line(head), widths.map((w) => "-".repeat(w)).join("-|-"), ...body.map(line)].join("\n");
+  return layout(head, body);
+}
+
+/**
+ * Renders the figures measured on Cadence, Prosody and ejabberd in one run,
+ * with Cadence's median as a ratio of each peer's, and which way is better.
+ */
+export function renderPeerTable(rows: TableRow[]): string {
+  const head = [
+    "scenario",
+    "figure",
+    "Cadence median (range)",
+    "Prosody median (range)",
+    "ejabberd median (range)",
+    "Cadence/Prosody",
+    "Cadence/ejabberd",
+    "better",
+  ];
+  const cell = (s: Summary | undefined, digits: number) => s ? formatSummary(s, digits) : "—";
+  const body = rows.map((r) => [
+    r.scenario,
+    r.figure,
+    cell(r.servers.Cadence, r.digits),
+    cell(r.servers.Prosody, r.digits),
+    cell(r.servers.ejabberd, r.digits),
+    ratio(r.servers.Cadence, r.servers.Prosody),
+    ratio(r.servers.Cadence, r.servers.ejabberd),
+    r.better,
+  ]);
+  return layout(head, body);
 }

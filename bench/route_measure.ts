@@ -10,6 +10,7 @@ import { type FlowResult, type Pair, runFlow } from "./message_flow.ts";
 import { OPEN_MODE, PHASE_LIMIT_MS, target } from "./open_logins.ts";
 import { runPool } from "./pool.ts";
 import { cpuMs } from "./proc.ts";
+import type { RunningServer } from "./servers.ts";
 import { percentile } from "./stats.ts";
 import { closeSession, openSession } from "./xmpp_steps.ts";
 
@@ -86,18 +87,18 @@ export async function warmRoute(pairs: Pair[], perPair: number, window: number):
   }
 }
 
-/** One measured exchange on the server process `pid`. */
+/** One measured exchange on `server`. */
 export async function measureRoute(
-  pid: number,
+  server: RunningServer,
   pairs: Pair[],
   perPair: number,
   window: number,
 ): Promise<RouteMeasure> {
-  const cpuBefore = await cpuMs(pid);
+  const cpuBefore = await server.cpuMs();
   const ownBefore = await cpuMs(Deno.pid);
   const r: FlowResult = await runFlow(pairs, perPair, window, LIMITS);
   await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
-  const serverCpuMs = (await cpuMs(pid)) - cpuBefore;
+  const serverCpuMs = (await server.cpuMs()) - cpuBefore;
   const generatorCpuMs = (await cpuMs(Deno.pid)) - ownBefore;
   return {
     pairs: pairs.length,

@@ -1,28 +1,34 @@
 /**
- * `deno task bench`: runs each scenario on fresh server processes, prints a
- * table beside the Prosody and ejabberd anchors, and writes a JSON summary
- * to `bench/results/<timestamp>.json`. See `--help` for options and
- * shared/reference/benchmarking.md for the method.
+ * `deno task bench`: runs each scenario on fresh server processes and prints
+ * a table — Cadence beside the Prosody and ejabberd anchors of
+ * shared/reference/benchmarking.md, or with `--peers` beside Prosody and
+ * ejabberd measured in the same run (interleaved run by run), with ratios —
+ * and writes a JSON summary to `bench/results/<timestamp>.json`. See
+ * `--help` for options.
  * @module
  */
+import { createHash } from "node:crypto";
 import { type BenchOptions, parseOptions, type ScenarioName, USAGE } from "./options.ts";
 import { clockTicksPerSecond, openFileLimit } from "./proc.ts";
+import { ServerProcess, serverRoot, useServerRoot } from "./server_process.ts";
 import {
-  prepareTemplate,
-  removeAccounts,
-  ServerProcess,
-  serverRoot,
-  useServerRoot,
-} from "./server_process.ts";
-import { renderTable, type Row, seconds } from "./report.ts";
+  mergeRows,
+  renderPeerTable,
+  renderTable,
+  type Row,
+  seconds,
+  type TableRow,
+} from "./report.ts";
+import { type AccountSetup, CADENCE, type ServerUnderTest, type Template } from "./servers.ts";
+import { PROSODY_SUT } from "./peers/prosody.ts";
+import { EJABBERD_SUT } from "./peers/ejabberd.ts";
 import {
   describeLoginRun,
   LOGIN_PLAIN,
   LOGIN_SCRAM,
   loginRows,
-  type LoginRun,
   type LoginScenario,
-  prepareLogin,
+  loginSetup,
   runLogin,
 } from "./scenarios/login.ts";
 import {
@@ -30,7 +36,7 @@ import {
   describeIdleRun,
   IDLE_SETUP,
   idleRows,
-  type IdleRun,
+  idleSetup,
   runIdle,
 } from "./scenarios/idle_memory.ts";
 import {
@@ -38,13 +44,13 @@ import {
   LOADED,
   ROUTE_SETUP,
   routeRows,
-  type RouteRun,
+  routeSetup,
   runRoute,
   UNLOADED,
 } from "./scenarios/route.ts";
 import {
+  churnAccountSetup,
   churnRows,
-  type ChurnRun,
   churnSetup,
   describeChurnRun,
   runRouteChurn,
@@ -53,129 +59,340 @@ import {
   describePresenceRun,
   PRESENCE_SETUP,
   presenceRows,
-  type PresenceRun,
+  presenceSetup,
   runPresence,
-  seedRosters,
 } from "./scenarios/presence.ts";
-import { OPEN_CONFIG } from "./open_logins.ts";
+import {
+  describeFloodRun,
+  floodDescription,
+  floodRows,
+  floodSetup,
+  runFlood,
+} from "./scenarios/flood.ts";
+import {
+  describeUnauthRun,
+  runIdleUnauth,
+  UNAUTH_SETUP,
+  unauthRows,
+  unauthSetup,
+} from "./scenarios/idle_unauth.ts";
+
+/** What one server produced in one scenario. */
+interface ServerScenario {
+  server: string;
+  runs: unknown[];
+  rows: Row[];
+  errors: string[];
+}
 
 /** What one scenario produced, as written to the JSON summary. */
 interface ScenarioResult {
   name: ScenarioName;
   setup: string;
-  runs: (LoginRun | IdleRun | RouteRun | ChurnRun | PresenceRun)[];
-  rows: Row[];
-  error?: string;
+  /** The servers it ran on (a peer may be left out: see `note`). */
+  servers: ServerScenario[];
+  note?: string;
+}
+
+/** A server as the summary describes it. */
+interface ServerInfo {
+  name: string;
+  version: string;
+  modules: string[];
+  modulesNote: string;
+  /** Why it was not measured (not installed), if it was not. */
+  skipped?: string;
 }
 
 function log(text: string) {
   console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${text}`);
 }
 
-async function loginScenario(s: LoginScenario, o: BenchOptions): Promise<ScenarioResult> {
-  const runs: LoginRun[] = [];
-  let error: string | undefined;
-  const t0 = performance.now();
-  let template: string | undefined;
-  try {
-    template = await prepareLogin(s, o.concurrency);
-    log(`${s.name}: registered ${o.concurrency} accounts in ${seconds(performance.now() - t0)}`);
-    for (let run = 1; run <= o.runs; run++) {
-      runs.push(await runLogin(s, template, o.logins, o.concurrency));
-      log(`${s.name} run ${run}/${o.runs}: ${describeLoginRun(runs[runs.length - 1])}`);
+/** What running one scenario on several servers gathers, server by server. */
+class Gathered {
+  readonly byServer = new Map<ServerUnderTest, ServerScenario>();
+
+  constructor(readonly suts: ServerUnderTest[]) {
+    for (const sut of suts) {
+      this.byServer.set(sut, { server: sut.name, runs: [], rows: [], errors: [] });
     }
-  } catch (e) {
-    error = (e as Error).message;
-    log(`${s.name} failed: ${error}`);
-  } finally {
-    if (template) await removeAccounts(template);
   }
-  const name = s.name as ScenarioName;
-  return { name, setup: s.setup, runs, rows: loginRows(s, runs), error };
+
+  of(sut: ServerUnderTest): ServerScenario {
+    return this.byServer.get(sut)!;
+  }
+
+  fail(sut: ServerUnderTest, label: string, e: unknown) {
+    const message = (e as Error).message ?? String(e);
+    this.of(sut).errors.push(`${label}: ${message}`);
+    log(`${label} on ${sut.name} failed: ${message}`);
+  }
+
+  servers(): ServerScenario[] {
+    return [...this.byServer.values()];
+  }
 }
 
-async function idleScenario(o: BenchOptions): Promise<ScenarioResult> {
-  const runs: IdleRun[] = [];
-  let error: string | undefined;
+/**
+ * Prepares a template with `setup` on every server (a server whose
+ * preparation fails is recorded and left out), runs `body`, and removes
+ * the templates whatever happens.
+ */
+async function withTemplates(
+  label: string,
+  g: Gathered,
+  setup: AccountSetup,
+  body: (templates: Map<ServerUnderTest, Template>) => Promise<void>,
+): Promise<void> {
+  const templates = new Map<ServerUnderTest, Template>();
+  try {
+    for (const sut of g.suts) {
+      const t0 = performance.now();
+      try {
+        templates.set(sut, await sut.prepare(setup));
+        const rosters = setup.rosters ? ` and ${setup.rosters.contacts.length} contacts` : "";
+        log(
+          `${label}: ${sut.name}: ${setup.accounts.length} accounts${rosters} created in ` +
+            seconds(performance.now() - t0),
+        );
+      } catch (e) {
+        g.fail(sut, `${label} (creating accounts)`, e);
+      }
+    }
+    await body(templates);
+  } finally {
+    for (const [sut, t] of templates) await sut.remove(t);
+  }
+}
+
+/**
+ * Runs `runOne` `runs` times on each server, interleaved: run 1 on every
+ * server in order, then run 2, … so that drift of the machine hits all alike.
+ */
+async function interleave<R>(
+  label: string,
+  g: Gathered,
+  templates: Map<ServerUnderTest, Template>,
+  runs: number,
+  runOne: (sut: ServerUnderTest, template: Template) => Promise<R>,
+  describe: (r: R) => string,
+): Promise<Map<ServerUnderTest, R[]>> {
+  const results = new Map<ServerUnderTest, R[]>(g.suts.map((s) => [s, []]));
+  for (let run = 1; run <= runs; run++) {
+    for (const sut of g.suts) {
+      const template = templates.get(sut);
+      if (!template) continue;
+      try {
+        const r = await runOne(sut, template);
+        results.get(sut)!.push(r);
+        g.of(sut).runs.push(r);
+        log(`${label} run ${run}/${runs} ${sut.name}: ${describe(r)}`);
+      } catch (e) {
+        g.fail(sut, `${label} run ${run}`, e);
+      }
+    }
+  }
+  return results;
+}
+
+async function loginScenario(
+  s: LoginScenario,
+  o: BenchOptions,
+  suts: ServerUnderTest[],
+): Promise<ScenarioResult> {
+  // SCRAM needs TLS certificates and hashed accounts on the peers: Cadence only.
+  const g = new Gathered(s.auth === "scram" ? [CADENCE] : suts);
+  await withTemplates(s.name, g, loginSetup(s, o.concurrency), async (templates) => {
+    const runs = await interleave(
+      s.name,
+      g,
+      templates,
+      o.runs,
+      (sut, t) => runLogin(sut, s, t, o.logins, o.concurrency),
+      describeLoginRun,
+    );
+    for (const [sut, r] of runs) g.of(sut).rows.push(...loginRows(s, r));
+  });
+  const note = s.auth === "scram" && suts.length > 1
+    ? "Cadence only (peers not set up for SCRAM/STARTTLS)"
+    : undefined;
+  return { name: s.name as ScenarioName, setup: s.setup, servers: g.servers(), note };
+}
+
+async function idleScenario(o: BenchOptions, suts: ServerUnderTest[]): Promise<ScenarioResult> {
+  const g = new Gathered(suts);
   try {
     const limit = await checkFileLimit(o.sessions);
     log(`idle-memory: ${o.sessions} sessions; open-file limit ${limit}, used as it is`);
-    for (let run = 1; run <= o.runs; run++) {
-      runs.push(await runIdle(o.sessions, o.concurrency, o.holdSeconds));
-      log(`idle-memory run ${run}/${o.runs}: ${describeIdleRun(runs[runs.length - 1])}`);
-    }
+    await withTemplates("idle-memory", g, idleSetup(o.sessions), async (templates) => {
+      const runs = await interleave(
+        "idle-memory",
+        g,
+        templates,
+        o.runs,
+        (sut, t) => runIdle(sut, t, o.sessions, o.concurrency, o.holdSeconds),
+        describeIdleRun,
+      );
+      for (const [sut, r] of runs) g.of(sut).rows.push(...idleRows(r, o.holdSeconds));
+    });
   } catch (e) {
-    error = (e as Error).message;
-    log(`idle-memory failed: ${error}`);
+    for (const sut of suts) g.fail(sut, "idle-memory", e);
   }
-  return {
-    name: "idle-memory",
-    setup: IDLE_SETUP,
-    runs,
-    rows: idleRows(runs, o.holdSeconds),
-    error,
-  };
+  return { name: "idle-memory", setup: IDLE_SETUP, servers: g.servers() };
 }
 
-async function routeScenario(o: BenchOptions): Promise<ScenarioResult> {
-  const runs: RouteRun[] = [];
-  const rows: Row[] = [];
-  let error: string | undefined;
-  for (const shape of [LOADED, UNLOADED]) {
-    const shapeRuns: RouteRun[] = [];
-    try {
-      for (let run = 1; run <= o.runs; run++) {
-        shapeRuns.push(await runRoute(shape, o.messages, o.concurrency));
-        log(`route run ${run}/${o.runs} ${describeRouteRun(shapeRuns[shapeRuns.length - 1])}`);
-      }
-    } catch (e) {
-      error = (e as Error).message;
-      log(`route ${shape.label} failed: ${error}`);
+async function routeScenario(o: BenchOptions, suts: ServerUnderTest[]): Promise<ScenarioResult> {
+  const g = new Gathered(suts);
+  const setup = routeSetup(Math.max(LOADED.pairs, UNLOADED.pairs), o.concurrency);
+  await withTemplates("route", g, setup, async (templates) => {
+    for (const shape of [LOADED, UNLOADED]) {
+      const runs = await interleave(
+        `route ${shape.label}`,
+        g,
+        templates,
+        o.runs,
+        (sut, t) => runRoute(sut, t, shape, o.messages, o.concurrency),
+        describeRouteRun,
+      );
+      for (const [sut, r] of runs) g.of(sut).rows.push(...routeRows(shape, r));
     }
-    runs.push(...shapeRuns);
-    rows.push(...routeRows(shape, shapeRuns));
-  }
-  return { name: "route", setup: ROUTE_SETUP, runs, rows, error };
+  });
+  return { name: "route", setup: ROUTE_SETUP, servers: g.servers() };
 }
 
-async function routeChurnScenario(o: BenchOptions): Promise<ScenarioResult> {
-  const runs: ChurnRun[] = [];
-  let error: string | undefined;
-  try {
-    for (let run = 1; run <= o.runs; run++) {
-      runs.push(await runRouteChurn(o.messages, o.churn, o.concurrency));
-      log(`route-churn run ${run}/${o.runs}: ${describeChurnRun(runs[runs.length - 1])}`);
-    }
-  } catch (e) {
-    error = (e as Error).message;
-    log(`route-churn failed: ${error}`);
-  }
-  const rows = churnRows(runs, o.churn);
-  return { name: "route-churn", setup: churnSetup(o.churn), runs, rows, error };
-}
-
-async function presenceScenario(o: BenchOptions): Promise<ScenarioResult> {
-  const runs: PresenceRun[] = [];
-  let error: string | undefined;
-  let template: string | undefined;
-  try {
-    const t0 = performance.now();
-    template = await prepareTemplate(OPEN_CONFIG, (file) => seedRosters(file, o.contacts));
-    log(
-      `presence: seeded ${o.contacts} mutual subscriptions in ${seconds(performance.now() - t0)}`,
+async function routeChurnScenario(
+  o: BenchOptions,
+  suts: ServerUnderTest[],
+): Promise<ScenarioResult> {
+  const g = new Gathered(suts);
+  await withTemplates("route-churn", g, churnAccountSetup(o.concurrency), async (templates) => {
+    const runs = await interleave(
+      "route-churn",
+      g,
+      templates,
+      o.runs,
+      (sut, t) => runRouteChurn(sut, t, o.messages, o.churn, o.concurrency),
+      describeChurnRun,
     );
-    for (let run = 1; run <= o.runs; run++) {
-      runs.push(await runPresence(template, o.contacts, o.broadcasts, o.concurrency));
-      log(`presence run ${run}/${o.runs}: ${describePresenceRun(runs[runs.length - 1])}`);
-    }
+    for (const [sut, r] of runs) g.of(sut).rows.push(...churnRows(r, o.churn));
+  });
+  return { name: "route-churn", setup: churnSetup(o.churn), servers: g.servers() };
+}
+
+async function presenceScenario(
+  o: BenchOptions,
+  suts: ServerUnderTest[],
+): Promise<ScenarioResult> {
+  const g = new Gathered(suts);
+  const setup = presenceSetup(o.contacts, o.concurrency);
+  await withTemplates("presence", g, setup, async (templates) => {
+    const runs = await interleave(
+      "presence",
+      g,
+      templates,
+      o.runs,
+      (sut, t) => runPresence(sut, t, o.contacts, o.broadcasts, o.concurrency),
+      describePresenceRun,
+    );
+    for (const [sut, r] of runs) g.of(sut).rows.push(...presenceRows(r, o.contacts));
+  });
+  return { name: "presence", setup: PRESENCE_SETUP, servers: g.servers() };
+}
+
+async function floodScenario(o: BenchOptions, suts: ServerUnderTest[]): Promise<ScenarioResult> {
+  const g = new Gathered(suts);
+  const shape = {
+    messages: o.floodMessages,
+    bodyBytes: o.floodBody,
+    limitSeconds: o.floodSeconds,
+  };
+  await withTemplates("flood", g, floodSetup(o.concurrency), async (templates) => {
+    const runs = await interleave(
+      "flood",
+      g,
+      templates,
+      o.runs,
+      (sut, t) => runFlood(sut, t, shape, o.concurrency),
+      describeFloodRun,
+    );
+    for (const [sut, r] of runs) g.of(sut).rows.push(...floodRows(r));
+  });
+  return { name: "flood", setup: floodDescription(shape), servers: g.servers() };
+}
+
+async function unauthScenario(o: BenchOptions, suts: ServerUnderTest[]): Promise<ScenarioResult> {
+  const g = new Gathered(suts);
+  try {
+    await checkFileLimit(o.unauth);
+    await withTemplates("idle-unauth", g, unauthSetup(o.concurrency), async (templates) => {
+      const runs = await interleave(
+        "idle-unauth",
+        g,
+        templates,
+        o.runs,
+        (sut, t) => runIdleUnauth(sut, t, o.unauth, o.concurrency, o.holdSeconds),
+        describeUnauthRun,
+      );
+      for (const [sut, r] of runs) g.of(sut).rows.push(...unauthRows(r, o.unauth));
+    });
   } catch (e) {
-    error = (e as Error).message;
-    log(`presence failed: ${error}`);
-  } finally {
-    if (template) await removeAccounts(template);
+    for (const sut of suts) g.fail(sut, "idle-unauth", e);
   }
-  const rows = presenceRows(runs, o.contacts);
-  return { name: "presence", setup: PRESENCE_SETUP, runs, rows, error };
+  return { name: "idle-unauth", setup: UNAUTH_SETUP, servers: g.servers() };
+}
+
+/** A fixed CPU-bound workload: 200,000 SHA-256 digests of 64 bytes (node:crypto). */
+function speedIndex(): { ms: number; opsPerSecond: number; digests: number } {
+  const digests = 200_000;
+  const input = new Uint8Array(64).fill(7);
+  for (let i = 0; i < 5_000; i++) createHash("sha256").update(input).digest(); // warm
+  const t0 = performance.now();
+  for (let i = 0; i < digests; i++) createHash("sha256").update(input).digest();
+  const ms = performance.now() - t0;
+  return { ms, opsPerSecond: digests / (ms / 1000), digests };
+}
+
+function describeSpeed(s: { ms: number; opsPerSecond: number }): string {
+  return `${s.ms.toFixed(0)} ms (${(s.opsPerSecond / 1000).toFixed(0)}k digests/s)`;
+}
+
+/** A shell-quoted argument. */
+function quote(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, "'\\''")}'`;
+}
+
+/** The servers to measure: Cadence, and with --peers each installed peer. */
+async function chooseServers(o: BenchOptions): Promise<{
+  suts: ServerUnderTest[];
+  infos: ServerInfo[];
+}> {
+  const candidates = o.peers ? [CADENCE, PROSODY_SUT, EJABBERD_SUT] : [CADENCE];
+  const suts: ServerUnderTest[] = [];
+  const infos: ServerInfo[] = [];
+  for (const sut of candidates) {
+    const missing = await sut.missing();
+    const modules = sut.modules();
+    if (missing) {
+      console.log(`${sut.name} skipped: ${missing}`);
+      log(`${sut.name} skipped: ${missing}`);
+      infos.push({
+        name: sut.name,
+        version: "not installed",
+        modules: [],
+        modulesNote: "",
+        skipped: missing,
+      });
+      continue;
+    }
+    suts.push(sut);
+    infos.push({
+      name: sut.name,
+      version: await sut.version(),
+      modules: modules.list,
+      modulesNote: modules.note,
+    });
+  }
+  return { suts, infos };
 }
 
 async function main(): Promise<number> {
@@ -192,6 +409,9 @@ async function main(): Promise<number> {
   }
   if (options.server) useServerRoot(options.server);
   const started = new Date();
+  const t0 = performance.now();
+  const speedAtStart = speedIndex();
+  const commandLine = ["deno", "task", "bench", ...Deno.args].map(quote).join(" ");
   const machine = {
     cpus: navigator.hardwareConcurrency,
     loadavg: Deno.loadavg(),
@@ -199,45 +419,97 @@ async function main(): Promise<number> {
     clockTicks: await clockTicksPerSecond(),
     openFileLimit: await openFileLimit(),
     server: serverRoot(),
-    commit: await commitOf(serverRoot()),
+    git: await gitState(serverRoot()),
+    speedIndexAtStart: speedAtStart,
   };
-  log(`options ${JSON.stringify(options)}; machine ${JSON.stringify(machine)}`);
+  log(`${commandLine}; options ${JSON.stringify(options)}; machine ${JSON.stringify(machine)}`);
+  const { suts, infos } = await chooseServers(options);
   const results: ScenarioResult[] = [];
-  for (const name of options.only) {
-    if (name === "login-plain") results.push(await loginScenario(LOGIN_PLAIN, options));
-    if (name === "login-scram") results.push(await loginScenario(LOGIN_SCRAM, options));
-    if (name === "idle-memory") results.push(await idleScenario(options));
-    if (name === "route") results.push(await routeScenario(options));
-    if (name === "route-churn") results.push(await routeChurnScenario(options));
-    if (name === "presence") results.push(await presenceScenario(options));
+  try {
+    for (const name of options.only) {
+      if (name === "login-plain") results.push(await loginScenario(LOGIN_PLAIN, options, suts));
+      if (name === "login-scram") results.push(await loginScenario(LOGIN_SCRAM, options, suts));
+      if (name === "idle-memory") results.push(await idleScenario(options, suts));
+      if (name === "route") results.push(await routeScenario(options, suts));
+      if (name === "route-churn") results.push(await routeChurnScenario(options, suts));
+      if (name === "presence") results.push(await presenceScenario(options, suts));
+      if (name === "flood") results.push(await floodScenario(options, suts));
+      if (name === "idle-unauth") results.push(await unauthScenario(options, suts));
+    }
+  } finally {
+    await ServerProcess.stopAll();
   }
+  const speedAtEnd = speedIndex();
+  const wallMs = performance.now() - t0;
+  const git = machine.git;
+  const tree = git.dirty ? `dirty: ${git.changed.length} changed tracked file(s)` : "clean";
   console.log(
-    `\nCadence benchmark — ${options.runs} fresh-server run(s) per scenario, ` +
+    `\nCadence benchmark${options.peers ? " with peers" : ""} — ${commandLine}\n` +
+      `${options.runs} fresh-server run(s) per scenario and server, ` +
       `${options.concurrency} concurrent clients, ${options.logins} logins per login run, ` +
       `${options.sessions} idle sessions held ${options.holdSeconds} s, ` +
       `${options.messages} messages per sender, ${options.churn} churn logins, ` +
-      `${options.broadcasts} status changes to ${options.contacts} contacts; load average at start ` +
-      `${machine.loadavg.map((l) => l.toFixed(2)).join(" ")} on ${machine.cpus} CPUs; ` +
-      `server ${machine.server} at ${machine.commit}.\n`,
+      `${options.broadcasts} status changes to ${options.contacts} contacts, ` +
+      `${options.unauth} unauthenticated connections.\n` +
+      `Machine: ${machine.cpus} CPUs, load average at start ` +
+      `${machine.loadavg.map((l) => l.toFixed(2)).join(" ")}, Deno ${machine.deno}; CPU speed ` +
+      `index (200,000 SHA-256 digests of 64 bytes, node:crypto): start ` +
+      `${describeSpeed(speedAtStart)}, end ${describeSpeed(speedAtEnd)}.\n` +
+      `Cadence: ${machine.server} at commit ${git.commit} (tree ${tree}).\n` +
+      `Wall time of the whole run: ${seconds(wallMs)}.`,
   );
-  console.log(renderTable(results.flatMap((r) => r.rows)));
+  console.log("Servers:");
+  for (const i of infos) {
+    if (i.skipped) console.log(`  ${i.name}: SKIPPED — ${i.skipped}`);
+    else {console.log(
+        `  ${i.name}: ${i.version}\n    modules: ${i.modules.join(", ")}\n    ${i.modulesNote}`,
+      );}
+  }
+  console.log("");
+  const rows: TableRow[] = results.flatMap((r) => mergeRows(r.servers));
+  console.log(options.peers ? renderPeerTable(rows) : renderTable(rows));
+  if (options.peers) {
+    console.log(
+      "Ratios are Cadence's median ÷ the peer's median, from this run. For CPU, memory, " +
+        "latency and failures lower is better (a ratio below 1 favours Cadence); for rates " +
+        'higher is better (column "better").',
+    );
+  }
   console.log("\nSetup:");
   for (const r of results) {
-    const failed = r.error ? ` — FAILED: ${r.error.split("\n")[0]}` : "";
-    console.log(`  ${r.name}: ${r.setup}${failed}`);
+    const failed = r.servers.flatMap((s) =>
+      s.errors.map((e) => `${s.server}: ${e.split("\n")[0]}`)
+    );
+    console.log(`  ${r.name}: ${r.setup}${r.note ? ` — ${r.note}` : ""}`);
+    for (const f of failed) console.log(`    FAILED ${f}`);
   }
   console.log(
-    "Server CPU = utime+stime+cutime+cstime of the server process (/proc/PID/stat, " +
-      `${machine.clockTicks} ticks/s), sampled around the measured phase; ` +
-      "anchors from shared/reference/benchmarking.md.",
+    "Server CPU = utime+stime+cutime+cstime of the server's whole process tree " +
+      `(/proc/PID/stat of the main process and its descendants, ${machine.clockTicks} ticks/s), ` +
+      "sampled around the measured phase; RSS = VmRSS of the same tree" +
+      (options.peers ? "." : "; anchors from shared/reference/benchmarking.md."),
   );
-  const file = await writeSummary(started, { options, machine, results });
+  const file = await writeSummary(started, {
+    commandLine,
+    argv: [Deno.execPath(), "run", "-A", "bench/run.ts", ...Deno.args],
+    options,
+    machine: { ...machine, speedIndexAtEnd: speedAtEnd },
+    wallSeconds: wallMs / 1000,
+    servers: infos,
+    results,
+    table: rows,
+  });
   console.log(`\nJSON summary: ${file}`);
-  return results.some((r) => r.error) ? 1 : 0;
+  return results.some((r) => r.servers.some((s) => s.errors.length > 0)) ? 1 : 0;
 }
 
-/** The commit a checkout is at (read-only git), with "+changes" when its tree differs. */
-async function commitOf(dir: string): Promise<string> {
+/** The commit a checkout is at (read-only git), and whether its tracked files differ. */
+async function gitState(dir: string): Promise<{
+  commit: string;
+  dirty: boolean;
+  changed: string[];
+  untracked: number;
+}> {
   const git = async (...args: string[]) => {
     const out = await new Deno.Command("git", {
       args: ["--no-optional-locks", "-C", dir, ...args],
@@ -245,12 +517,14 @@ async function commitOf(dir: string): Promise<string> {
       stderr: "null",
     })
       .output().catch(() => undefined);
-    return out?.success ? new TextDecoder().decode(out.stdout).trim() : undefined;
+    return out?.success ? new TextDecoder().decode(out.stdout).trimEnd() : undefined;
   };
-  const head = await git("rev-parse", "--short", "HEAD");
-  if (!head) return "unknown commit";
-  const changes = await git("status", "--porcelain", "--untracked-files=no");
-  return changes ? `${head}+changes` : head;
+  const commit = (await git("rev-parse", "HEAD")) ?? "unknown commit";
+  const changed = ((await git("status", "--porcelain", "--untracked-files=no")) ?? "")
+    .split("\n").filter((l) => l.trim());
+  const untracked = ((await git("status", "--porcelain", "--untracked-files=normal")) ?? "")
+    .split("\n").filter((l) => l.startsWith("??")).length;
+  return { commit, dirty: changed.length > 0 || untracked > 0, changed, untracked };
 }
 
 async function writeSummary(started: Date, summary: Record<string, unknown>): Promise<string> {

@@ -1,13 +1,16 @@
 /**
- * Runs a fresh Cadence server as a subprocess for one measured run: its own
+ * Runs a fresh server as a subprocess for one measured run: its own
  * temporary directory (configuration file and data), a free loopback port,
- * `log: "warn"`; SIGTERM and removal of the directory at the end. Accounts
- * are created once with the admin CLI into a template data directory, which
- * each run copies, so registration never costs a run anything.
+ * log level warn; SIGTERM (then SIGKILL) and removal of the directory at the
+ * end. {@link ServerProcess.start} runs Cadence; {@link ServerProcess.spawn}
+ * any command (the peers in bench/peers/). Accounts are created once into a
+ * template data directory, which each run copies, so registration never
+ * costs a run anything.
  * @module
  */
 import { createServer, Socket } from "node:net";
 import { assertLoopback } from "./connection.ts";
+import { processTree, startTime, treeCpuMs, treeRssKiB } from "./proc.ts";
 
 /** The checkout whose `main.ts` is run: this repository unless {@link useServerRoot} says otherwise. */
 let root = new URL("..", import.meta.url).pathname;
@@ -65,7 +68,7 @@ async function writeConfig(
 }
 
 /** Copies a directory tree (files and directories only). */
-async function copyTree(from: string, to: string): Promise<void> {
+export async function copyTree(from: string, to: string): Promise<void> {
   await Deno.mkdir(to, { recursive: true });
   for await (const entry of Deno.readDir(from)) {
     const src = `${from}/${entry.name}`, dst = `${to}/${entry.name}`;
@@ -90,6 +93,11 @@ async function cli(args: string[]): Promise<void> {
 
 /** Template directories not yet removed, for {@link ServerProcess.stopAll}. */
 const templates = new Set<string>();
+
+/** Remembers a template directory, so that {@link ServerProcess.stopAll} removes it. */
+export function trackTemplate(dir: string): void {
+  templates.add(dir);
+}
 
 /** Removes a template directory made by {@link prepareAccounts}. */
 export async function removeAccounts(dir: string): Promise<void> {
@@ -136,7 +144,11 @@ export function prepareAccounts(
 }
 
 /** Resolves once `port` accepts a TCP connection; rejects after `ms` or if `exited` settles first. */
-async function waitForPort(port: number, ms: number, exited: Promise<unknown>): Promise<void> {
+export async function waitForPort(
+  port: number,
+  ms: number,
+  exited: Promise<unknown>,
+): Promise<void> {
   assertLoopback(SERVER_HOST);
   const deadline = performance.now() + ms;
   let gone = false;
@@ -164,7 +176,7 @@ export class ServerProcess {
   private tail = "";
 
   private constructor(
-    /** The server's process id (the `deno` process running main.ts). */
+    /** The server's process id (the `deno` process running main.ts, Prosody's lua, beam.smp). */
     readonly pid: number,
     /** Its c2s port on {@link SERVER_HOST}. */
     readonly port: number,
@@ -193,21 +205,60 @@ export class ServerProcess {
     const port = await freePort();
     if (template) await copyTree(`${template}/data`, `${dir}/data`);
     const file = await writeConfig(dir, `${dir}/data`, port, options);
-    const child = new Deno.Command(Deno.execPath(), {
+    return await ServerProcess.spawn({
+      command: Deno.execPath(),
       args: ["run", "-A", "main.ts", "start", "--config", file],
       cwd: root,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const server = new ServerProcess(child.pid, port, dir, child);
+      dir,
+      port,
+    });
+  }
+
+  /**
+   * Starts `command` (which must listen on `port` of {@link SERVER_HOST})
+   * and waits until the port accepts connections. `dir` is removed when the
+   * server stops; so is the server if it does not come up.
+   */
+  static async spawn(o: {
+    command: string;
+    args: string[];
+    cwd: string;
+    dir: string;
+    port: number;
+    env?: Record<string, string>;
+  }): Promise<ServerProcess> {
+    let child: Deno.ChildProcess;
     try {
-      await waitForPort(port, START_TIMEOUT_MS, child.status);
+      child = new Deno.Command(o.command, {
+        args: o.args,
+        cwd: o.cwd,
+        env: o.env,
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+    } catch (e) {
+      await Deno.remove(o.dir, { recursive: true }).catch(() => {});
+      throw e;
+    }
+    const server = new ServerProcess(child.pid, o.port, o.dir, child);
+    try {
+      await waitForPort(o.port, START_TIMEOUT_MS, child.status);
     } catch (e) {
       await server.stop();
       throw new Error(`${(e as Error).message}; server output:\n${server.output()}`);
     }
     return server;
+  }
+
+  /** CPU time (ms) of the server's whole process tree so far. */
+  cpuMs(): Promise<number> {
+    return treeCpuMs(this.pid);
+  }
+
+  /** Resident memory (KiB) of the server's whole process tree now. */
+  rssKiB(): Promise<number> {
+    return treeRssKiB(this.pid);
   }
 
   /** The last few KiB the server wrote to stdout and stderr. */
@@ -226,8 +277,13 @@ export class ServerProcess {
    * Stops the server with SIGTERM (SIGKILL if it has not exited within 15 s),
    * removes its directory, and returns its exit code.
    */
-  async stop(): Promise<number> {
+  async stop(o: { keepDir?: boolean } = {}): Promise<number> {
     ServerProcess.running.delete(this);
+    // Its helpers (beam.smp's erl_child_setup, port programs) are killed too if they outlive it.
+    const helpers: { pid: number; start?: string }[] = [];
+    for (const pid of (await processTree(this.pid).catch(() => [this.pid])).slice(1)) {
+      helpers.push({ pid, start: await startTime(pid) });
+    }
     try {
       this.child.kill("SIGTERM");
     } catch { /* already exited */ }
@@ -242,7 +298,14 @@ export class ServerProcess {
       this.child.kill("SIGKILL");
       status = await this.child.status;
     }
-    await Deno.remove(this.dir, { recursive: true }).catch(() => {});
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    for (const h of helpers) {
+      try {
+        // Only if it is still the same process (same start time), never a later one with its pid.
+        if (h.start && (await startTime(h.pid)) === h.start) Deno.kill(h.pid, "SIGKILL");
+      } catch { /* gone */ }
+    }
+    if (!o.keepDir) await Deno.remove(this.dir, { recursive: true }).catch(() => {});
     return status.code;
   }
 }

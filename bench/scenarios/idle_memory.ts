@@ -5,12 +5,19 @@
  * @module
  */
 import { type BenchConnection, loopbackSource } from "../connection.ts";
-import { cpuMs, openFileLimit, rssKiB } from "../proc.ts";
+import { openFileLimit } from "../proc.ts";
 import { runPool } from "../pool.ts";
 import { ANCHORS, details, mib, type Row, row, seconds } from "../report.ts";
-import { SERVER_HOST, ServerProcess } from "../server_process.ts";
+import { SERVER_HOST } from "../server_process.ts";
+import {
+  type AccountSetup,
+  numbered,
+  type RunningServer,
+  type ServerUnderTest,
+  type Template,
+} from "../servers.ts";
 import { closeSession, login, openSession } from "../xmpp_steps.ts";
-import { OPEN_CONFIG, OPEN_MODE, PHASE_LIMIT_MS, WARMUP_LOGINS } from "../open_logins.ts";
+import { OPEN_MODE, OPEN_SETUP, PHASE_LIMIT_MS, WARMUP_LOGINS } from "../open_logins.ts";
 
 /** The figures of one measured run. */
 export interface IdleRun {
@@ -35,7 +42,7 @@ export interface IdleRun {
 }
 
 /** How accounts were set up, for the report. */
-export const IDLE_SETUP = 'authentication "insecure" (any password), PLAIN on plain TCP, ' +
+export const IDLE_SETUP = `${OPEN_SETUP}, ` +
   "sessions spread over source addresses 127.0.0.1–127.0.0.8";
 
 /** Pause after the last close before reading RSS, so the server can finish tearing down. */
@@ -62,12 +69,12 @@ export async function checkFileLimit(sessions: number): Promise<number> {
 }
 
 /** Server CPU (ms) spent in each slice of `seconds`, slice by slice. */
-async function sampleCpu(pid: number, seconds: number): Promise<number[]> {
+export async function sampleCpu(server: RunningServer, seconds: number): Promise<number[]> {
   const slices: number[] = [];
-  let last = await cpuMs(pid);
+  let last = await server.cpuMs();
   for (let left = seconds; left > 0; left -= HOLD_SLICE_S) {
     await new Promise((resolve) => setTimeout(resolve, Math.min(left, HOLD_SLICE_S) * 1000));
-    const now = await cpuMs(pid);
+    const now = await server.cpuMs();
     slices.push(now - last);
     last = now;
   }
@@ -78,13 +85,20 @@ function user(i: number) {
   return { username: `idle${i}`, password: "any" };
 }
 
+/** The accounts the idle runs log in with: the warm-up's and the held sessions'. */
+export function idleSetup(sessions: number): AccountSetup {
+  return { accounts: numbered("idle", Math.max(sessions, WARMUP_LOGINS)) };
+}
+
 /** One measured run. */
 export async function runIdle(
+  sut: ServerUnderTest,
+  template: Template,
   sessions: number,
   concurrency: number,
   holdSeconds: number,
 ): Promise<IdleRun> {
-  const server = await ServerProcess.start(OPEN_CONFIG);
+  const server = await sut.start(template);
   const open: BenchConnection[] = [];
   try {
     const target = (i: number) => ({
@@ -101,15 +115,15 @@ export async function runIdle(
     if (warm.completed === 0) {
       throw new Error(`every warm-up login failed: ${warm.errors.join(" | ")}`);
     }
-    const rssBeforeKiB = await rssKiB(server.pid);
+    const rssBeforeKiB = await server.rssKiB();
     const opened = await runPool(sessions, concurrency, PHASE_LIMIT_MS, async (i) => {
       const conn = await openSession(target(i), user(i), "idle", OPEN_MODE);
       conn.discardIncoming();
       open.push(conn);
     });
-    const holdCpuSlicesMs = await sampleCpu(server.pid, holdSeconds);
+    const holdCpuSlicesMs = await sampleCpu(server, holdSeconds);
     const holdCpuMs = holdCpuSlicesMs.reduce((a, b) => a + b, 0);
-    const rssHeldKiB = await rssKiB(server.pid);
+    const rssHeldKiB = await server.rssKiB();
     const droppedDuringHold = open.filter((c) => c.closed).length;
     const closing = await runPool(
       open.length,
@@ -118,7 +132,7 @@ export async function runIdle(
       (i) => closeSession(open[i], OPEN_MODE.stepTimeoutMs),
     );
     await new Promise((resolve) => setTimeout(resolve, AFTER_CLOSE_MS));
-    const rssAfterCloseKiB = await rssKiB(server.pid);
+    const rssAfterCloseKiB = await server.rssKiB();
     return {
       sessions: opened.completed,
       failed: opened.failed,

@@ -4,21 +4,18 @@
  * @module
  */
 import { loopbackSource } from "../connection.ts";
-import { cpuMs, rssKiB } from "../proc.ts";
+import { cpuMs } from "../proc.ts";
 import { runPool } from "../pool.ts";
 import { ANCHORS, details, mib, NO_ANCHOR, type Row, row, seconds } from "../report.ts";
-import {
-  type ConfigOptions,
-  prepareAccounts,
-  SERVER_HOST,
-  ServerProcess,
-} from "../server_process.ts";
+import { SERVER_HOST } from "../server_process.ts";
+import type { AccountSetup, ServerUnderTest, Template } from "../servers.ts";
 import { type Account, login, type LoginMode } from "../xmpp_steps.ts";
 
-/** A login scenario: server configuration and how clients log in. */
+/** A login scenario: how passwords are stored and how clients log in. */
 export interface LoginScenario {
   name: string;
-  config: ConfigOptions;
+  /** "plain": plaintext passwords, no TLS; "scram": hashed passwords, STARTTLS. */
+  auth: "plain" | "scram";
   mode: LoginMode;
   /** One line for the report on how accounts and auth were set up. */
   setup: string;
@@ -51,22 +48,18 @@ const SETTLE_MS = 250;
 /** SASL PLAIN on plain TCP against plaintext-stored passwords: the peers' like-for-like setup. */
 export const LOGIN_PLAIN: LoginScenario = {
   name: "login-plain",
-  config: {
-    authentication: "internal_plain",
-    c2s_require_encryption: false,
-    allow_unencrypted_plain_auth: true,
-  },
+  auth: "plain",
   mode: { mechanism: "PLAIN", starttls: false, stepTimeoutMs: STEP_TIMEOUT_MS },
-  setup: "internal_plain, no TLS, accounts created with `main.ts register` (one per client)",
+  setup: "plaintext-stored passwords, no TLS, one account per client created before the runs",
 };
 
 /** SCRAM-SHA-1 after STARTTLS against salted hashes (the server's defaults). */
 export const LOGIN_SCRAM: LoginScenario = {
   name: "login-scram",
-  config: { authentication: "internal_hashed" },
+  auth: "scram",
   mode: { mechanism: "SCRAM-SHA-1", starttls: true, stepTimeoutMs: STEP_TIMEOUT_MS },
-  setup: "internal_hashed, STARTTLS, accounts created with `main.ts register` (one per client); " +
-    "the client caches SaltedPassword as real clients do",
+  setup: "internal_hashed, STARTTLS, one account per client created before the runs; " +
+    "the client caches SaltedPassword as real clients do; Cadence only",
 };
 
 /** One account per concurrent client, so no user ever has two sessions at once. */
@@ -77,20 +70,21 @@ export function loginAccounts(concurrency: number): Account[] {
   }));
 }
 
-/** Registers the scenario's accounts into a template data directory (see prepareAccounts). */
-export function prepareLogin(scenario: LoginScenario, concurrency: number): Promise<string> {
-  return prepareAccounts(scenario.config, loginAccounts(concurrency));
+/** The accounts a login scenario needs. */
+export function loginSetup(scenario: LoginScenario, concurrency: number): AccountSetup {
+  return { accounts: loginAccounts(concurrency), auth: scenario.auth };
 }
 
 /** One measured run on a fresh server whose data is copied from `template`. */
 export async function runLogin(
+  sut: ServerUnderTest,
   scenario: LoginScenario,
-  template: string,
+  template: Template,
   logins: number,
   concurrency: number,
 ): Promise<LoginRun> {
   const accounts = loginAccounts(concurrency);
-  const server = await ServerProcess.start(scenario.config, template);
+  const server = await sut.start(template);
   try {
     const attempt = (offset: number) => (i: number, w: number) =>
       login(
@@ -103,14 +97,14 @@ export async function runLogin(
     if (warm.completed === 0) {
       throw new Error(`every warm-up login failed: ${warm.errors.join(" | ")}`);
     }
-    const rssBeforeKiB = await rssKiB(server.pid);
-    const cpuBefore = await cpuMs(server.pid);
+    const rssBeforeKiB = await server.rssKiB();
+    const cpuBefore = await server.cpuMs();
     const ownBefore = await cpuMs(Deno.pid);
     const r = await runPool(logins, concurrency, PHASE_LIMIT_MS, attempt(WARMUP_LOGINS));
     await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
-    const serverCpuMs = (await cpuMs(server.pid)) - cpuBefore;
+    const serverCpuMs = (await server.cpuMs()) - cpuBefore;
     const generatorCpuMs = (await cpuMs(Deno.pid)) - ownBefore;
-    const rssAfterKiB = await rssKiB(server.pid);
+    const rssAfterKiB = await server.rssKiB();
     return {
       completed: r.completed,
       failed: r.failed,
@@ -146,6 +140,7 @@ export function loginRows(scenario: LoginScenario, runs: LoginRun[]): Row[] {
   return [
     row(scenario.name, "server CPU ms/login", runs.map((r) => r.cpuMsPerLogin), 3, anchor),
     row(scenario.name, "logins/s", runs.map((r) => r.loginsPerSecond), 0),
+    row(scenario.name, "RSS MiB after logins", runs.map((r) => r.rssAfterKiB / 1024), 0),
     row(scenario.name, "failed logins", runs.map((r) => r.failed), 0),
   ];
 }

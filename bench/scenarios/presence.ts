@@ -9,18 +9,18 @@
  */
 import type { BenchConnection } from "../connection.ts";
 import {
-  OPEN_CONFIG,
   OPEN_MODE,
   OPEN_SETUP,
   PHASE_LIMIT_MS,
   target,
+  warmAccounts,
   warmUp,
 } from "../open_logins.ts";
 import { runPool } from "../pool.ts";
 import { cpuMs } from "../proc.ts";
 import { details, type Row, row } from "../report.ts";
 import { closeAll } from "../route_measure.ts";
-import { ServerProcess } from "../server_process.ts";
+import { type AccountSetup, numbered, type ServerUnderTest, type Template } from "../servers.ts";
 import { percentile } from "../stats.ts";
 import { StanzaScanner } from "../stanza_scanner.ts";
 import { openSession } from "../xmpp_steps.ts";
@@ -64,8 +64,9 @@ const SETTLE_MS = 250;
 const STATUS = /<status>(\d+)<\/status>/;
 
 /** How the scenario was set up, for the report. */
-export const PRESENCE_SETUP = `${OPEN_SETUP}; mutual subscriptions seeded into the roster store ` +
-  "by bench/seed_rosters.ts through the server's storage API; status changes alternate " +
+export const PRESENCE_SETUP = `${OPEN_SETUP}; mutual subscriptions created before the runs ` +
+  "(Cadence: its storage API; Prosody: roster files; ejabberd: add_rosteritem); status " +
+  "changes alternate " +
   `<show>away</show> and <show>xa</show> with <status>n</status>; ${WARM_BROADCASTS} ` +
   "unmeasured changes first";
 
@@ -74,18 +75,13 @@ function statusChange(n: number): string {
   return `<presence><show>${n % 2 === 0 ? "away" : "xa"}</show><status>${n}</status></presence>`;
 }
 
-/** Seeds the rosters into the template data directory behind `configFile`. */
-export async function seedRosters(configFile: string, contacts: number): Promise<void> {
-  const script = new URL("../seed_rosters.ts", import.meta.url).pathname;
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", script, configFile, HUB, CONTACT_PREFIX, String(contacts)],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!out.success) {
-    const text = new TextDecoder().decode(out.stderr) + new TextDecoder().decode(out.stdout);
-    throw new Error(`seed_rosters.ts failed (exit ${out.code}):\n${text.slice(-2000)}`);
-  }
+/** The accounts and rosters: the warm-up's, the contacts', the hub's. */
+export function presenceSetup(contacts: number, concurrency: number): AccountSetup {
+  const people = numbered(CONTACT_PREFIX, contacts);
+  return {
+    accounts: [...warmAccounts(concurrency), ...people, { username: HUB, password: "any" }],
+    rosters: { hub: HUB, contacts: people.map((p) => p.username) },
+  };
 }
 
 /** Counts, per status number, the contacts that got it, and wakes whoever waits for all. */
@@ -129,12 +125,13 @@ class Deliveries {
 
 /** One measured run on a fresh server whose data is copied from `template`. */
 export async function runPresence(
-  template: string,
+  sut: ServerUnderTest,
+  template: Template,
   contacts: number,
   broadcasts: number,
   concurrency: number,
 ): Promise<PresenceRun> {
-  const server = await ServerProcess.start(OPEN_CONFIG, template);
+  const server = await sut.start(template);
   const conns: BenchConnection[] = [];
   try {
     await warmUp(server.port, concurrency);
@@ -170,7 +167,7 @@ export async function runPresence(
     const times: number[] = [];
     const errors: string[] = [];
     let sent = 0;
-    const cpuBefore = await cpuMs(server.pid);
+    const cpuBefore = await server.cpuMs();
     const ownBefore = await cpuMs(Deno.pid);
     const start = performance.now();
     for (let n = WARM_BROADCASTS; n < WARM_BROADCASTS + broadcasts; n++) {
@@ -184,7 +181,7 @@ export async function runPresence(
     }
     const elapsedMs = performance.now() - start;
     await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
-    const serverCpuMs = (await cpuMs(server.pid)) - cpuBefore;
+    const serverCpuMs = (await server.cpuMs()) - cpuBefore;
     const generatorCpuMs = (await cpuMs(Deno.pid)) - ownBefore;
     const delivered = deliveries.total - warmDelivered;
     const closeFailed = await closeAll(conns);

@@ -7,7 +7,7 @@
  * @module
  */
 import { MESSAGE_BYTES, type Pair } from "../message_flow.ts";
-import { OPEN_CONFIG, OPEN_SETUP, warmUp } from "../open_logins.ts";
+import { OPEN_SETUP, warmAccounts, warmUp } from "../open_logins.ts";
 import { ANCHORS, details, NO_ANCHOR, type Row, row } from "../report.ts";
 import {
   closePairs,
@@ -17,7 +17,7 @@ import {
   type RouteMeasure,
   warmRoute,
 } from "../route_measure.ts";
-import { ServerProcess } from "../server_process.ts";
+import { type AccountSetup, numbered, type ServerUnderTest, type Template } from "../servers.ts";
 
 /** How many pairs exchange messages, and how many each keeps in flight. */
 export interface RouteShape {
@@ -48,19 +48,32 @@ export interface RouteRun extends RouteMeasure {
   serverOutput: string;
 }
 
+/** The accounts of the route scenarios: the warm-up's and `pairs` pairs. */
+export function routeSetup(pairs: number, concurrency: number): AccountSetup {
+  return {
+    accounts: [
+      ...warmAccounts(concurrency),
+      ...numbered("route-s", pairs),
+      ...numbered("route-r", pairs),
+    ],
+  };
+}
+
 /** One measured run on a fresh server. */
 export async function runRoute(
+  sut: ServerUnderTest,
+  template: Template,
   shape: RouteShape,
   messages: number,
   concurrency: number,
 ): Promise<RouteRun> {
-  const server = await ServerProcess.start(OPEN_CONFIG);
+  const server = await sut.start(template);
   let pairs: Pair[] = [];
   try {
     await warmUp(server.port, concurrency);
     pairs = await openPairs(server.port, shape.pairs, concurrency);
     await warmRoute(pairs, WARM_MESSAGES, shape.window);
-    const measured = await measureRoute(server.pid, pairs, messages, shape.window);
+    const measured = await measureRoute(server, pairs, messages, shape.window);
     const closeFailed = await closePairs(pairs);
     return {
       shape: shape.label,

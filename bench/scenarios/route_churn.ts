@@ -8,8 +8,7 @@
  * @module
  */
 import type { Pair } from "../message_flow.ts";
-import { OPEN_CONFIG, OPEN_SETUP, runLogins, warmUp } from "../open_logins.ts";
-import { cpuMs, rssKiB } from "../proc.ts";
+import { loginPoolAccounts, OPEN_SETUP, runLogins, warmUp } from "../open_logins.ts";
 import { ANCHORS, details, mib, type Row, row } from "../report.ts";
 import {
   closePairs,
@@ -19,8 +18,8 @@ import {
   type RouteMeasure,
   warmRoute,
 } from "../route_measure.ts";
-import { ServerProcess } from "../server_process.ts";
-import { LOADED } from "./route.ts";
+import type { AccountSetup, ServerUnderTest, Template } from "../servers.ts";
+import { LOADED, routeSetup } from "./route.ts";
 
 /** The figures of one run: before and after churn on the same process. */
 export interface ChurnRun {
@@ -49,27 +48,35 @@ export function churnSetup(churn: number): string {
     "then route again";
 }
 
+/** The accounts: the route scenario's and the churning clients'. */
+export function churnAccountSetup(concurrency: number): AccountSetup {
+  const route = routeSetup(LOADED.pairs, concurrency);
+  return { accounts: [...route.accounts, ...loginPoolAccounts("churn", concurrency)] };
+}
+
 /** One run: route, churn, route, on one fresh server. */
 export async function runRouteChurn(
+  sut: ServerUnderTest,
+  template: Template,
   messages: number,
   churn: number,
   concurrency: number,
 ): Promise<ChurnRun> {
-  const server = await ServerProcess.start(OPEN_CONFIG);
+  const server = await sut.start(template);
   let pairs: Pair[] = [];
   try {
     await warmUp(server.port, concurrency);
     pairs = await openPairs(server.port, LOADED.pairs, concurrency);
     // A full-size unmeasured exchange first, so that "before" runs on code as warm as "after".
     await warmRoute(pairs, messages, LOADED.window);
-    const before = await measureRoute(server.pid, pairs, messages, LOADED.window);
-    const rssBeforeChurnKiB = await rssKiB(server.pid);
-    const cpuBefore = await cpuMs(server.pid);
+    const before = await measureRoute(server, pairs, messages, LOADED.window);
+    const rssBeforeChurnKiB = await server.rssKiB();
+    const cpuBefore = await server.cpuMs();
     const c = await runLogins(server.port, churn, concurrency, "churn");
     await new Promise((resolve) => setTimeout(resolve, AFTER_CHURN_MS));
-    const churnCpuMs = (await cpuMs(server.pid)) - cpuBefore;
-    const rssAfterChurnKiB = await rssKiB(server.pid);
-    const after = await measureRoute(server.pid, pairs, messages, LOADED.window);
+    const churnCpuMs = (await server.cpuMs()) - cpuBefore;
+    const rssAfterChurnKiB = await server.rssKiB();
+    const after = await measureRoute(server, pairs, messages, LOADED.window);
     const closeFailed = await closePairs(pairs);
     return {
       before,

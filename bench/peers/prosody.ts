@@ -1,0 +1,154 @@
+/**
+ * Debian's Prosody (0.12.x) as a server under test: `prosody -F --config
+ * FILE` in the foreground with its own temporary directory, plain TCP
+ * (`c2s_require_encryption = false`, `allow_unencrypted_plain_auth = true`),
+ * `authentication = "internal_plain"` with the `internal` (file) storage,
+ * log level warn to the console, `network_settings.tcp_backlog = 511`, s2s
+ * and HTTP off, Lua's default GC (what Debian ships).
+ *
+ * Accounts and rosters are written straight into Prosody's data files
+ * (`data/localhost/accounts/<user>.dat`, `…/roster/<user>.dat`, names
+ * encoded as util/datamanager.lua does), which is what
+ * `prosodyctl register` writes, thousands of times faster.
+ * @module
+ */
+import {
+  copyTree,
+  freePort,
+  removeAccounts,
+  SERVER_HOST,
+  ServerProcess,
+  trackTemplate,
+} from "../server_process.ts";
+import { AUTOLOADED, CADENCE_MODULES, type ServerUnderTest, type Template } from "../servers.ts";
+
+const PROSODY = "/usr/bin/prosody";
+const HOST = "localhost";
+/** The modules Prosody runs (its names are Cadence's); s2s is disabled. */
+const MODULES = [...CADENCE_MODULES];
+
+/** A node or host name as Prosody's datamanager encodes it in file names. */
+function encode(s: string): string {
+  return s.replace(
+    /[^A-Za-z0-9]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
+  );
+}
+
+/** A Lua string literal. */
+function lua(s: string): string {
+  return JSON.stringify(s); // ASCII names and passwords: JSON's escapes are Lua's
+}
+
+function config(dir: string, port: number): string {
+  return [
+    "run_as_root = true -- the bench runs as root; Prosody refuses to otherwise",
+    `pidfile = ${lua(`${dir}/prosody.pid`)}`,
+    `data_path = ${lua(`${dir}/data`)}`,
+    `certificates = ${lua(`${dir}/certs`)}`,
+    `interfaces = { ${lua(SERVER_HOST)} }`,
+    `c2s_ports = { ${port} }`,
+    "c2s_direct_tls_ports = { }",
+    "s2s_ports = { }",
+    "http_ports = { }",
+    "https_ports = { }",
+    "component_ports = { }",
+    'log = { { levels = { min = "warn" }, to = "console" } }',
+    'authentication = "internal_plain"',
+    'storage = "internal"',
+    "c2s_require_encryption = false",
+    "allow_unencrypted_plain_auth = true",
+    "network_settings = { tcp_backlog = 511 }",
+    `modules_enabled = { ${MODULES.map(lua).join(", ")} }`,
+    'modules_disabled = { "s2s" }',
+    `VirtualHost ${lua(HOST)}`,
+    "",
+  ].join("\n");
+}
+
+/** Writes Prosody's data files for a setup into `data`. */
+async function writeData(data: string, t: Template["setup"]): Promise<void> {
+  const accounts = `${data}/${encode(HOST)}/accounts`;
+  await Deno.mkdir(accounts, { recursive: true });
+  for (const a of t.accounts) {
+    await Deno.writeTextFile(
+      `${accounts}/${encode(a.username)}.dat`,
+      `return {\n\t["password"] = ${lua(a.password)};\n};\n`,
+    );
+  }
+  if (t.rosters) {
+    const rosters = `${data}/${encode(HOST)}/roster`;
+    await Deno.mkdir(rosters, { recursive: true });
+    const roster = (contacts: string[]) =>
+      "return {\n" +
+      '\t[false] = { ["version"] = 1; ["pending"] = { }; };\n' +
+      contacts.map((c) =>
+        `\t[${lua(`${c}@${HOST}`)}] = { ["subscription"] = "both"; ["groups"] = { }; };\n`
+      ).join("") +
+      "};\n";
+    const { hub, contacts } = t.rosters;
+    await Deno.writeTextFile(`${rosters}/${encode(hub)}.dat`, roster(contacts));
+    for (const c of contacts) {
+      await Deno.writeTextFile(`${rosters}/${encode(c)}.dat`, roster([hub]));
+    }
+  }
+}
+
+async function run(cmd: string, args: string[], timeoutMs = 15_000): Promise<string> {
+  const out = await new Deno.Command(cmd, {
+    args,
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+    signal: AbortSignal.timeout(timeoutMs),
+  }).output();
+  return new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+}
+
+/** Debian's Prosody. */
+export const PROSODY_SUT: ServerUnderTest = {
+  name: "Prosody",
+  async missing() {
+    const ok = await Deno.stat(PROSODY).then(() => true, () => false);
+    return ok ? undefined : `${PROSODY} not found; install it with: apt-get install -y prosody`;
+  },
+  async version() {
+    // `prosody --version` starts a server in 0.12; `prosodyctl about` only reports.
+    const about = await run("prosodyctl", ["about"]).catch((e) => `unknown (${e.message})`);
+    const first = about.split("\n")[0].trim();
+    const luaVersion = about.match(/Lua version:\s*(.+)/)?.[1]?.trim();
+    return luaVersion ? `${first} (${luaVersion}, default GC)` : first;
+  },
+  modules: () => ({
+    list: [...AUTOLOADED, ...MODULES],
+    note: 'authentication "internal_plain", storage "internal" (files); s2s disabled',
+  }),
+  async prepare(setup) {
+    if (setup.auth === "scram") throw new Error("SCRAM over STARTTLS is measured on Cadence only");
+    const dir = await Deno.makeTempDir({ prefix: "prosody-bench-accounts-" });
+    trackTemplate(dir);
+    try {
+      await writeData(`${dir}/data`, setup);
+    } catch (e) {
+      await removeAccounts(dir);
+      throw e;
+    }
+    return { dir, setup };
+  },
+  async start(template) {
+    const dir = await Deno.makeTempDir({ prefix: "prosody-bench-" });
+    const port = await freePort();
+    await copyTree(`${template.dir}/data`, `${dir}/data`);
+    await Deno.mkdir(`${dir}/certs`);
+    const file = `${dir}/prosody.cfg.lua`;
+    await Deno.writeTextFile(file, config(dir, port));
+    return await ServerProcess.spawn({
+      command: PROSODY,
+      args: ["-F", "--config", file],
+      cwd: dir,
+      dir,
+      port,
+    });
+  },
+  remove: (template) => removeAccounts(template.dir),
+};

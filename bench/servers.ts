@@ -1,0 +1,146 @@
+/**
+ * The servers a scenario can measure, behind one small interface: start a
+ * fresh process (→ host, port, pid), create accounts before measuring, stop.
+ * Cadence is implemented here; Prosody and ejabberd in bench/peers/.
+ *
+ * Every server gets the equivalent setup: plain TCP with SASL PLAIN allowed
+ * (no TLS required), plaintext-stored passwords, the same module set as far
+ * as it has one, log level warn, a listen backlog of 511, accounts created
+ * into a template before the first run and copied into each run's fresh
+ * data directory.
+ * @module
+ */
+import {
+  type ConfigOptions,
+  prepareTemplate,
+  removeAccounts,
+  ServerProcess,
+  serverRoot,
+} from "./server_process.ts";
+import type { Account } from "./xmpp_steps.ts";
+
+/** Accounts (and rosters) a scenario needs before it measures anything. */
+export interface AccountSetup {
+  accounts: Account[];
+  /** Mutual (`both`) subscriptions between `hub` and each of `contacts` (usernames). */
+  rosters?: { hub: string; contacts: string[] };
+  /** "plain": plaintext passwords, no TLS (the default); "scram": hashed passwords and STARTTLS. */
+  auth?: "plain" | "scram";
+}
+
+/** A server running for one measured run. */
+export interface RunningServer {
+  /** Its c2s port on 127.0.0.1. */
+  readonly port: number;
+  /** Its main process (Cadence's deno, Prosody's lua, ejabberd's beam.smp). */
+  readonly pid: number;
+  /** CPU time (ms) of its whole process tree so far. */
+  cpuMs(): Promise<number>;
+  /** Resident memory (KiB) of its whole process tree now. */
+  rssKiB(): Promise<number>;
+  /** Stops it (SIGTERM, then SIGKILL), removes its directory, returns its exit code. */
+  stop(): Promise<number>;
+  /** The end of what it printed (warnings and errors only). */
+  output(): string;
+}
+
+/** A template data directory with a scenario's accounts, made by {@link ServerUnderTest.prepare}. */
+export interface Template {
+  dir: string;
+  setup: AccountSetup;
+}
+
+/** One server implementation the scenarios can drive. */
+export interface ServerUnderTest {
+  /** "Cadence", "Prosody", "ejabberd". */
+  readonly name: string;
+  /** Why it cannot run here (not installed: the apt-get command to fix it), or undefined. */
+  missing(): Promise<string | undefined>;
+  /** Its version, as it reports it. */
+  version(): Promise<string>;
+  /** The modules it runs in the benchmark (its own names), plus a note on what differs. */
+  modules(auth?: "plain" | "scram"): { list: string[]; note: string };
+  /** Creates the accounts (and rosters) of `setup` into a template directory. */
+  prepare(setup: AccountSetup): Promise<Template>;
+  /** Starts a fresh process whose data is a copy of `template`. */
+  start(template: Template): Promise<RunningServer>;
+  /** Removes a template. */
+  remove(template: Template): Promise<void>;
+}
+
+/** The module set all three servers run, in Cadence's (Prosody's) names. */
+export const CADENCE_MODULES = [
+  "roster",
+  "saslauth",
+  "disco",
+  "carbons",
+  "private",
+  "blocklist",
+  "vcard",
+  "version",
+  "uptime",
+  "time",
+  "ping",
+  "lastactivity",
+];
+/** Loaded on every host whatever the configuration (Cadence and Prosody alike). */
+export const AUTOLOADED = ["c2s", "iq", "presence", "message", "offline"];
+
+/** Cadence's configuration for an auth mode. */
+export function cadenceConfig(auth: "plain" | "scram" = "plain"): ConfigOptions {
+  if (auth === "scram") {
+    return { authentication: "internal_hashed", modules_enabled: [...CADENCE_MODULES, "tls"] };
+  }
+  return {
+    authentication: "internal_plain",
+    c2s_require_encryption: false,
+    allow_unencrypted_plain_auth: true,
+    modules_enabled: CADENCE_MODULES,
+  };
+}
+
+/** Writes a setup to a JSON file in a new temporary directory; returns the file. */
+async function setupFile(setup: AccountSetup): Promise<string> {
+  const file = await Deno.makeTempFile({ prefix: "cadence-bench-setup-", suffix: ".json" });
+  await Deno.writeTextFile(file, JSON.stringify(setup));
+  return file;
+}
+
+/** Cadence from this checkout (or `--server DIR`), started by {@link ServerProcess}. */
+export const CADENCE: ServerUnderTest = {
+  name: "Cadence",
+  missing: () => Promise.resolve(undefined),
+  version: () => Promise.resolve(`Cadence (${serverRoot()}), Deno ${Deno.version.deno}`),
+  modules: (auth = "plain") => ({
+    list: [...AUTOLOADED, ...(cadenceConfig(auth).modules_enabled as string[])],
+    note: `authentication ${cadenceConfig(auth).authentication}`,
+  }),
+  async prepare(setup) {
+    const dir = await prepareTemplate(cadenceConfig(setup.auth), async (config) => {
+      const file = await setupFile(setup);
+      try {
+        const script = new URL("./seed_accounts.ts", import.meta.url).pathname;
+        const out = await new Deno.Command(Deno.execPath(), {
+          args: ["run", "-A", script, config, file],
+          cwd: serverRoot(),
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        if (!out.success) {
+          const text = new TextDecoder().decode(out.stderr) + new TextDecoder().decode(out.stdout);
+          throw new Error(`seed_accounts.ts failed (exit ${out.code}):\n${text.slice(-2000)}`);
+        }
+      } finally {
+        await Deno.remove(file).catch(() => {});
+      }
+    });
+    return { dir, setup };
+  },
+  start: (template) => ServerProcess.start(cadenceConfig(template.setup.auth), template.dir),
+  remove: (template) => removeAccounts(template.dir),
+};
+
+/** The usernames `<prefix>0` … `<prefix><n-1>`, all with password "any". */
+export function numbered(prefix: string, n: number): Account[] {
+  return Array.from({ length: n }, (_, i) => ({ username: `${prefix}${i}`, password: "any" }));
+}
