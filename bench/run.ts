@@ -486,7 +486,9 @@ async function main(): Promise<number> {
   console.log(
     "Server CPU = utime+stime+cutime+cstime of the server's whole process tree " +
       `(/proc/PID/stat of the main process and its descendants, ${machine.clockTicks} ticks/s), ` +
-      "sampled around the measured phase; RSS = VmRSS of the same tree" +
+      "sampled around the measured phase; RSS = VmRSS of the same tree. Each server is " +
+      "started fresh per run and given time to settle (until a 1 s window with ≤ 20 ms CPU " +
+      "and ≤ 256 KiB RSS change, at most 30 s) before its warm-up" +
       (options.peers ? "." : "; anchors from shared/reference/benchmarking.md."),
   );
   const file = await writeSummary(started, {

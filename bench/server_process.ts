@@ -28,6 +28,7 @@ export function useServerRoot(dir: string): void {
 export const SERVER_HOST = "127.0.0.1";
 const START_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 15_000;
+const SETTLE_LIMIT_MS = 30_000;
 const TAIL_BYTES = 8192;
 
 /** Configuration options on top of the fixed ones (ports, interfaces, data path, log). */
@@ -226,6 +227,8 @@ export class ServerProcess {
     dir: string;
     port: number;
     env?: Record<string, string>;
+    /** Skip waiting for start-up work to finish (see {@link ServerProcess.settle}). */
+    noSettle?: boolean;
   }): Promise<ServerProcess> {
     let child: Deno.ChildProcess;
     try {
@@ -244,11 +247,35 @@ export class ServerProcess {
     const server = new ServerProcess(child.pid, o.port, o.dir, child);
     try {
       await waitForPort(o.port, START_TIMEOUT_MS, child.status);
+      if (!o.noSettle) await server.settle();
     } catch (e) {
       await server.stop();
       throw new Error(`${(e as Error).message}; server output:\n${server.output()}`);
     }
     return server;
+  }
+
+  /** How long the server took to settle after its port opened, ms (see {@link settle}). */
+  settledAfterMs = 0;
+
+  /**
+   * Waits until the server's start-up work is over: a 1 s window in which
+   * its process tree used at most 20 ms of CPU and its RSS moved by at most
+   * 256 KiB (ejabberd, for one, spends about 1.5 s of CPU and 10 s of
+   * shrinking RSS after its port opens). Gives up after 30 s.
+   */
+  async settle(): Promise<void> {
+    const start = performance.now();
+    let cpu = await this.cpuMs(), rss = await this.rssKiB();
+    while (performance.now() - start < SETTLE_LIMIT_MS) {
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      const cpuNow = await this.cpuMs(), rssNow = await this.rssKiB();
+      const quiet = cpuNow - cpu <= 20 && Math.abs(rssNow - rss) <= 256;
+      cpu = cpuNow;
+      rss = rssNow;
+      if (quiet) break;
+    }
+    this.settledAfterMs = performance.now() - start;
   }
 
   /** CPU time (ms) of the server's whole process tree so far. */

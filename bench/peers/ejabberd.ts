@@ -97,6 +97,7 @@ function config(port: number, httpPort?: number): string {
 
 /** Starts beam.smp on `dir/spool` with the configuration in `dir`. */
 async function startVm(dir: string, port: number, httpPort?: number): Promise<ServerProcess> {
+  // The setup node (with httpPort) need not settle: nothing is measured on it.
   const file = `${dir}/ejabberd.yml`;
   await Deno.writeTextFile(file, config(port, httpPort));
   await Deno.mkdir(`${dir}/spool`, { recursive: true });
@@ -127,6 +128,7 @@ async function startVm(dir: string, port: number, httpPort?: number): Promise<Se
       ERL_CRASH_DUMP_BYTES: "0",
       HOME: dir,
     },
+    noSettle: httpPort !== undefined,
   });
 }
 

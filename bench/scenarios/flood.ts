@@ -214,7 +214,8 @@ export async function runFlood(
       if (!isErrorStanza(stanza)) return;
       senderErrors++;
       if (firstErrors.length < 3) {
-        firstErrors.push(`${openingTag(stanza)}…${stanza.slice(stanza.indexOf("<error"), 400)}`);
+        const at = stanza.indexOf("<error");
+        firstErrors.push(`${openingTag(stanza)}…${at < 0 ? "" : stanza.slice(at, at + 300)}`);
       }
     });
     const senderStreamErrors = watchErrors("sender");
