@@ -42,6 +42,10 @@ export interface HostOptions {
   hide_os_type?: boolean;
   server_name?: string;
   disco_items?: Array<{ jid: string; name?: string } | [string, string?]>;
+  /** Most resources one account may bind at once; default 10. */
+  max_user_sessions?: number;
+  /** SASL mechanisms not to offer, e.g. ["SCRAM-SHA-1-PLUS", "SCRAM-SHA-256-PLUS"]. */
+  disable_sasl_mechanisms?: string[];
   /** Options of modules, read with `module.getOption()`. */
   [option: string]: unknown;
 }
@@ -52,9 +56,22 @@ export interface Config extends HostOptions {
   interfaces?: string[];
   c2s_ports?: number[];
   c2s_direct_tls_ports?: number[];
+  c2s_interfaces?: string[];
   c2s_stanza_size_limit?: number;
+  /** Stanza size limit before authentication; default 10,000. */
+  c2s_unauthed_stanza_size_limit?: number;
   c2s_timeout?: number;
   c2s_close_timeout?: number;
+  /** Unauthenticated connections allowed from one address; default 32. */
+  c2s_max_unauthed_per_ip?: number;
+  /** Client connections in all; default the open-file limit less 100. */
+  c2s_max_connections?: number;
+  /** Bytes waiting for a slow reader before its stream is closed; default 1 MiB. */
+  max_send_buffer_size?: number;
+  /** Inbound rate limits, as Prosody's mod_limits: `{ c2s: { rate: "100kb/s", burst: "2s" } }`; false: none. */
+  limits?: Record<string, { rate?: string | number; burst?: string | number } | false> | false;
+  /** JIDs the rate limits do not apply to. */
+  unlimited_jids?: string[];
   storage?: string | Record<string, string>;
   default_storage?: string;
   data_path?: string;
@@ -120,8 +137,12 @@ export const DEFAULTS: Record<string, unknown> = {
   data_path: "./data",
   certificates: "certs",
   c2s_stanza_size_limit: 256 * 1024,
+  c2s_unauthed_stanza_size_limit: 10_000,
   c2s_timeout: 300,
   c2s_close_timeout: 5,
+  c2s_max_unauthed_per_ip: 32,
+  max_send_buffer_size: 1 << 20,
+  max_user_sessions: 10,
   log: "info",
   conflict_resolve: "kick_old",
   hide_os_type: false,
@@ -176,9 +197,22 @@ const CHECKS: Record<string, Check> = {
       typeof (v as Record<string, unknown>).key === "string"
       ? undefined
       : "{ certificate: string, key: string }",
+  c2s_interfaces: stringArray,
   c2s_stanza_size_limit: positive,
+  c2s_unauthed_stanza_size_limit: positive,
   c2s_timeout: positive,
   c2s_close_timeout: positive,
+  c2s_max_unauthed_per_ip: positive,
+  c2s_max_connections: positive,
+  max_send_buffer_size: positive,
+  max_user_sessions: positive,
+  unlimited_jids: stringArray,
+  disable_sasl_mechanisms: stringArray,
+  limits: (v) =>
+    v === false || (v !== null && typeof v === "object" && !Array.isArray(v) &&
+        Object.values(v).every((l) => l === false || (l !== null && typeof l === "object")))
+      ? undefined
+      : '{ c2s: { rate: "100kb/s", burst: "2s" } } or false',
   log: (v) =>
     (typeof v === "string" && LEVELS.includes(v)) ||
       (v !== null && typeof v === "object" && !Array.isArray(v) &&
@@ -200,6 +234,11 @@ const GLOBAL_ONLY = new Set([
   "interfaces",
   "c2s_ports",
   "c2s_direct_tls_ports",
+  "c2s_interfaces",
+  "c2s_max_connections",
+  "c2s_max_unauthed_per_ip",
+  "max_send_buffer_size",
+  "limits",
   "storage",
   "default_storage",
   "data_path",

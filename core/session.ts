@@ -69,8 +69,6 @@ export class Session {
 
   private queue: Stanza[] | undefined = undefined;
   private busy = false;
-  /** Reading is paused while queued stanzas wait for an async handler. */
-  private readPaused = false;
 
   constructor(conn: Connection, log: Logger) {
     this.id = "c2s" + (++counter).toString(36);
@@ -79,10 +77,24 @@ export class Session {
     this.log = log;
   }
 
-  /** Sends a stanza or raw XML; false when the connection is gone. */
-  send(stanza: Stanza | string): boolean {
+  /** How long `close()` waits for the peer's `</stream:stream>` (ms; `c2s_close_timeout`). */
+  closeTimeoutMs = 5000;
+
+  /**
+   * Sends a stanza (`xml`: its serialisation, when the caller already has it)
+   * or raw XML. Returns false when the session is gone. A stanza that never
+   * gets out (the connection dies first) is handed back to the server as a
+   * delivery failure, as if this resource had been unavailable.
+   */
+  send(stanza: Stanza | string, xml?: string): boolean {
     if (this.destroyed) return false;
-    return this.conn.write(typeof stanza === "string" ? stanza : stanza.toString());
+    if (typeof stanza === "string") return this.conn.write(stanza);
+    return this.conn.write(xml ?? stanza.toString(), stanza);
+  }
+
+  /** Resolves true once everything sent so far reached the network; false if the connection died. */
+  flush(): Promise<boolean> {
+    return this.conn.flush();
   }
 
   /** Takes one parsed element into the session's ordered processing. */
@@ -105,10 +117,7 @@ export class Session {
     }
     if (!isPromise(r)) return;
     this.busy = true;
-    if (!this.readPaused) {
-      this.readPaused = true;
-      this.conn.pause();
-    }
+    this.conn.hold(true); // read no more until this stanza is done
     r.then(() => this.next(), (e) => {
       this.log.error("error processing stanza: {error}", { error: e });
       this.next();
@@ -119,15 +128,14 @@ export class Session {
     this.busy = false;
     const q = this.queue;
     while (q && q.length && !this.busy && !this.destroyed) this.run(q.shift()!);
-    if (!this.busy && this.readPaused) {
-      this.readPaused = false;
-      this.conn.resume();
-    }
+    if (!this.busy) this.conn.hold(false);
   }
 
   /**
    * Closes the stream: with a stream error when `reason` names one, then
-   * `</stream:stream>`. The session is destroyed when the connection ends.
+   * `</stream:stream>`, and retires the session at once. The connection stays
+   * open up to `closeTimeoutMs` for the peer's own `</stream:stream>`
+   * (RFC 6120 §4.4); {@link peerClosed} ends it when that arrives.
    */
   close(reason?: CloseReason): void {
     if (this.destroyed || this.closing) return;
@@ -151,8 +159,14 @@ export class Session {
       );
     }
     this.conn.write("</stream:stream>");
-    this.conn.close();
+    this.conn.closeAfter(this.closeTimeoutMs);
     this.destroy(reason);
+  }
+
+  /** The peer sent `</stream:stream>`: answer it if need be, and end the connection. */
+  peerClosed(): void {
+    this.close();
+    this.conn.close();
   }
 
   /** Retires the session: it is removed everywhere and its sends become no-ops. */

@@ -64,6 +64,8 @@ export class SessionManager {
     const event = { session, resource: wanted || undefined, error: undefined as unknown };
     let veto = host.events.fire("pre-resource-bind", event);
     if (isPromise(veto)) veto = await veto;
+    // Closed while a handler was deciding: it must never reach the tables.
+    if (session.destroyed) throw new BindError("cancel", "not-allowed", "The session is closed");
     if (veto === false) {
       const e = event.error as { type?: string; condition?: string; text?: string } | undefined;
       throw new BindError(
@@ -78,6 +80,14 @@ export class SessionManager {
     const bareJid = username + "@" + session.host;
     let user = this.bare.get(bareJid);
     const old = user?.sessions.get(resource);
+    const limit = Number(this.hosts.config.get(session.host, "max_user_sessions") ?? 10);
+    if (user && !old && user.sessions.size >= limit) {
+      throw new BindError(
+        "wait",
+        "resource-constraint",
+        `Resource limit reached; only ${limit} resources allowed`,
+      );
+    }
     if (old && old !== session) {
       if (this.hosts.config.get(session.host, "conflict_resolve") === "kick_new") {
         throw new BindError("cancel", "conflict", "Resource already in use");

@@ -1,68 +1,214 @@
 /**
  * Client connections (RFC 6120): listens on `c2s_ports` (plain TCP, with
- * STARTTLS offered by the tls module) and `c2s_direct_tls_ports` (XEP-0368),
- * opens streams, announces stream features, closes unauthenticated
- * connections after `c2s_timeout`, and closes every stream at shutdown.
+ * STARTTLS offered by the tls module) and `c2s_direct_tls_ports` (XEP-0368,
+ * ALPN `xmpp-client`), opens streams, announces stream features, and closes
+ * every stream at shutdown.
+ *
+ * Limits, each refused with the stream error RFC 6120 names:
+ * - `c2s_unauthed_stanza_size_limit` (10,000) before authentication and
+ *   `c2s_stanza_size_limit` (256 KiB) after; the parser's other caps;
+ * - `c2s_timeout` (300 s): a stream not bound to a resource by then is closed;
+ * - `c2s_max_unauthed_per_ip` (32) unauthenticated connections per address and
+ *   `c2s_max_connections` in all (default: the open-file limit less 100);
+ * - `max_send_buffer_size` (1 MiB) of output waiting for a client that reads
+ *   too slowly; past it the stream is closed and what was not written is
+ *   delivered as to an unavailable resource (`delivery/failure`);
+ * - `limits = { c2s = { rate = "100kb/s", burst = "2s" } }` (Prosody's
+ *   mod_limits; on by default; `limits = false` turns them off), with
+ *   `unlimited_jids`/`unlimited_users` exempt.
  *
  * One instance serves the whole server (`meta.scope = "global"`); the host a
  * stream is for comes from its header's `to`.
  * @module
  */
-import { createServer, type Server as NetServer, type Socket } from "node:net";
+import type { Socket } from "node:net";
 import { Connection } from "../core/net/connection.ts";
+import { Listener, openFileLimit } from "../core/net/listener.ts";
 import type { Module } from "../core/moduleapi.ts";
 import { Session } from "../core/session.ts";
 import { StreamParser } from "../core/xml/parser.ts";
 import { prepDomain } from "../core/jid.ts";
-import { Stanza } from "../core/xml/stanza.ts";
+import { escapeAttr, Stanza } from "../core/xml/stanza.ts";
 import { isPromise } from "../core/events.ts";
 import { unrefTimeout } from "../core/timers.ts";
 
 export const meta = { scope: "global" };
 
+const STREAM_OPEN = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' " +
+  "xmlns:stream='http://etherx.jabber.org/streams'";
+const STREAMS_NS = "urn:ietf:params:xml:ns:xmpp-streams";
+/** Descriptors kept free for storage, logs and the runtime itself. */
+const FD_RESERVE = 100;
+
+/** "100kb/s" → bytes per second (decimal units, as Prosody's mod_limits). */
+export function parseRate(rate: unknown): number | undefined {
+  if (typeof rate === "number") return rate;
+  if (typeof rate !== "string") return undefined;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([bkmg])[a-z]*\/s\s*$/i.exec(rate);
+  if (!m) return undefined;
+  return Number(m[1]) * 10 ** { b: 0, k: 3, m: 6, g: 9 }[m[2].toLowerCase() as "b"];
+}
+
+/** "2s" or 2 → seconds. */
+function parseBurst(burst: unknown): number | undefined {
+  if (typeof burst === "number") return burst;
+  const m = typeof burst === "string" ? /^\s*(\d+(?:\.\d+)?)\s*s?\s*$/.exec(burst) : null;
+  return m ? Number(m[1]) : undefined;
+}
+
 export default function c2s(module: Module) {
   const server = module.server;
+  const log = module.log;
   const sessions = new Set<Session>();
-  const listeners: NetServer[] = [];
-  const stanzaSizeLimit = module.getOptionInteger("c2s_stanza_size_limit", 256 * 1024, {
-    min: 10_000,
-  });
-  const timeoutSec = module.getOptionPeriod("c2s_timeout", 300);
+  const listeners: Listener[] = [];
   const defaultHost = server.config.hosts[0];
 
+  const authedLimit = module.getOptionInteger("c2s_stanza_size_limit", 256 * 1024, {
+    min: 10_000,
+  });
+  const unauthedLimit = Math.min(
+    authedLimit,
+    module.getOptionInteger("c2s_unauthed_stanza_size_limit", 10_000, { min: 1000 }),
+  );
+  const timeoutSec = module.getOptionPeriod("c2s_timeout", 300);
+  const closeTimeoutMs = module.getOptionPeriod("c2s_close_timeout", 5) * 1000;
+  const maxSendBuffer = module.getOptionInteger("max_send_buffer_size", 1 << 20, { min: 16384 });
+  const perIpLimit = module.getOptionInteger("c2s_max_unauthed_per_ip", 32, { min: 1 });
+  const fdLimit = openFileLimit();
+  const fdCap = fdLimit === undefined ? Infinity : Math.max(16, fdLimit - FD_RESERVE);
+  let maxConnections = module.getOptionInteger("c2s_max_connections", fdCap, { min: 1 });
+  if (maxConnections > fdCap) {
+    log.warn("c2s_max_connections {wanted} lowered to {cap}: the open-file limit is {limit}", {
+      wanted: maxConnections,
+      cap: fdCap,
+      limit: fdLimit,
+    });
+    maxConnections = fdCap;
+  }
+  const rate = readRate();
+  // Prosody's code reads unlimited_jids, its documentation says unlimited_users: both work.
+  const unlimited = new Set([
+    ...module.getOptionInheritedSet("unlimited_jids"),
+    ...module.getOptionInheritedSet("unlimited_users"),
+  ]);
+  /** Unauthenticated connections per remote address. */
+  const unauthed = new Map<string, number>();
+
+  function readRate() {
+    const limits = module.getOption<
+      Record<string, { rate?: unknown; burst?: unknown } | false> | false
+    >("limits", {});
+    if (limits === false || limits.c2s === false) return undefined; // limits turned off
+    const c = limits.c2s ?? {};
+    const bytesPerSecond = c.rate === undefined ? 100_000 : parseRate(c.rate);
+    const burstSeconds = c.burst === undefined ? 2 : parseBurst(c.burst);
+    if (bytesPerSecond === undefined || burstSeconds === undefined) {
+      throw new Error(
+        `config option "limits" (c2s): expected { rate: "100kb/s", burst: "2s" }, got ${
+          JSON.stringify(c)
+        }`,
+      );
+    }
+    return { bytesPerSecond, burstSeconds };
+  }
+
+  function countUnauthed(ip: string, delta: number) {
+    const n = (unauthed.get(ip) ?? 0) + delta;
+    if (n <= 0) unauthed.delete(ip);
+    else unauthed.set(ip, n);
+  }
+
+  /** Turns a connection away before any stream: header, error, close. */
+  function refuse(socket: Socket, condition: string, text: string) {
+    socket.on("error", () => {});
+    socket.end(
+      `${STREAM_OPEN} from='${escapeAttr(defaultHost)}' version='1.0'>` +
+        `<stream:error><${condition} xmlns='${STREAMS_NS}'/>` +
+        `<text xmlns='${STREAMS_NS}'>${text}</text></stream:error></stream:stream>`,
+    );
+    unrefTimeout(() => socket.destroy(), 2000);
+  }
+
   function accept(socket: Socket, directTls: boolean) {
-    const conn = new Connection(socket, false);
-    const session = new Session(conn, module.log);
+    const ip = socket.remoteAddress ?? "";
+    if (sessions.size >= maxConnections) {
+      log.warn("refusing a connection from {ip}: {n} connections open (c2s_max_connections)", {
+        ip,
+        n: sessions.size,
+      });
+      return refuse(socket, "resource-constraint", "The server is full; try again later");
+    }
+    if ((unauthed.get(ip) ?? 0) >= perIpLimit) {
+      log.info("refusing a connection from {ip}: too many unauthenticated connections", { ip });
+      return refuse(socket, "policy-violation", "Too many unauthenticated connections");
+    }
+    const conn = new Connection(socket, false, { maxSendBuffer, rate, closeTimeoutMs });
+    const session = new Session(conn, log);
+    session.closeTimeoutMs = closeTimeoutMs;
     sessions.add(session);
+    countUnauthed(ip, 1);
+    let countedUnauthed = true;
+    const authenticated = () => {
+      if (!countedUnauthed) return;
+      countedUnauthed = false;
+      countUnauthed(ip, -1);
+    };
     const parser = new StreamParser({
       streamOpen: (attrs) => streamOpened(session, attrs),
       stanza: (el) => session.receive(el),
-      streamClose: () => session.close(),
+      streamClose: () => session.peerClosed(),
       error: (condition, text) => session.close({ condition, text }),
-    }, { maxStanzaSize: stanzaSizeLimit });
+    }, { maxStanzaSize: unauthedLimit });
     conn.onData = (chunk) => parser.feed(chunk);
-    conn.onClose = () => session.destroy("connection closed");
+    conn.onError = (e) => {
+      log.error("error reading from {ip}: {error}", { ip, error: e });
+      session.close("internal-server-error");
+    };
+    conn.onOverflow = () => {
+      log.info("closing {who}: {bytes} bytes wait for a client that reads too slowly", {
+        who: session.full_jid ?? ip,
+        bytes: conn.buffered,
+      });
+      session.close({ condition: "policy-violation", text: "Too much data waiting to be read" });
+    };
+    let unbound: Promise<void> = Promise.resolve();
+    conn.onClose = (unsent) => {
+      session.destroy("connection closed");
+      // Stanzas that never got out go where stanzas for an unavailable resource go.
+      if (unsent.length) unbound.then(() => undelivered(session, unsent));
+    };
     session.process = (stanza) => server.router.process(session, stanza);
     session.resetStream = () => {
       session.notopen = true;
       parser.reset();
+      if (session.username !== undefined) {
+        authenticated();
+        parser.setOptions({ maxStanzaSize: authedLimit });
+        if (unlimited.has(`${session.username}@${session.host}`)) conn.setRate(undefined);
+      }
     };
     const timer = timeoutSec === Infinity ? 0 : unrefTimeout(() => {
-      if (session.type === "c2s_unauthed") {
-        session.close({ condition: "connection-timeout", text: "Authentication took too long" });
+      if (session.type === "c2s_unauthed" || session.type === "c2s_unbound") {
+        session.close({
+          condition: "connection-timeout",
+          text: session.type === "c2s_unbound"
+            ? "No resource was bound in time"
+            : "Authentication took too long",
+        });
       }
     }, timeoutSec * 1000);
     session.onDestroy = (reason) => {
       clearTimeout(timer);
       sessions.delete(session);
-      conn.close();
+      authenticated();
       const error = reason === undefined
         ? undefined
         : typeof reason === "string"
         ? reason
         : reason.condition;
-      const r = server.sessions.destroySession(session, error);
-      if (isPromise(r)) r.catch((e) => module.log.error("destroy failed: {error}", { error: e }));
+      unbound = server.sessions.destroySession(session, error).catch((e) => {
+        log.error("error ending session {jid}: {error}", { jid: session.full_jid, error: e });
+      });
     };
     if (directTls) {
       const tls = server.tls.peek(defaultHost);
@@ -71,20 +217,42 @@ export default function c2s(module: Module) {
       conn.startTls(tls.context, (name) => {
         const host = prepDomain(name);
         return host === undefined ? undefined : server.tls.peek(host)?.context;
-      });
+      }, ["xmpp-client"]);
       session.secure = true;
     }
+  }
+
+  /** Fires `delivery/failure` for each stanza a dead connection never wrote. */
+  function undelivered(session: Session, unsent: unknown[]) {
+    const host = server.hosts.get(session.host);
+    if (!host || session.full_jid === undefined) return;
+    for (const item of unsent) {
+      if (!(item instanceof Stanza)) continue;
+      try {
+        const r = host.events.fire("delivery/failure", { session, stanza: item });
+        if (isPromise(r)) {
+          Promise.resolve(r).catch((e) => log.error("delivery/failure: {error}", { error: e }));
+        }
+      } catch (e) {
+        log.error("delivery/failure: {error}", { error: e });
+      }
+    }
+  }
+
+  /** RFC 6120 §4.7.5: answer with the lower of the client's version and 1.0. */
+  function negotiateVersion(version: string | undefined): boolean {
+    const m = version === undefined ? null : /^(\d+)\.(\d+)$/.exec(version);
+    return m !== null && Number(m[1]) >= 1;
   }
 
   function streamOpened(session: Session, attrs: Record<string, string>) {
     const to = attrs.to === undefined ? undefined : prepDomain(attrs.to);
     const host = to === undefined ? undefined : server.hosts.get(to);
     session.notopen = false; // the header is in: errors now go inside this stream
-    const header = (from: string) =>
-      "<?xml version='1.0'?><stream:stream xmlns='jabber:client' " +
-      "xmlns:stream='http://etherx.jabber.org/streams' id='" + session.streamid +
-      "' from='" + from + "' version='1.0' xml:lang='en'>";
     session.streamid = crypto.randomUUID();
+    const header = (from: string) =>
+      `${STREAM_OPEN} id='${session.streamid}' from='${escapeAttr(from)}' ` +
+      "version='1.0' xml:lang='en'>";
     if (!host || host.type !== "local") {
       session.send(header(defaultHost));
       return session.close({
@@ -98,13 +266,18 @@ export default function c2s(module: Module) {
     }
     session.host = to!;
     session.send(header(session.host));
-    if (attrs.version === undefined || !attrs.version.startsWith("1.")) {
+    if (!negotiateVersion(attrs.version)) {
       return session.close({ condition: "unsupported-version", text: "XMPP 1.0 required" });
     }
     const features = new Stanza("stream:features");
     const event = { origin: session, features, stream: attrs };
     const r = host.events.fire("stream-features", event);
-    if (isPromise(r)) return r.then(() => sendFeatures(session, features));
+    if (isPromise(r)) {
+      return Promise.resolve(r).then(() => sendFeatures(session, features), (e) => {
+        log.error("stream-features failed: {error}", { error: e });
+        session.close("internal-server-error");
+      });
+    }
     sendFeatures(session, features);
   }
 
@@ -120,7 +293,10 @@ export default function c2s(module: Module) {
 
   module.hookGlobal("server-started", async () => {
     for (const host of server.config.hosts) await server.tls.get(host);
-    const interfaces = module.getOptionArray<string>("interfaces", ["*"]);
+    const interfaces = module.getOptionArray<string>(
+      "c2s_interfaces",
+      module.getOptionArray<string>("interfaces", ["*"]),
+    );
     for (const port of module.getOptionArray<number>("c2s_ports", [5222])) {
       for (const iface of interfaces) await listen(iface, port, false);
     }
@@ -129,24 +305,20 @@ export default function c2s(module: Module) {
     }
   });
 
-  function listen(iface: string, port: number, directTls: boolean): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const srv = createServer({ pauseOnConnect: false }, (socket) => accept(socket, directTls));
-      srv.once("error", (e) => {
-        reject(new Error(`c2s cannot listen on ${iface}:${port}: ${(e as Error).message}`));
-      });
-      const onListening = () => {
-        const addr = srv.address();
-        const where = typeof addr === "object" && addr ? `${addr.address}:${addr.port}` : port;
-        module.log.info("c2s listening on {where}{tls}", {
-          where,
-          tls: directTls ? " (direct TLS)" : "",
-        });
-        listeners.push(srv);
-        resolve();
-      };
-      if (iface === "*") srv.listen({ port, backlog: 511 }, onListening);
-      else srv.listen({ port, host: iface, backlog: 511 }, onListening);
+  async function listen(iface: string, port: number, directTls: boolean): Promise<void> {
+    const l = new Listener(
+      { host: iface, port, log },
+      (socket) => accept(socket, directTls),
+    );
+    try {
+      await l.start();
+    } catch (e) {
+      throw new Error(`c2s ${(e as Error).message}`);
+    }
+    listeners.push(l);
+    log.info("c2s listening on {where}{tls}", {
+      where: l.address(),
+      tls: directTls ? " (direct TLS)" : "",
     });
   }
 
@@ -162,6 +334,7 @@ export default function c2s(module: Module) {
     );
     for (const s of [...sessions]) {
       s.close({ condition: "system-shutdown", text: event?.reason ?? "Server shutting down" });
+      s.conn.close(); // no need to wait for the client's </stream:stream>
     }
     await Promise.all(open);
   }, -100);

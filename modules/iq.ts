@@ -3,21 +3,20 @@
  * account or a host fires `iq/<kind>/<ns>:<child>` and then
  * `iq-<type>/<kind>/<ns>:<child>`; results and errors fire
  * `iq-<type>/<kind>/<id>`. An iq to a full JID goes to that resource, and a
- * get/set to a resource that is not there gets `service-unavailable`.
+ * get/set to a resource that is not there gets `service-unavailable` — also
+ * when its connection dies before the request was written out.
  * @module
  */
 import type { Module } from "../core/moduleapi.ts";
 import type { StanzaEvent } from "../core/router.ts";
+import type { Stanza } from "../core/xml/stanza.ts";
 
 export default function iq(module: Module) {
   const server = module.server;
 
   module.hook("iq/full", ({ origin, stanza }: StanzaEvent) => {
     const target = server.sessions.full.get(stanza.attrs.to!);
-    if (target) {
-      target.send(stanza);
-      return true;
-    }
+    if (target?.send(stanza)) return true;
     const type = stanza.attrs.type;
     if (type === "get" || type === "set") {
       origin.send(stanza.errorReply("cancel", "service-unavailable"));
@@ -40,4 +39,14 @@ export default function iq(module: Module) {
       return module.fireEvent("iq-" + type + "/" + kind + "/" + stanza.attrs.id, event);
     });
   }
+
+  // A request a connection never wrote out: the sender learns the resource is gone.
+  module.hook("delivery/failure", ({ stanza }: { stanza: Stanza }) => {
+    if (stanza.name !== "iq") return;
+    const type = stanza.attrs.type;
+    if ((type === "get" || type === "set") && stanza.attrs.from !== undefined) {
+      module.send(stanza.errorReply("cancel", "service-unavailable"));
+    }
+    return true;
+  });
 }

@@ -9,12 +9,20 @@
  * `message/bare/groupchat`. With no resource to take it, a `chat` or
  * `normal` message to an existing account fires `message/offline/handle`
  * (the offline module stores it); anything left gets `service-unavailable`.
+ *
+ * A message a connection never wrote out (`delivery/failure`: the connection
+ * died or was closed for reading too slowly) is delivered again as if that
+ * resource had been unavailable: to the account's other resources, else to
+ * offline storage — unless another resource already had its own copy.
  * @module
  */
 import type { Module } from "../core/moduleapi.ts";
 import type { StanzaEvent } from "../core/router.ts";
 import type { Session } from "../core/session.ts";
 import { isPromise } from "../core/events.ts";
+import type { Stanza } from "../core/xml/stanza.ts";
+
+const CARBONS_NS = "urn:xmpp:carbons:2";
 
 export default function message(module: Module) {
   const server = module.server;
@@ -60,7 +68,7 @@ export default function message(module: Module) {
     const targets = recipients(username, type !== "headline");
     if (targets.length > 0) {
       const xml = stanza.toString(); // once for all resources
-      for (const s of targets) s.send(xml);
+      for (const s of targets) s.send(stanza, xml);
       return true;
     }
     if (type === "headline") return true; // headlines are not stored
@@ -82,12 +90,30 @@ export default function message(module: Module) {
   module.hook("message/full", (event: StanzaEvent) => {
     const { stanza } = event;
     const target = server.sessions.full.get(stanza.attrs.to!);
-    if (target) {
-      target.send(stanza);
-      return true;
-    }
+    if (target?.send(stanza)) return true;
     const type = stanza.attrs.type;
     if (type === "error" || type === "groupchat") return true;
     return toBare(event);
   }, -1);
+
+  module.hook("delivery/failure", ({ session, stanza }: { session: Session; stanza: Stanza }) => {
+    if (stanza.name !== "message") return;
+    const type = stanza.attrs.type ?? "normal";
+    // Errors, groupchat and headlines are never stored; carbons are only copies.
+    if (type === "error" || type === "groupchat" || type === "headline") return true;
+    if (stanza.getChild("received", CARBONS_NS) || stanza.getChild("sent", CARBONS_NS)) return true;
+    const to = stanza.attrs.to;
+    if (to === undefined || !to.includes("@")) return true;
+    if (!to.includes("/")) {
+      // Sent to the bare JID: resources as high as this one had their own copy.
+      const others = recipients(to.slice(0, to.indexOf("@")), false);
+      if (others.some((s) => s.priority >= session.priority)) return true;
+    }
+    module.log.debug("delivering again a message {id} {to} never got", {
+      id: stanza.attrs.id,
+      to: session.full_jid,
+    });
+    module.send(stanza);
+    return true;
+  });
 }

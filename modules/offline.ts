@@ -3,7 +3,9 @@
  * no available resource are stored (archive store `offline`, so they survive
  * a restart) and delivered, in the order they arrived, with an XEP-0203
  * `<delay/>` stamp, when the user next sends initial presence with a
- * non-negative priority. Option `offline_message_limit` (default 500) caps
+ * non-negative priority. They leave storage only once written out to the
+ * client's connection completely, so a connection (or a server) that dies
+ * during delivery loses none. Option `offline_message_limit` (default 500) caps
  * a user's stored messages; past it the sender gets `resource-constraint`.
  * @module
  */
@@ -39,16 +41,40 @@ export default function offline(module: Module) {
     },
   );
 
+  /** Stored messages on their way to a client, by user: not sent twice meanwhile. */
+  const inFlight = new Map<string, Set<string>>();
+  /** The stanzas sent from storage: if their connection dies, storage still has them. */
+  const replayed = new WeakSet<Stanza>();
+
   module.hook("message/offline/broadcast", async ({ origin }: { origin: Session }) => {
     const username = origin.username!;
     const items = await store.find(username);
-    const delivered: string[] = [];
+    let busy = inFlight.get(username);
+    if (!busy) inFlight.set(username, busy = new Set());
+    const sent: string[] = [];
     for (const item of items) {
       if (origin.destroyed) break; // keep the rest for next time
+      if (busy.has(item.id)) continue; // another resource is receiving it right now
+      replayed.add(item.stanza);
       origin.send(item.stanza);
-      delivered.push(item.id);
+      sent.push(item.id);
+      busy.add(item.id);
     }
-    if (delivered.length) await store.delete(username, { ids: delivered });
+    if (sent.length === 0) return true;
+    // Removed from storage only once written out completely: a connection that
+    // dies first (or a crash) leaves them stored for the next time.
+    origin.flush().then(async (written) => {
+      if (written) await store.delete(username, { ids: sent });
+    }).catch((e) => module.log.error("offline messages not removed: {error}", { error: e }))
+      .finally(() => {
+        for (const id of sent) busy.delete(id);
+        if (busy.size === 0 && inFlight.get(username) === busy) inFlight.delete(username);
+      });
     return true;
   });
+
+  // A stored message whose connection died is still stored: nothing to re-deliver.
+  module.hook("delivery/failure", ({ stanza }: { stanza: Stanza }) => {
+    if (replayed.has(stanza)) return true;
+  }, 10);
 }

@@ -2,13 +2,22 @@
  * One client connection: a `node:net` socket, upgraded in place to TLS for
  * STARTTLS or wrapped from the start for direct TLS (XEP-0368).
  *
- * Writes are synchronous enqueues on the socket, so output order is call
- * order. When the kernel buffer backs up, reading pauses until it drains.
+ * Output: writes are enqueued on the socket in call order, and reading never
+ * waits for output — a client that reads slowly only fills its own buffer.
+ * When what waits to be written passes `maxSendBuffer` (Prosody's
+ * `max_send_buffer_size`), `onOverflow` is called once so the stream can be
+ * closed. Each write may carry an `item` (the stanza it was): items that
+ * never reached the kernel are handed to `onClose`, so the stanzas they were
+ * can go where stanzas for an unavailable resource go.
+ *
+ * Input: reading pauses while the session asks (`hold`), and while the
+ * inbound rate limit (Prosody's mod_limits) has no bytes left.
  *
  * @example
  * ```ts
- * const conn = new Connection(socket, false);
+ * const conn = new Connection(socket, false, { maxSendBuffer: 1 << 20 });
  * conn.onData = (bytes) => parser.feed(bytes);
+ * conn.onClose = (unsent) => bounce(unsent);
  * conn.write("<stream:stream ...>");
  * ```
  * @module
@@ -17,6 +26,18 @@ import type { Socket } from "node:net";
 import { type SecureContext, TLSSocket } from "node:tls";
 import { unrefTimeout } from "../timers.ts";
 
+export interface ConnectionOptions {
+  /** Most bytes waiting to be written before `onOverflow`; default 1 MiB. */
+  maxSendBuffer?: number;
+  /** Inbound limit, as mod_limits: bytes per second, and seconds of burst. */
+  rate?: { bytesPerSecond: number; burstSeconds: number };
+  /** How long `close()` waits for the peer before dropping the socket (ms); default 5 s. */
+  closeTimeoutMs?: number;
+}
+
+/** Why reading is paused: bits, so each reason pauses and resumes independently. */
+const HELD = 1, THROTTLED = 2;
+
 export class Connection {
   socket: Socket;
   secure: boolean;
@@ -24,46 +45,158 @@ export class Connection {
   closed = false;
   /** Called with each chunk of bytes read. */
   onData: (chunk: Uint8Array) => void = () => {};
-  /** Called once when the socket is gone, for whatever reason. */
-  onClose: (error?: Error) => void = () => {};
-  private paused = 0;
+  /** Called once when the socket is gone, with the items of writes that never got out. */
+  onClose: (unsent: unknown[]) => void = () => {};
+  /** Called once when the output waiting to be written passes the cap. */
+  onOverflow: () => void = () => {};
+  /** Called when `onData` throws (a bug): the caller logs it and closes the stream. */
+  onError: (error: unknown) => void = () => {};
 
-  constructor(socket: Socket, secure: boolean) {
+  private maxSendBuffer: number;
+  private closeTimeoutMs: number;
+  private paused = 0;
+  private overflowed = false;
+  /** Items of writes whose callback has not come yet, in write order. */
+  private inflight: unknown[] = [];
+  /** Items of writes that failed. */
+  private lost: unknown[] = [];
+  private writes = 0;
+  private done = 0;
+  private flushWaiters: Array<{ upTo: number; resolve: (ok: boolean) => void }> = [];
+  // Token bucket of the inbound rate limit.
+  private rate: { bytesPerSecond: number; capacity: number } | undefined;
+  private tokens = 0;
+  private refilledAt = 0;
+  private throttleTimer = 0;
+
+  constructor(socket: Socket, secure: boolean, opts: ConnectionOptions = {}) {
     this.socket = socket;
     this.secure = secure;
     this.ip = socket.remoteAddress ?? "";
+    this.maxSendBuffer = opts.maxSendBuffer ?? 1 << 20;
+    this.closeTimeoutMs = opts.closeTimeoutMs ?? 5000;
+    this.setRate(opts.rate);
     this.attach(socket);
   }
 
   private attach(socket: Socket): void {
     socket.setNoDelay(true);
-    socket.on("data", (chunk: Uint8Array) => this.onData(chunk));
+    socket.on("data", (chunk: Uint8Array) => this.read(chunk));
     socket.on("error", () => {}); // followed by "close", handled there
     socket.on("close", () => this.gone());
-    socket.on("drain", () => this.resume());
+  }
+
+  private read(chunk: Uint8Array): void {
+    if (this.rate) this.spend(chunk.length);
+    try {
+      this.onData(chunk);
+    } catch (e) {
+      this.onError(e);
+    }
   }
 
   private gone(): void {
     if (this.closed) return;
     this.closed = true;
-    this.onClose();
+    clearTimeout(this.throttleTimer);
+    clearTimeout(this.graceTimer);
+    const unsent = this.lost;
+    for (const item of this.inflight) if (item !== undefined) unsent.push(item);
+    this.inflight = [];
+    this.lost = [];
+    for (const w of this.flushWaiters.splice(0)) w.resolve(false);
+    this.onClose(unsent);
   }
 
-  /** Writes text; returns false when the connection is closed. */
-  write(data: string): boolean {
-    if (this.closed) return false;
-    if (!this.socket.write(data)) this.pause();
+  /** Called by the socket for each write, in order, once it reached the kernel or failed. */
+  private written = (error?: Error | null): void => {
+    const item = this.inflight.shift();
+    this.done++;
+    if (error) {
+      if (item !== undefined) this.lost.push(item);
+      for (const w of this.flushWaiters.splice(0)) w.resolve(false);
+      return;
+    }
+    while (this.flushWaiters.length && this.flushWaiters[0].upTo <= this.done) {
+      this.flushWaiters.shift()!.resolve(true);
+    }
+  };
+
+  /**
+   * Writes text; `item` (e.g. the stanza) comes back through `onClose` if it
+   * never gets out. Returns false when the connection is closed.
+   */
+  write(data: string, item?: unknown): boolean {
+    if (this.closed || this.socket.destroyed) return false;
+    this.inflight.push(item);
+    this.writes++;
+    this.socket.write(data, this.written);
+    if (!this.overflowed && this.socket.writableLength > this.maxSendBuffer) {
+      this.overflowed = true;
+      this.onOverflow();
+    }
     return true;
   }
 
-  /** Stops reading (nested: each pause needs one resume). */
-  pause(): void {
-    if (this.paused++ === 0) this.socket.pause();
+  /** Bytes written but not yet taken by the kernel. */
+  get buffered(): number {
+    return this.socket.writableLength;
   }
 
-  resume(): void {
-    if (this.paused > 0 && --this.paused === 0) this.socket.resume();
+  /** Resolves true once everything written so far reached the kernel; false if the socket died first. */
+  flush(): Promise<boolean> {
+    if (this.closed) return Promise.resolve(false);
+    if (this.done === this.writes) return Promise.resolve(true);
+    return new Promise((resolve) => this.flushWaiters.push({ upTo: this.writes, resolve }));
   }
+
+  /** Pauses or resumes reading for the session (e.g. while a stanza is handled). */
+  hold(on: boolean): void {
+    this.setPaused(HELD, on);
+  }
+
+  private setPaused(reason: number, on: boolean): void {
+    const before = this.paused;
+    this.paused = on ? before | reason : before & ~reason;
+    if (before === 0 && this.paused !== 0) this.socket.pause();
+    else if (before !== 0 && this.paused === 0 && !this.closed) this.socket.resume();
+  }
+
+  // --- inbound rate limit ------------------------------------------------------
+
+  /** Sets (or with undefined, lifts) the inbound rate limit. */
+  setRate(rate: { bytesPerSecond: number; burstSeconds: number } | undefined): void {
+    clearTimeout(this.throttleTimer);
+    if (!rate || !(rate.bytesPerSecond > 0) || rate.bytesPerSecond === Infinity) {
+      this.rate = undefined;
+      this.setPaused(THROTTLED, false);
+      return;
+    }
+    const capacity = Math.max(1, rate.bytesPerSecond * Math.max(rate.burstSeconds, 0.001));
+    this.rate = { bytesPerSecond: rate.bytesPerSecond, capacity };
+    this.tokens = capacity;
+    this.refilledAt = performance.now();
+    this.setPaused(THROTTLED, false);
+  }
+
+  private spend(bytes: number): void {
+    const rate = this.rate!;
+    const now = performance.now();
+    this.tokens = Math.min(
+      rate.capacity,
+      this.tokens + (now - this.refilledAt) * rate.bytesPerSecond / 1000,
+    );
+    this.refilledAt = now;
+    this.tokens -= bytes;
+    if (this.tokens >= 0 || this.closed) return;
+    // Out of bytes: stop reading until the debt is paid back.
+    this.setPaused(THROTTLED, true);
+    const waitMs = Math.ceil(-this.tokens * 1000 / rate.bytesPerSecond);
+    clearTimeout(this.throttleTimer);
+    this.throttleTimer = unrefTimeout(() => this.setPaused(THROTTLED, false), waitMs);
+  }
+
+  // --- TLS -----------------------------------------------------------------------
 
   /**
    * STARTTLS: hands the plain socket to a server-side TLS socket. Bytes read
@@ -73,33 +206,62 @@ export class Connection {
     secureContext: SecureContext,
     /** Picks the context for the name the client asked for (SNI), if any. */
     contextFor?: (servername: string) => SecureContext | undefined,
+    /** ALPN protocols to accept (XEP-0368: "xmpp-client"). */
+    alpn?: string[],
   ): void {
     const plain = this.socket;
     // Stop reading first: a read already in flight would swallow the client's TLS hello.
     plain.pause();
     plain.removeAllListeners("data");
     plain.removeAllListeners("close");
-    plain.removeAllListeners("drain");
     const SNICallback = contextFor &&
       ((name: string, cb: (err: Error | null, ctx?: SecureContext) => void) =>
         cb(null, contextFor(name) ?? secureContext));
-    const tls = new TLSSocket(plain, { isServer: true, secureContext, SNICallback });
+    const tls = new TLSSocket(plain, {
+      isServer: true,
+      secureContext,
+      SNICallback,
+      ALPNProtocols: alpn,
+    });
     this.socket = tls;
     this.secure = true;
     this.attach(tls);
     tls.on("error", () => tls.destroy());
+    if (this.paused !== 0) tls.pause();
   }
+
+  /** The ALPN protocol the client and the server agreed on, if any. */
+  get alpnProtocol(): string | undefined {
+    const p = (this.socket as TLSSocket).alpnProtocol;
+    return typeof p === "string" ? p : undefined;
+  }
+
+  // --- closing -------------------------------------------------------------------
+
+  private ending = false;
+  private graceTimer = 0;
 
   /** Ends the connection after pending writes, and destroys it if the peer lingers. */
   close(): void {
-    if (this.closed) return;
+    if (this.closed || this.ending) return;
+    this.ending = true;
+    clearTimeout(this.graceTimer);
     const socket = this.socket;
     socket.end();
-    const t = unrefTimeout(() => socket.destroy(), 2000);
+    const t = unrefTimeout(() => socket.destroy(), this.closeTimeoutMs);
     socket.once("close", () => clearTimeout(t));
   }
 
-  /** Drops the connection at once. */
+  /**
+   * Closes once the peer has had `ms` to close its side first (RFC 6120 §4.4:
+   * wait for the other party's closing tag); `close()` cuts the wait short.
+   */
+  closeAfter(ms: number): void {
+    if (this.closed || this.ending || this.graceTimer) return;
+    this.graceTimer = unrefTimeout(() => this.close(), ms);
+  }
+
+  /** Drops the connection at once; unwritten output comes back through `onClose`. */
   destroy(): void {
     this.socket.destroy();
   }

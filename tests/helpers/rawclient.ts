@@ -22,6 +22,7 @@ export class RawClient {
   /** Everything received so far. */
   received = "";
   closed = false;
+  private answered = false;
   private waiters: Array<() => void> = [];
   private decoder = new TextDecoder();
 
@@ -105,10 +106,19 @@ export class RawClient {
     }
   }
 
-  /** Waits until the server closes the connection. */
-  async waitClosed(ms = 5000): Promise<void> {
+  /**
+   * Waits until the connection is closed. Once the server has sent
+   * `</stream:stream>`, answers with its own and ends the socket, as clients
+   * do (RFC 6120 §4.4; the server waits `c2s_close_timeout` for that),
+   * unless `answer` is false.
+   */
+  async waitClosed(ms = 5000, answer = true): Promise<void> {
     const deadline = Date.now() + ms;
     while (!this.closed) {
+      if (answer && !this.answered && this.received.includes("</stream:stream>")) {
+        this.answered = true;
+        this.socket.end("</stream:stream>");
+      }
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`connection still open; got: ${this.received}`);
       await new Promise<void>((resolve) => {

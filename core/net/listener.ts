@@ -1,0 +1,186 @@
+/**
+ * A listening TCP socket that keeps accepting: bound to an address and port,
+ * or inherited from systemd (socket activation, `fd`).
+ *
+ * Deno's accept loop stops for good, silently, when the process runs out of
+ * file descriptors (accept() fails with EMFILE). So a listener checks itself:
+ * when it has accepted nothing for `healthCheckMs`, it connects to itself;
+ * if that connection is not accepted, it reopens the listening socket (as
+ * Prosody's `accept_retry_interval` pauses and retries). Connections are also
+ * capped (`maxConnections`) below the process's descriptor limit, so the
+ * server refuses politely instead of running out.
+ *
+ * @example
+ * ```ts
+ * const l = new Listener({ host: "127.0.0.1", port: 5222, log }, (socket) => accept(socket));
+ * await l.start();
+ * l.close();
+ * ```
+ * @module
+ */
+import { connect, createServer, type Server, type Socket } from "node:net";
+import { readFileSync } from "node:fs";
+import type { Logger } from "../log.ts";
+import { unrefTimeout } from "../timers.ts";
+
+export interface ListenerOptions {
+  /** Address to bind ("*" or undefined: every IPv4 and IPv6 address). */
+  host?: string;
+  port?: number;
+  /** An inherited listening socket (systemd socket activation) instead of host/port. */
+  fd?: number;
+  backlog?: number;
+  /** How often an idle listener checks it still accepts (ms); default 10 s, 0 = never. */
+  healthCheckMs?: number;
+  log: Logger;
+}
+
+export class Listener {
+  private server: Server | undefined;
+  private closed = false;
+  private lastAccept = 0;
+  private timer = 0;
+  /** Local port of our own health-check connection, to drop it when it arrives. */
+  private probePort = -1;
+  private probeAccepted = false;
+
+  constructor(
+    readonly opts: ListenerOptions,
+    private onSocket: (socket: Socket) => void,
+  ) {}
+
+  /** Opens the listening socket; rejects with a readable message if it cannot. */
+  async start(): Promise<void> {
+    await this.open();
+    this.schedule();
+  }
+
+  /** The bound address, e.g. `127.0.0.1:5222` or `[::]:5222`. */
+  address(): string {
+    const a = this.server?.address();
+    if (!a || typeof a !== "object") return String(this.opts.port ?? `fd ${this.opts.fd}`);
+    return a.family === "IPv6" ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+  }
+
+  /** The bound port (useful when listening on port 0). */
+  port(): number | undefined {
+    const a = this.server?.address();
+    return a && typeof a === "object" ? a.port : this.opts.port;
+  }
+
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.timer);
+    this.server?.close();
+    this.server = undefined;
+  }
+
+  private open(): Promise<void> {
+    const { host, port, fd, backlog = 511 } = this.opts;
+    return new Promise((resolve, reject) => {
+      const server = createServer({ pauseOnConnect: false }, (socket) => this.accepted(socket));
+      const where = fd !== undefined ? `inherited socket ${fd}` : `${host ?? "*"}:${port}`;
+      server.once("error", (e) => reject(new Error(`cannot listen on ${where}: ${e.message}`)));
+      server.once("listening", () => {
+        server.removeAllListeners("error");
+        server.on("error", (e) => {
+          this.opts.log.warn("listener {where} failed: {error}; reopening", {
+            where: this.address(),
+            error: e.message,
+          });
+          this.reopen();
+        });
+        this.server = server;
+        this.lastAccept = Date.now();
+        resolve();
+      });
+      if (fd !== undefined) server.listen({ fd, backlog });
+      else if (host === undefined || host === "*") server.listen({ port, backlog });
+      else server.listen({ port, host, backlog });
+    });
+  }
+
+  private accepted(socket: Socket): void {
+    this.lastAccept = Date.now();
+    if (this.probePort !== -1 && socket.remotePort === this.probePort) {
+      this.probeAccepted = true;
+      socket.destroy();
+      return;
+    }
+    this.onSocket(socket);
+  }
+
+  private schedule(): void {
+    const every = this.opts.healthCheckMs ?? 10_000;
+    if (every <= 0 || this.closed) return;
+    this.timer = unrefTimeout(() => this.check().finally(() => this.schedule()), every);
+  }
+
+  /** When idle, connects to itself; reopens if the connection is not accepted. */
+  private async check(): Promise<void> {
+    const every = this.opts.healthCheckMs ?? 10_000;
+    if (this.closed || Date.now() - this.lastAccept < every || this.opts.fd !== undefined) return;
+    const target = this.selfAddress();
+    if (!target) return;
+    this.probeAccepted = false;
+    const accepted = await new Promise<boolean>((resolve) => {
+      const probe = connect(target);
+      const done = (ok: boolean) => {
+        clearTimeout(t);
+        probe.destroy();
+        this.probePort = -1;
+        resolve(ok);
+      };
+      probe.once("connect", () => this.probePort = probe.localPort ?? -1);
+      probe.once("error", () => done(false));
+      const t = unrefTimeout(() => done(this.probeAccepted), 2000);
+      const poll = () => {
+        if (this.probeAccepted) done(true);
+        else if (!probe.destroyed) unrefTimeout(poll, 20);
+      };
+      poll();
+    });
+    if (!accepted && !this.closed) {
+      this.opts.log.warn(
+        "listener {where} stopped accepting (out of file descriptors?); reopening",
+        {
+          where: this.address(),
+        },
+      );
+      this.reopen();
+    }
+  }
+
+  private selfAddress(): { host: string; port: number } | undefined {
+    const a = this.server?.address();
+    if (!a || typeof a !== "object") return undefined;
+    const any = a.address === "0.0.0.0" || a.address === "::";
+    return { host: any ? (a.family === "IPv6" ? "::1" : "127.0.0.1") : a.address, port: a.port };
+  }
+
+  private reopen(): void {
+    if (this.closed) return;
+    const old = this.server;
+    this.server = undefined;
+    old?.close();
+    this.open().catch((e) => {
+      this.opts.log.error("listener cannot reopen: {error}; retrying in 10 s", { error: e });
+      unrefTimeout(() => this.reopen(), 10_000);
+    });
+  }
+}
+
+/**
+ * The process's soft limit on open files, from /proc (Linux), or undefined
+ * where it cannot be read.
+ */
+export function openFileLimit(): number | undefined {
+  try {
+    const limits = readFileSync("/proc/self/limits", "utf8");
+    const m = /^Max open files\s+(\d+|unlimited)/m.exec(limits);
+    if (!m || m[1] === "unlimited") return undefined;
+    return Number(m[1]);
+  } catch {
+    return undefined;
+  }
+}
