@@ -118,9 +118,18 @@ export default function c2s(module: Module) {
     else unauthed.set(ip, n);
   }
 
+  /** Connections being turned away: they hold descriptors too, for a moment. */
+  let refusing = 0;
+
   /** Turns a connection away before any stream: header, error, close. */
   function refuse(socket: Socket, condition: string, text: string) {
     socket.on("error", () => {});
+    for (const l of listeners) l.checkSoon(); // a burst may have run out of descriptors
+    if (refusing >= FD_RESERVE / 2) return socket.destroy(); // no descriptors to spare
+    refusing++;
+    socket.once("close", () => refusing--);
+    // The error goes out, then the descriptor is released at once.
+    socket.once("finish", () => socket.destroy());
     socket.end(
       `${STREAM_OPEN} from='${escapeAttr(defaultHost)}' version='1.0'>` +
         `<stream:error><${condition} xmlns='${STREAMS_NS}'/>` +
@@ -157,19 +166,28 @@ export default function c2s(module: Module) {
       streamOpen: (attrs) => streamOpened(session, attrs),
       stanza: (el) => session.receive(el),
       streamClose: () => session.peerClosed(),
-      error: (condition, text) => session.close({ condition, text }),
+      error: (condition, text) => {
+        // The stream is broken: nothing more will be parsed, so read no more.
+        conn.stopReading();
+        session.close({ condition, text });
+        conn.close();
+      },
     }, { maxStanzaSize: unauthedLimit });
     conn.onData = (chunk) => parser.feed(chunk);
     conn.onError = (e) => {
       log.error("error reading from {ip}: {error}", { ip, error: e });
+      conn.stopReading();
       session.close("internal-server-error");
+      conn.close();
     };
     conn.onOverflow = () => {
       log.info("closing {who}: {bytes} bytes wait for a client that reads too slowly", {
         who: session.full_jid ?? ip,
         bytes: conn.buffered,
       });
+      conn.stopReading();
       session.close({ condition: "policy-violation", text: "Too much data waiting to be read" });
+      conn.close(); // it does not read: no point waiting for its </stream:stream>
     };
     let unbound: Promise<void> = Promise.resolve();
     conn.onClose = (unsent) => {

@@ -11,7 +11,9 @@
  * can go where stanzas for an unavailable resource go.
  *
  * Input: reading pauses while the session asks (`hold`), and while the
- * inbound rate limit (Prosody's mod_limits) has no bytes left.
+ * inbound rate limit (Prosody's mod_limits, a token bucket) has no bytes
+ * left: a chunk is passed on only as far as the bucket allows, the rest
+ * waits (at most one chunk).
  *
  * @example
  * ```ts
@@ -36,7 +38,7 @@ export interface ConnectionOptions {
 }
 
 /** Why reading is paused: bits, so each reason pauses and resumes independently. */
-const HELD = 1, THROTTLED = 2;
+const HELD = 1, THROTTLED = 2, STOPPED = 4;
 
 export class Connection {
   socket: Socket;
@@ -68,6 +70,8 @@ export class Connection {
   private tokens = 0;
   private refilledAt = 0;
   private throttleTimer = 0;
+  /** Bytes read but not yet passed on, waiting for the bucket to refill. */
+  private waiting: Uint8Array | undefined;
 
   constructor(socket: Socket, secure: boolean, opts: ConnectionOptions = {}) {
     this.socket = socket;
@@ -87,7 +91,12 @@ export class Connection {
   }
 
   private read(chunk: Uint8Array): void {
-    if (this.rate) this.spend(chunk.length);
+    if (this.paused & STOPPED) return;
+    if (this.rate) return this.throttle(chunk);
+    this.deliver(chunk);
+  }
+
+  private deliver(chunk: Uint8Array): void {
     try {
       this.onData(chunk);
     } catch (e) {
@@ -167,9 +176,12 @@ export class Connection {
   /** Sets (or with undefined, lifts) the inbound rate limit. */
   setRate(rate: { bytesPerSecond: number; burstSeconds: number } | undefined): void {
     clearTimeout(this.throttleTimer);
+    const waiting = this.waiting;
+    this.waiting = undefined;
     if (!rate || !(rate.bytesPerSecond > 0) || rate.bytesPerSecond === Infinity) {
       this.rate = undefined;
       this.setPaused(THROTTLED, false);
+      if (waiting) this.deliver(waiting);
       return;
     }
     const capacity = Math.max(1, rate.bytesPerSecond * Math.max(rate.burstSeconds, 0.001));
@@ -177,9 +189,10 @@ export class Connection {
     this.tokens = capacity;
     this.refilledAt = performance.now();
     this.setPaused(THROTTLED, false);
+    if (waiting) this.throttle(waiting);
   }
 
-  private spend(bytes: number): void {
+  private refill(): void {
     const rate = this.rate!;
     const now = performance.now();
     this.tokens = Math.min(
@@ -187,13 +200,51 @@ export class Connection {
       this.tokens + (now - this.refilledAt) * rate.bytesPerSecond / 1000,
     );
     this.refilledAt = now;
-    this.tokens -= bytes;
-    if (this.tokens >= 0 || this.closed) return;
-    // Out of bytes: stop reading until the debt is paid back.
+  }
+
+  /**
+   * Passes on as many bytes as the bucket holds; the rest of the chunk waits
+   * (reading paused) until the bucket has refilled enough.
+   */
+  private throttle(chunk: Uint8Array): void {
+    this.refill();
+    const now = Math.min(chunk.length, Math.max(0, Math.floor(this.tokens)));
+    this.tokens -= now;
+    if (now === chunk.length) return this.deliver(chunk);
+    if (now > 0) this.deliver(chunk.subarray(0, now));
+    this.waiting = chunk.subarray(now);
     this.setPaused(THROTTLED, true);
-    const waitMs = Math.ceil(-this.tokens * 1000 / rate.bytesPerSecond);
+    this.scheduleRelease();
+  }
+
+  private scheduleRelease(): void {
+    const rate = this.rate!;
+    const want = Math.min(this.waiting!.length, rate.capacity) - this.tokens;
+    const ms = Math.max(1, Math.ceil(want * 1000 / rate.bytesPerSecond));
     clearTimeout(this.throttleTimer);
-    this.throttleTimer = unrefTimeout(() => this.setPaused(THROTTLED, false), waitMs);
+    this.throttleTimer = unrefTimeout(() => this.release(), ms);
+  }
+
+  private release(): void {
+    const waiting = this.waiting;
+    if (this.closed || !waiting || !this.rate) return;
+    this.waiting = undefined;
+    this.refill();
+    const now = Math.min(waiting.length, Math.max(0, Math.floor(this.tokens)));
+    this.tokens -= now;
+    if (now > 0) this.deliver(waiting.subarray(0, now));
+    if (now < waiting.length) {
+      this.waiting = waiting.subarray(now);
+      return this.scheduleRelease();
+    }
+    this.setPaused(THROTTLED, false);
+  }
+
+  /** Reads nothing more (after a fatal stream error: nothing more will be parsed). */
+  stopReading(): void {
+    this.waiting = undefined;
+    clearTimeout(this.throttleTimer);
+    this.setPaused(STOPPED, true);
   }
 
   // --- TLS -----------------------------------------------------------------------

@@ -43,6 +43,7 @@ export class Listener {
   /** Local port of our own health-check connection, to drop it when it arrives. */
   private probePort = -1;
   private probeAccepted = false;
+  private soon = false;
 
   constructor(
     readonly opts: ListenerOptions,
@@ -66,6 +67,16 @@ export class Listener {
   port(): number | undefined {
     const a = this.server?.address();
     return a && typeof a === "object" ? a.port : this.opts.port;
+  }
+
+  /** Checks within a second that the listener still accepts (e.g. after refusing a burst). */
+  checkSoon(): void {
+    if (this.closed || this.soon) return;
+    this.soon = true;
+    unrefTimeout(() => {
+      this.soon = false;
+      this.check(true).catch(() => {});
+    }, 1000);
   }
 
   close(): void {
@@ -116,10 +127,11 @@ export class Listener {
     this.timer = unrefTimeout(() => this.check().finally(() => this.schedule()), every);
   }
 
-  /** When idle, connects to itself; reopens if the connection is not accepted. */
-  private async check(): Promise<void> {
+  /** When idle (or `now`), connects to itself; reopens if the connection is not accepted. */
+  private async check(now = false): Promise<void> {
     const every = this.opts.healthCheckMs ?? 10_000;
-    if (this.closed || Date.now() - this.lastAccept < every || this.opts.fd !== undefined) return;
+    if (this.closed || this.opts.fd !== undefined) return;
+    if (!now && Date.now() - this.lastAccept < every) return;
     const target = this.selfAddress();
     if (!target) return;
     this.probeAccepted = false;
