@@ -60,8 +60,19 @@ export class RosterManager {
     return this.server.storage.open<StoredRoster>(host, "roster", "keyval");
   }
 
-  /** The user's roster: the online copy if the user has a session, else from storage. */
-  async load(username: string, host: string): Promise<Roster> {
+  /**
+   * The user's roster: the online copy if the user has a session, else read
+   * from storage under the user's lock, so that it never sees storage while a
+   * {@link modify} is between its read and its write.
+   */
+  load(username: string, host: string): Promise<Roster> {
+    const online = this.server.sessions.user(username, host);
+    if (online?.roster) return Promise.resolve(online.roster as Roster);
+    return this.locks.run(`${username}@${host}`, () => this.loadLocked(username, host));
+  }
+
+  /** {@link load} for a caller that holds the user's lock. */
+  private async loadLocked(username: string, host: string): Promise<Roster> {
     const online = this.server.sessions.user(username, host);
     if (online?.roster) return online.roster as Roster;
     const stored = await this.store(host).get(username);
@@ -72,7 +83,7 @@ export class RosterManager {
     };
     const r = this.server.hosts.get(host)?.events.fire("roster-load", { username, host, roster });
     if (r instanceof Promise) await r;
-    // Another session may have loaded it meanwhile: keep one shared copy.
+    // A session bound meanwhile shares this copy from now on.
     const now = this.server.sessions.user(username, host);
     if (now) now.roster ??= roster;
     return (now?.roster as Roster | undefined) ?? roster;
@@ -82,14 +93,17 @@ export class RosterManager {
    * Changes a roster under the user's lock: `fn` returns the contacts whose
    * items changed (pushed to interested resources) — or `true` when only
    * pending requests changed — and the roster is saved with a new version.
+   * `saved` runs once the change is stored and before the pushes: a roster
+   * set is answered there, as clients wait for that result (RFC 6121 §2.3.2).
    */
   modify<T extends string[] | boolean>(
     username: string,
     host: string,
     fn: (roster: Roster) => T | Promise<T>,
+    saved?: (changed: T) => void,
   ): Promise<T> {
     return this.locks.run(`${username}@${host}`, async () => {
-      const roster = await this.load(username, host);
+      const roster = await this.loadLocked(username, host);
       const changed = await fn(roster);
       if (changed === false || (Array.isArray(changed) && changed.length === 0)) return changed;
       roster.version++;
@@ -98,6 +112,7 @@ export class RosterManager {
         pending: Object.fromEntries(roster.pending),
         version: roster.version,
       });
+      saved?.(changed);
       if (Array.isArray(changed)) {
         for (const jid of changed) this.push(username, host, jid, roster);
       }

@@ -23,6 +23,7 @@ import { parseXml } from "../core/xml/parser.ts";
 import { element, presence, type Stanza } from "../core/xml/stanza.ts";
 
 const SUBSCRIPTION_TYPES = new Set(["subscribe", "subscribed", "unsubscribe", "unsubscribed"]);
+const DELAY_NS = "urn:xmpp:delay";
 const hasFrom = (s?: string) => s === "from" || s === "both";
 const hasTo = (s?: string) => s === "to" || s === "both";
 
@@ -79,13 +80,29 @@ export default function presenceModule(module: Module) {
     for (const s of available(username)) s.send(xml ??= stanza.toString());
   }
 
-  /** Sends the presence of each of a user's available resources to `to`. */
+  /** Routes a stanza from the host and waits until it is handled (keeps the order). */
+  function post(stanza: Stanza): unknown {
+    return server.router.route(server.hostOrigin(host), stanza);
+  }
+
+  /**
+   * Sends the presence of each of a user's available resources to `to` (as
+   * stored: with its delay stamp); returns how many were sent.
+   */
   async function sendCurrentPresence(username: string, to: string, origin?: Origin) {
-    for (const s of available(username)) {
+    const resources = available(username);
+    for (const s of resources) {
       const copy = s.presence!.clone();
       copy.attrs.from = s.full_jid;
       await route(origin ?? server.hostOrigin(host), copy, to);
     }
+    return resources.length;
+  }
+
+  /** The current presence of a user, or `unavailable` from the bare JID when there is none. */
+  async function sendCurrentPresenceOrUnavailable(username: string, to: string) {
+    if (await sendCurrentPresence(username, to) > 0) return;
+    await post(presence({ from: `${username}@${host}`, to, type: "unavailable" }));
   }
 
   /** Sends unavailable presence from each of a user's available resources to `to`. */
@@ -110,7 +127,7 @@ export default function presenceModule(module: Module) {
       await outboundSubscription(origin, stanza, type as SubscriptionType);
       return true;
     }
-    if (type === "probe") return true; // probes are the server's business
+    if (type === "probe") return undefined; // routed: the contact's server answers
     if (type === undefined || type === "unavailable") {
       // Directed presence, remembered so that going offline undoes it.
       const to = stanza.attrs.to;
@@ -139,11 +156,19 @@ export default function presenceModule(module: Module) {
       if (!t.changed) return [];
       return apply(roster, contact, t.state) ? [contact] : true;
     });
+    // A cancelled contact sees the user's resources go offline first (RFC 6121 §3.2.2).
+    if (hasFrom(before.subscription) && !hasFrom(t.state.subscription)) {
+      await sendUnavailable(username, contact);
+    }
     if (t.pass) await server.router.route(origin, stanza);
-    const fromBefore = hasFrom(before.subscription);
-    const fromAfter = hasFrom(t.state.subscription);
-    if (!fromBefore && fromAfter) await sendCurrentPresence(username, contact, origin);
-    if (fromBefore && !fromAfter) await sendUnavailable(username, contact);
+    if (type === "subscribed") {
+      // As Prosody: the contact gets the user's presence, also when it was
+      // subscribed already, and is probed when the user is subscribed to it.
+      if (hasFrom(t.state.subscription)) await sendCurrentPresence(username, contact, origin);
+      if (hasTo(t.state.subscription)) {
+        await server.router.route(origin, presence({ from: userJid, to: contact, type: "probe" }));
+      }
+    }
   }
 
   // --- inbound: to a local user ----------------------------------------------
@@ -186,7 +211,7 @@ export default function presenceModule(module: Module) {
     if (!await server.users(host)?.userExists(username)) {
       // RFC 6121 §3.1.3: no such account, so no subscription.
       if (type === "subscribe") {
-        module.send(presence({ from: userJid, to: contact, type: "unsubscribed" }));
+        await post(presence({ from: userJid, to: contact, type: "unsubscribed" }));
       }
       return;
     }
@@ -198,29 +223,42 @@ export default function presenceModule(module: Module) {
       if (!t.changed) return [];
       const request = type === "subscribe" ? stanza.toString() : undefined;
       return apply(roster, contact, t.state, request) ? [contact] : true;
+    }, () => {
+      // The stanza itself reaches the user before the roster push, as with Prosody.
+      if (t.pass) deliverToAvailable(username, stanza);
     });
-    if (t.pass) deliverToAvailable(username, stanza);
-    if (t.autoReplySubscribed || t.autoApprove) {
-      module.send(presence({ from: userJid, to: contact, type: "subscribed" }));
-    }
     const fromBefore = hasFrom(before.subscription);
     const fromAfter = hasFrom(t.state.subscription);
+    if (type === "subscribe") {
+      if (t.autoReplySubscribed) {
+        // Subscribed already (RFC 6121 §3.1.3): say so, with the current presence.
+        await post(presence({ from: userJid, to: contact, type: "subscribed" }));
+        await sendCurrentPresenceOrUnavailable(username, contact);
+        return;
+      }
+      if (t.autoApprove) {
+        await post(presence({ from: userJid, to: contact, type: "subscribed" }));
+      } else {
+        // A request waiting for the user is acknowledged as Prosody does.
+        await post(presence({ from: userJid, to: contact, type: "unavailable" }));
+      }
+    }
     if (!fromBefore && fromAfter) await sendCurrentPresence(username, contact);
     if (fromBefore && !fromAfter) await sendUnavailable(username, contact);
-    if (hasTo(before.subscription) && !hasTo(t.state.subscription)) {
-      deliverToAvailable(username, presence({ from: contact, to: userJid, type: "unavailable" }));
-    }
   }
 
+  /** RFC 6121 §4.3.2: a probe is answered with presence, `unavailable` or `unsubscribed`. */
   async function answerProbe(username: string, stanza: Stanza) {
     const prober = stanza.attrs.from;
     if (!prober) return;
     const userJid = `${username}@${host}`;
     const proberBare = bare(prober);
     if (proberBare !== userJid && !await rosters.isContactSubscribed(username, host, proberBare)) {
-      return; // RFC 6121 §4.3.2: no subscription, no presence
+      // Not subscribed, or no such account: the prober's server can drop a stale subscription.
+      await post(presence({ from: userJid, to: proberBare, type: "unsubscribed" }));
+      return;
     }
-    await sendCurrentPresence(username, prober);
+    await sendCurrentPresenceOrUnavailable(username, prober);
   }
 
   // --- the user's own presence ---------------------------------------------------
@@ -235,7 +273,7 @@ export default function presenceModule(module: Module) {
     if (isAvailable) {
       const p = Number.parseInt(stanza.getChildText("priority") ?? "0", 10);
       origin.priority = Number.isNaN(p) ? 0 : Math.max(-128, Math.min(127, p));
-      origin.presence = stanza;
+      origin.presence = stamped(stanza);
     } else {
       origin.presence = undefined;
     }
@@ -254,7 +292,7 @@ export default function presenceModule(module: Module) {
         if (s.presence || s === origin) s.send(xml);
       }
     }
-    if (initial) await initialPresence(origin, roster);
+    if (initial) await initialPresence(origin, roster, stanza);
     if (!isAvailable && origin.directed) {
       // Undo directed presence (RFC 6121 §4.6.3).
       for (const jid of origin.directed) {
@@ -265,7 +303,17 @@ export default function presenceModule(module: Module) {
     }
   }
 
-  async function initialPresence(origin: Session, roster: Roster) {
+  /**
+   * The presence kept for sending again later (to probes, new contacts, new
+   * resources): stamped with when it was sent (XEP-0203), as Prosody does.
+   */
+  function stamped(stanza: Stanza): Stanza {
+    const kept = stanza.clone().removeChildren("delay", DELAY_NS);
+    const stamp = new Date().toISOString().replace(/\.\d+Z$/, "Z");
+    return kept.tag("delay", { xmlns: DELAY_NS, from: host, stamp }).up();
+  }
+
+  async function initialPresence(origin: Session, roster: Roster, stanza: Stanza) {
     const username = origin.username!;
     // Probes: the current presence of contacts the user is subscribed to.
     for (const [jid, item] of roster.items) {
@@ -290,7 +338,7 @@ export default function presenceModule(module: Module) {
         : presence({ from: jid, to: `${username}@${host}`, type: "subscribe" });
       origin.send(request);
     }
-    await module.fireEvent("presence/initial", { origin, stanza: origin.presence! });
+    await module.fireEvent("presence/initial", { origin, stanza });
     if (origin.priority >= 0) await module.fireEvent("message/offline/broadcast", { origin });
   }
 

@@ -13,7 +13,7 @@ import { itemElement, type Roster, ROSTER_NS, type RosterItem } from "../core/ro
 import type { StanzaEvent } from "../core/router.ts";
 import type { Session } from "../core/session.ts";
 import { prep } from "../core/jid.ts";
-import { element, presence } from "../core/xml/stanza.ts";
+import { element, presence, type Stanza } from "../core/xml/stanza.ts";
 
 const MAX_NAME = 1023;
 
@@ -100,7 +100,7 @@ export default function roster(module: Module) {
       };
       roster.items.set(jid, item);
       return [jid];
-    });
+    }, () => origin.send(stanza.reply())); // the result goes out before the push
     if (full) {
       origin.send(
         stanza.errorReply(
@@ -109,8 +109,6 @@ export default function roster(module: Module) {
           `A roster holds at most ${maxItems} items`,
         ),
       );
-    } else {
-      origin.send(stanza.reply());
     }
     return true;
   }
@@ -126,19 +124,30 @@ export default function roster(module: Module) {
       if (!removed) return pendingIn;
       roster.items.delete(jid);
       return [jid];
+    }, () => {
+      if (removed) origin.send(stanza.reply()); // before the push
     });
     if (!removed) {
       origin.send(stanza.errorReply("cancel", "item-not-found"));
       return true;
     }
-    origin.send(stanza.reply());
-    // RFC 6121 §2.5.2: cancel the subscriptions both ways.
+    // RFC 6121 §2.5.2: cancel the subscriptions both ways, each stanza routed
+    // in turn so that the contact gets them in this order.
+    const route = (from: Session, stanza: Stanza) => server.router.route(from, stanza);
     const s = removed.subscription;
     if (s === "to" || s === "both" || removed.ask) {
-      module.send(presence({ from: bareJid, to: jid, type: "unsubscribe" }), origin);
+      await route(origin, presence({ from: bareJid, to: jid, type: "unsubscribe" }));
+    }
+    if (s === "from" || s === "both") {
+      // The contact sees the user's resources go offline first (RFC 6121 §3.2.2).
+      const user = server.sessions.user(username, origin.host);
+      for (const session of [...user?.sessions.values() ?? []]) {
+        if (!session.presence) continue;
+        await route(session, presence({ from: session.full_jid, to: jid, type: "unavailable" }));
+      }
     }
     if (s === "from" || s === "both" || pendingIn) {
-      module.send(presence({ from: bareJid, to: jid, type: "unsubscribed" }), origin);
+      await route(origin, presence({ from: bareJid, to: jid, type: "unsubscribed" }));
     }
     await module.fireEvent("roster-item-removed", {
       username,

@@ -53,7 +53,9 @@ Deno.test("subscription both ways, then presence flows both ways", async () => {
     await juliet.waitFor(isPresence(undefined, romeo.jid));
 
     await juliet.send(xml("presence", {}, xml("show", {}, "away"), xml("status", {}, "balcony")));
-    const p = await romeo.waitFor(isPresence(undefined, juliet.jid));
+    const p = await romeo.waitFor((s) =>
+      isPresence(undefined, juliet.jid)(s) && s.getChildText("show") === "away"
+    );
     assert.equal(p.getChildText("show"), "away");
     assert.equal(p.getChildText("status"), "balcony");
 
