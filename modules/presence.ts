@@ -1,8 +1,10 @@
 /**
  * Presence (RFC 6121 §3 and §4): subscriptions with pre-approval, presence
- * broadcast to contacts and to the user's own resources, probes on initial
- * presence, directed presence, and the unavailable presence sent for a
- * session that ends for any reason. Prosody's mod_presence.
+ * broadcast to contacts and to the user's own resources, probes (sent on
+ * initial presence, routed for clients, answered as §4.3.2 says), directed
+ * presence, and the unavailable presence sent for a session that ends for any
+ * reason. Prosody's mod_presence. Presence sent again later carries a XEP-0203
+ * delay stamp of when the user sent it, as Prosody's does.
  *
  * Outbound stanzas from a local client are handled on `pre-presence/*`,
  * inbound ones on `presence/bare` and `presence/full`. Subscription state
