@@ -92,10 +92,10 @@ export class RawClient {
       const m = this.received.match(pattern);
       if (m) return m;
       if (this.closed) {
-        throw new Error(`connection closed before ${pattern}; got: ${this.received}`);
+        throw new Error(`connection closed before ${pattern}; got: ${this.tail()}`);
       }
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out waiting for ${pattern}; got: ${this.received}`);
+      if (left <= 0) throw new Error(`timed out waiting for ${pattern}; got: ${this.tail()}`);
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, left);
         this.waiters.push(() => {
@@ -120,7 +120,7 @@ export class RawClient {
         this.socket.end("</stream:stream>");
       }
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`connection still open; got: ${this.received}`);
+      if (left <= 0) throw new Error(`connection still open; got: ${this.tail()}`);
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, left);
         this.waiters.push(() => {
@@ -129,6 +129,12 @@ export class RawClient {
         });
       });
     }
+  }
+
+  /** What was received, shortened for an error message. */
+  private tail(): string {
+    const r = this.received;
+    return r.length <= 2000 ? r : `…(${r.length - 2000} characters)…${r.slice(-2000)}`;
   }
 
   /** Forgets what was received so far (to match only new output). */
