@@ -12,6 +12,7 @@ import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { createServer } from "node:net";
 import { ConfigError, readConfig, type ResolvedConfig } from "./core/config.ts";
+import { guardProcess } from "./core/crashguard.ts";
 import { prepNode, split } from "./core/jid.ts";
 import { setupLogging, stopLogging } from "./core/log.ts";
 import { ModuleManager } from "./core/modulemanager.ts";
@@ -147,6 +148,7 @@ async function start(_: string[], configPath: string | undefined): Promise<numbe
   const config = await loadConfig(configPath);
   await setupLogging(logOptions(config));
   const server = new Server(config);
+  guardProcess(server.log);
   let stopping: Promise<void> | undefined;
   const stop = (signal: string) => {
     stopping ??= server.stop(`received ${signal}`).then(async () => {

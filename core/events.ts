@@ -62,6 +62,19 @@ export class EventBus {
   }
 
   /**
+   * Fires an event whose result nobody waits for: a handler's error, thrown
+   * or rejected, goes to `onError` instead of reaching the process.
+   */
+  emit(name: string, event: unknown, onError: (error: unknown) => void): void {
+    try {
+      const r = this.fire(name, event);
+      if (isPromise(r)) Promise.resolve(r).catch(onError);
+    } catch (e) {
+      onError(e);
+    }
+  }
+
+  /**
    * Runs the handlers of `name` in order; returns the first non-undefined
    * result, synchronously when every handler was synchronous.
    */

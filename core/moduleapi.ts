@@ -185,7 +185,7 @@ export class Module {
     let list = this.items.get(kind);
     if (!list) this.items.set(kind, list = []);
     list.push(item);
-    this.bus.fire("item-added/" + kind, { source: this, item });
+    this.bus.emit("item-added/" + kind, { source: this, item }, this.logError);
   }
 
   removeItem(kind: string, item: unknown): void {
@@ -193,7 +193,7 @@ export class Module {
     const i = list?.indexOf(item) ?? -1;
     if (i === -1) return;
     list!.splice(i, 1);
-    this.bus.fire("item-removed/" + kind, { source: this, item });
+    this.bus.emit("item-removed/" + kind, { source: this, item }, this.logError);
   }
 
   /** Items of `kind` from every module loaded on this host. */
@@ -469,17 +469,22 @@ export class Module {
     };
   }
 
-  /** Runs `fn` once the server has started (at once if it already has). */
-  onReady(fn: () => void): void {
+  /** Runs `fn` once the server has started (at once if it already has); errors are logged. */
+  onReady(fn: () => unknown): void {
     this.server.started.then(() => {
-      if (this.loaded) fn();
-    });
+      if (this.loaded) return fn();
+    }).catch(this.logError);
   }
 
   /** Prosody's deprecated alias of `onReady`. */
-  once(fn: () => void): void {
+  once(fn: () => unknown): void {
     this.onReady(fn);
   }
+
+  /** Logs an error of this module's with its stack (for errors nobody else handles). */
+  readonly logError = (error: unknown): void => {
+    this.log.error("{error}", { error });
+  };
 
   /**
    * State shared between modules under a path: "name" is this host and

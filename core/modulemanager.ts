@@ -108,7 +108,7 @@ export class ModuleManager {
         { cause: e },
       );
     }
-    this.server.events.fire("module-loaded", { module: name, host });
+    this.server.events.emit("module-loaded", { module: name, host }, module.logError);
     module.log.debug("loaded");
     return module;
   }
@@ -160,7 +160,7 @@ export class ModuleManager {
     this.cleanup(module);
     if (host === "*") this.globals.delete(name);
     else this.server.hosts.get(host)?.modules.delete(name);
-    this.server.events.fire("module-unloaded", { module: name, host });
+    this.server.events.emit("module-unloaded", { module: name, host }, module.logError);
   }
 
   private cleanup(module: Module): void {
@@ -187,7 +187,7 @@ export class ModuleManager {
     await this.unload(host, name);
     const fresh = await this.doLoad(host, name, state ?? undefined);
     for (const d of dependants) await this.load(d.host, d.name);
-    this.server.events.fire("module-reloaded", { module: name, host });
+    this.server.events.emit("module-reloaded", { module: name, host }, fresh.logError);
     return fresh;
   }
 

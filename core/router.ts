@@ -213,12 +213,16 @@ export class Router {
   private unhandledOrRemote(event: StanzaEvent, destHost: string): void {
     const { origin, stanza } = event;
     if (this.hosts.has(destHost)) return this.unhandled(origin, stanza);
+    // (No handler yet: s2s will add one. A rejection is logged, never dropped.)
     const r = this.hosts.get(origin.host)?.events.fire("route/remote", {
       origin,
       stanza,
       from_host: origin.host,
       to_host: destHost,
     });
+    if (isPromise(r)) {
+      Promise.resolve(r).catch((e) => this.log.error("route/remote failed: {error}", { error: e }));
+    }
     if (r !== undefined) return;
     const type = stanza.attrs.type;
     if (type !== "error" && type !== "result") {
@@ -266,7 +270,14 @@ export class Router {
     const err = stanza.errorReply(type, condition, text);
     // A client gets its errors straight back; a host origin routes them.
     if (origin.type === "c2s") origin.send(err);
-    else if (err.attrs.to !== undefined) this.post(origin, err, false);
+    else if (err.attrs.to !== undefined) {
+      const r = this.post(origin, err, false);
+      if (isPromise(r)) {
+        Promise.resolve(r).catch((e) =>
+          this.log.error("error reply failed: {error}", { error: e })
+        );
+      }
+    }
   }
 
   /** A handler threw: answer an iq get/set or message, log, keep going. */

@@ -84,7 +84,13 @@ export class Server {
         type: "local",
         host,
         send: (stanza: Stanza | string) => {
-          if (typeof stanza !== "string") this.router.route(o!, stanza);
+          if (typeof stanza === "string") return false; // a host has no stream to write to
+          const r = this.router.route(o!, stanza);
+          if (isPromise(r)) {
+            Promise.resolve(r).catch((e) =>
+              this.log.error("routing failed: {error}", { error: e })
+            );
+          }
           return true;
         },
       };

@@ -3,7 +3,8 @@
  * The plain password is never stored: each account keeps one salt and the
  * SCRAM StoredKey/ServerKey for both SHA-1 and SHA-256, so SCRAM-SHA-1 and
  * SCRAM-SHA-256 both work (Prosody keeps one family; Cadence keeps both).
- * PLAIN is checked by deriving the SHA-256 keys from the password given.
+ * PLAIN is checked by deriving the SHA-256 keys from the password given — for
+ * unknown users too, against a made-up account, so both take the same time.
  * @module
  */
 import type { Module } from "../core/moduleapi.ts";
@@ -45,18 +46,23 @@ function sameText(a: string, b: string): boolean {
 export default function authInternalHashed(module: Module) {
   const accounts = module.openStore<HashedAccount>("accounts");
 
+  // Unknown users are checked against this made-up account, so that a wrong
+  // username takes as long as a wrong password and reveals nothing.
+  const nobody = hashPassword(crypto.randomUUID());
+  nobody.catch(() => {});
+
   const provider: AuthProvider = {
     name: "internal_hashed",
     async testPassword(username, password) {
-      const account = await accounts.get(username);
-      if (!account) return false;
+      const stored = await accounts.get(username);
+      const account = stored ?? await nobody;
       const derived = await deriveScramCredentials(
         "SHA-256",
         password,
         fromBase64(account.salt),
         account.iterations,
       );
-      return sameText(derived.storedKey, account.keys["SHA-256"].storedKey);
+      return sameText(derived.storedKey, account.keys["SHA-256"].storedKey) && stored !== null;
     },
     async setPassword(username, password) {
       await accounts.set(username, await hashPassword(password));

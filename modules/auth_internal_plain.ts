@@ -41,12 +41,13 @@ export default function authInternalPlain(module: Module) {
         testPassword: (u, p) => provider.testPassword(u, p),
         scramCredentials: async (username, hash) => {
           const account = await accounts.get(username);
-          if (!account) return null;
-          // A stable salt per user keeps the exchange repeatable.
+          // A stable salt per user keeps the exchange repeatable. Unknown users
+          // cost the same derivation, so timing does not tell them apart.
           const salt = new Uint8Array(
             await crypto.subtle.digest("SHA-256", new TextEncoder().encode(module.host + username)),
           ).slice(0, 16);
-          return await deriveScramCredentials(hash, account.password, salt, 4096);
+          const creds = await deriveScramCredentials(hash, account?.password ?? "", salt, 4096);
+          return account ? creds : null;
         },
       };
     },

@@ -22,7 +22,7 @@
  * @module
  */
 import type { Socket } from "node:net";
-import { Connection } from "../core/net/connection.ts";
+import { clientAddress, Connection } from "../core/net/connection.ts";
 import { Listener, openFileLimit } from "../core/net/listener.ts";
 import type { Module } from "../core/moduleapi.ts";
 import { Session } from "../core/session.ts";
@@ -139,7 +139,7 @@ export default function c2s(module: Module) {
   }
 
   function accept(socket: Socket, directTls: boolean) {
-    const ip = socket.remoteAddress ?? "";
+    const ip = clientAddress(socket);
     if (sessions.size >= maxConnections) {
       log.warn("refusing a connection from {ip}: {n} connections open (c2s_max_connections)", {
         ip,

@@ -5,8 +5,17 @@
  * Mechanisms: SCRAM-SHA-1, SCRAM-SHA-256, their -PLUS forms with
  * `tls-server-end-point` on encrypted streams, and PLAIN (refused on an
  * unencrypted stream unless `allow_unencrypted_plain_auth`). With
- * `c2s_require_encryption` nothing is offered before TLS. After
- * `MAX_FAILURES` failed attempts the stream is closed.
+ * `c2s_require_encryption` nothing is offered before TLS;
+ * `disable_sasl_mechanisms` takes mechanisms off the list.
+ *
+ * Abuse: after 3 failed attempts on one stream it is closed with
+ * `policy-violation` (RFC 6120 §6.4.5). Failures are counted per address
+ * across connections: past `limit_auth_max` (5) within `limit_auth_period`
+ * (30 s) further attempts from it get `temporary-auth-failure` without a
+ * password being checked. Every failure is logged at `info`, in one line a
+ * fail2ban filter can match:
+ *
+ *     authentication failed for juliet@example.com from 203.0.113.7 (PLAIN: not-authorized)
  * @module
  */
 import type { Module } from "../core/moduleapi.ts";
@@ -23,6 +32,8 @@ import {
 import { BindError } from "../core/sessionmanager.ts";
 import { element } from "../core/xml/stanza.ts";
 import type { StanzaEvent } from "../core/router.ts";
+import { KeyedThrottle } from "../core/throttle.ts";
+import { isPromise } from "../core/events.ts";
 
 const SASL_NS = "urn:ietf:params:xml:ns:xmpp-sasl";
 const BIND_NS = "urn:ietf:params:xml:ns:xmpp-bind";
@@ -35,10 +46,23 @@ interface SaslState {
   failures: number;
 }
 
+/** Conditions that count as a failed attempt (bad credentials, or refused as a guesser). */
+const COUNTED = new Set(["not-authorized", "temporary-auth-failure"]);
+
 export default function saslauth(module: Module) {
   const server = module.server;
   const requireEncryption = module.getOptionBoolean("c2s_require_encryption", true);
   const allowUnencryptedPlain = module.getOptionBoolean("allow_unencrypted_plain_auth", false)!;
+  const disabled = new Set(
+    module.getOptionArray<string>("disable_sasl_mechanisms").map((m) => m.toUpperCase()),
+  );
+  // One table for the whole server: an address guessing on two hosts is one guesser.
+  const limitMax = module.getOptionInteger("limit_auth_max", 5, { min: 1 });
+  const limitPeriod = module.getOptionPeriod("limit_auth_period", 30);
+  const failures = module.shared(
+    "/saslauth/failures",
+    () => new KeyedThrottle({ capacity: limitMax, perSeconds: limitPeriod }),
+  );
 
   /** The host's auth provider, with usernames nodeprepped before lookups. */
   function profile(): SaslProfile {
@@ -73,6 +97,7 @@ export default function saslauth(module: Module) {
       secure: session.secure,
       allowUnencryptedPlain,
       channelBinding: binding(session),
+      disabled,
     });
   }
 
@@ -103,12 +128,23 @@ export default function saslauth(module: Module) {
     session.send(f);
     const st = state(session);
     st.mechanism = undefined;
-    if (condition === "not-authorized" && ++st.failures >= MAX_FAILURES) {
+    if (COUNTED.has(condition) && ++st.failures >= MAX_FAILURES) {
+      // RFC 6120 §6.4.5: past the retries, a policy-violation stream error.
       session.close({
-        condition: "not-authorized",
+        condition: "policy-violation",
         text: "Too many failed authentication attempts",
       });
     }
+  }
+
+  /** The one log line per failed attempt (documented: fail2ban filters match it). */
+  function logFailure(session: Session, mechanism: string, condition: string, user?: string) {
+    module.log.info("authentication failed for {jid} from {ip} ({mechanism}: {condition})", {
+      jid: user === undefined ? `(unknown)@${module.host}` : `${user}@${module.host}`,
+      ip: session.conn.ip,
+      mechanism,
+      condition,
+    });
   }
 
   async function handleStep(session: Session, step: SaslStep) {
@@ -117,11 +153,17 @@ export default function saslauth(module: Module) {
       return;
     }
     if (step.status === "failure") {
-      module.fireEvent("authentication-failure", {
+      const mechanism = state(session).mechanism?.name ?? "?";
+      if (step.condition === "not-authorized") {
+        failures.take(session.conn.ip);
+        logFailure(session, mechanism, step.condition, step.username);
+      }
+      const r = module.fireEvent("authentication-failure", {
         session,
         condition: step.condition,
         text: step.text,
       });
+      if (isPromise(r)) Promise.resolve(r).catch(module.logError);
       return fail(session, step.condition, step.text);
     }
     state(session).mechanism = undefined;
@@ -142,6 +184,12 @@ export default function saslauth(module: Module) {
       return true;
     }
     const name = stanza.attrs.mechanism ?? "";
+    if (!failures.allowed(session.conn.ip)) {
+      // This address failed too often lately: no password is checked for now.
+      logFailure(session, name, "temporary-auth-failure (too many failures from this address)");
+      fail(session, "temporary-auth-failure", "Too many failed attempts; try again later");
+      return true;
+    }
     const offered = mechanismsFor(session);
     const mechanism = offered.includes(name)
       ? createMechanism(name, profile(), { channelBinding: binding(session) })

@@ -37,6 +37,15 @@ export interface ConnectionOptions {
   closeTimeoutMs?: number;
 }
 
+/**
+ * The peer's address as logs and limits want it: an IPv4 client on a
+ * dual-stack socket shows as `::ffff:a.b.c.d`, which is `a.b.c.d`.
+ */
+export function clientAddress(socket: Socket): string {
+  const ip = socket.remoteAddress ?? "";
+  return ip.startsWith("::ffff:") && ip.includes(".") ? ip.slice(7) : ip;
+}
+
 /** Why reading is paused: bits, so each reason pauses and resumes independently. */
 const HELD = 1, THROTTLED = 2, STOPPED = 4;
 
@@ -76,7 +85,7 @@ export class Connection {
   constructor(socket: Socket, secure: boolean, opts: ConnectionOptions = {}) {
     this.socket = socket;
     this.secure = secure;
-    this.ip = socket.remoteAddress ?? "";
+    this.ip = clientAddress(socket);
     this.maxSendBuffer = opts.maxSendBuffer ?? 1 << 20;
     this.closeTimeoutMs = opts.closeTimeoutMs ?? 5000;
     this.setRate(opts.rate);

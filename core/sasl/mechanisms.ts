@@ -44,17 +44,29 @@ export type SaslCondition =
 export type SaslStep =
   | { status: "challenge"; data: Uint8Array }
   | { status: "success"; username: string; data?: Uint8Array }
-  | { status: "failure"; condition: SaslCondition; text?: string };
+  | {
+    status: "failure";
+    condition: SaslCondition;
+    text?: string;
+    /** Who tried, when the mechanism got that far (for the log). */
+    username?: string;
+  };
 
 export interface SaslMechanism {
   readonly name: string;
   step(message: Uint8Array): Promise<SaslStep>;
 }
 
-/** The mechanisms to offer, strongest first. */
+/** The mechanisms to offer, strongest first, less the `disabled` ones. */
 export function availableMechanisms(
   profile: SaslProfile,
-  opts: { secure: boolean; allowUnencryptedPlain: boolean; channelBinding?: ChannelBinding },
+  opts: {
+    secure: boolean;
+    allowUnencryptedPlain: boolean;
+    channelBinding?: ChannelBinding;
+    /** Names not to offer (`disable_sasl_mechanisms`), upper case. */
+    disabled?: Set<string>;
+  },
 ): string[] {
   const out: string[] = [];
   if (profile.scramCredentials) {
@@ -62,7 +74,7 @@ export function availableMechanisms(
     out.push("SCRAM-SHA-256", "SCRAM-SHA-1");
   }
   if (profile.testPassword && (opts.secure || opts.allowUnencryptedPlain)) out.push("PLAIN");
-  return out;
+  return opts.disabled?.size ? out.filter((m) => !opts.disabled!.has(m)) : out;
 }
 
 /** A fresh mechanism by name, or undefined when it is unknown. */

@@ -45,10 +45,10 @@ export class PlainMechanism implements SaslMechanism {
       };
     }
     if (authzid && authzid !== username && !authzid.startsWith(username + "@")) {
-      return { status: "failure", condition: "invalid-authzid" };
+      return { status: "failure", condition: "invalid-authzid", username };
     }
     if (!this.profile.testPassword || !await this.profile.testPassword(username, password)) {
-      return { status: "failure", condition: "not-authorized" };
+      return { status: "failure", condition: "not-authorized", username };
     }
     return { status: "success", username };
   }

@@ -242,22 +242,28 @@ export class ScramMechanism implements SaslMechanism {
     } catch {
       return malformed("Invalid base64");
     }
+    const username = this.username;
     if (!equalBytes(given, expected)) {
-      return { status: "failure", condition: "not-authorized", text: "Channel binding mismatch" };
+      return {
+        status: "failure",
+        condition: "not-authorized",
+        text: "Channel binding mismatch",
+        username,
+      };
     }
     const creds = this.creds;
-    if (!creds) return { status: "failure", condition: "not-authorized" };
+    if (!creds) return { status: "failure", condition: "not-authorized", username };
     const authMessage = encoder.encode(
       `${this.clientFirstBare},${this.serverFirst},${withoutProof}`,
     );
     const storedKey = fromBase64(creds.storedKey);
     const clientSignature = hmac(this.hash, storedKey, authMessage);
     if (proof.length !== clientSignature.length) {
-      return { status: "failure", condition: "not-authorized" };
+      return { status: "failure", condition: "not-authorized", username };
     }
     const clientKey = xor(proof, clientSignature);
     if (!equalBytes(digest(this.hash, clientKey), storedKey)) {
-      return { status: "failure", condition: "not-authorized" };
+      return { status: "failure", condition: "not-authorized", username };
     }
     const serverSignature = hmac(this.hash, fromBase64(creds.serverKey), authMessage);
     return {

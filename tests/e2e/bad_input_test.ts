@@ -136,7 +136,7 @@ Deno.test("repeated failed authentication closes the stream", async () => {
         btoa("\0juliet\0wrong")
       }</auth>`;
       for (let i = 0; i < 3; i++) c.send(bad);
-      await c.waitFor(/<stream:error><not-authorized /);
+      await c.waitFor(/<stream:error><policy-violation /); // RFC 6120 §6.4.5
       await c.waitClosed();
     } finally {
       c.close();
