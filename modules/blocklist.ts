@@ -3,9 +3,12 @@
  * blocked JIDs (keyval store `blocklist`, survives restarts). Stanzas from
  * a blocked entity are dropped (presence) or refused with
  * `service-unavailable` (messages, iq get/set); stanzas the user sends to a
- * blocked entity are refused with `not-acceptable` and the
- * `<blocked xmlns='urn:xmpp:blocking:errors'/>` child. Changes are pushed to
- * every resource that fetched the list.
+ * blocked entity are refused with `not-acceptable`, the text "You have
+ * blocked this JID" and the `<blocked xmlns='urn:xmpp:blocking:errors'/>`
+ * child, as Prosody does. Changes are pushed to every resource that fetched
+ * the list. A contact entitled to the user's presence (subscription `from`
+ * or `both`) gets unavailable presence from each available resource when
+ * blocked, and their current presence when unblocked (XEP-0191 §3.3–3.5).
  *
  * Lists of users with sessions are cached in memory, so the per-stanza
  * check touches no storage.
@@ -67,6 +70,32 @@ export default function blocklist(module: Module) {
     return true;
   });
 
+  /** The available resources of a local user. */
+  function available(username: string): Session[] {
+    const out: Session[] = [];
+    for (const s of server.sessions.user(username, host)?.sessions.values() ?? []) {
+      if (s.presence) out.push(s);
+    }
+    return out;
+  }
+
+  /** Unavailable presence from each available resource of the user to `to`. */
+  async function sendUnavailable(username: string, to: string) {
+    for (const s of available(username)) {
+      await server.router.route(s, presence({ from: s.full_jid, to, type: "unavailable" }));
+    }
+  }
+
+  /** The presence of each available resource of the user (as kept for probes) to `to`. */
+  async function sendCurrentPresence(username: string, to: string) {
+    for (const s of available(username)) {
+      const copy = s.presence!.clone();
+      copy.attrs.from = s.full_jid;
+      copy.attrs.to = to;
+      await server.router.route(s, copy);
+    }
+  }
+
   async function change(event: StanzaEvent<Session>, block: boolean) {
     const { origin, stanza } = event;
     const el = stanza.getChild(block ? "block" : "unblock", NS)!;
@@ -85,11 +114,19 @@ export default function blocklist(module: Module) {
     }
     const username = origin.username!;
     const list = await load(username);
+    const before = new Set(list);
     const changed = block ? jids : (jids.length ? jids : [...list]);
     for (const jid of changed) block ? list.add(jid) : list.delete(jid);
     await store.set(username, [...list]);
     cache.set(username, list);
     origin.send(stanza.reply());
+    // XEP-0191 §3.3, §3.4: contacts entitled to the user's presence see it
+    // go (blocked) or come back (unblocked); those already so are left alone.
+    for (const jid of changed) {
+      if (before.has(jid) === block) continue;
+      if (!await server.rosters.isContactSubscribed(username, host, jid)) continue;
+      await (block ? sendUnavailable(username, jid) : sendCurrentPresence(username, jid));
+    }
     // Pushes to the resources that fetched the list.
     const push = iq({ type: "set", id: "block" + Date.now().toString(36) })
       .tag(block ? "block" : "unblock", { xmlns: NS });
@@ -98,15 +135,6 @@ export default function blocklist(module: Module) {
       if (s.ext?.blocklist !== true) continue;
       push.attrs.to = s.full_jid;
       s.send(push);
-    }
-    if (block) {
-      // A blocked contact stops seeing the user as available.
-      for (const s of server.sessions.user(username, host)?.sessions.values() ?? []) {
-        if (!s.presence) continue;
-        for (const jid of jids) {
-          module.send(presence({ from: s.full_jid, to: jid, type: "unavailable" }), s);
-        }
-      }
     }
     return true;
   }
@@ -154,7 +182,8 @@ export default function blocklist(module: Module) {
     const type = stanza.attrs.type;
     if (stanza.name !== "presence" && type !== "error" && type !== "result") {
       origin.send(
-        stanza.errorReply("cancel", "not-acceptable").tag("blocked", { xmlns: ERRORS_NS }),
+        stanza.errorReply("cancel", "not-acceptable", "You have blocked this JID")
+          .tag("blocked", { xmlns: ERRORS_NS }),
       );
     }
     return true;

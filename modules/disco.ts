@@ -1,7 +1,9 @@
 /**
  * Service Discovery (XEP-0030): disco#info and disco#items of the host (its
  * identities and the features modules add with `module.addFeature`), and of
- * user accounts (`account/registered`). Nodes are answered through the
+ * user accounts (`account/registered`, with the disco features): to the
+ * account's owner and to contacts entitled to its presence, others get
+ * `service-unavailable` as Prosody answers. Nodes are answered through the
  * `host-disco-info-node` / `host-disco-items-node` events.
  *
  * Options: `disco_items` (a list of `{ jid, name? }` or `[jid, name]` items
@@ -9,7 +11,8 @@
  * @module
  */
 import type { Identity, Module } from "../core/moduleapi.ts";
-import type { StanzaEvent } from "../core/router.ts";
+import type { Origin, StanzaEvent } from "../core/router.ts";
+import { bare } from "../core/jid.ts";
 import type { Stanza } from "../core/xml/stanza.ts";
 
 const INFO = "http://jabber.org/protocol/disco#info";
@@ -91,26 +94,53 @@ export default function disco(module: Module) {
     return out;
   }
 
-  // An account's own disco#info: what the server offers on the user's behalf.
+  /**
+   * Accounts answer for themselves to their owner and to contacts entitled
+   * to their presence, as Prosody's do; others learn nothing, not even
+   * whether the account exists. Returns the account's username, or
+   * undefined after sending the error.
+   */
+  async function account(origin: Origin, stanza: Stanza): Promise<string | undefined> {
+    const to = stanza.attrs.to; // undefined when asking about one's own account
+    const username = to === undefined ? origin.username! : to.slice(0, to.indexOf("@"));
+    const asker = bare(stanza.attrs.from ?? "");
+    const allowed = to === undefined || asker === `${username}@${module.host}` ||
+      await module.server.rosters.isContactSubscribed(username, module.host, asker);
+    if (!allowed || !await module.server.users(module.host)?.userExists(username)) {
+      origin.send(stanza.errorReply("cancel", "service-unavailable"));
+      return undefined;
+    }
+    return username;
+  }
+
+  /** A reply about an account; one's own gets the account as `from` (Prosody: for Psi). */
+  function accountReply(origin: Origin, stanza: Stanza, xmlns: string): Stanza {
+    const reply = stanza.reply();
+    reply.attrs.from ??= `${origin.username}@${module.host}`;
+    return reply.tag("query", { xmlns });
+  }
+
+  // An account's disco#info: what the server offers on the user's behalf.
   module.hook(`iq-get/bare/${INFO}:query`, async (event: StanzaEvent) => {
     const { origin, stanza } = event;
-    const to = stanza.attrs.to; // undefined when asking about one's own account
-    const node = to === undefined ? origin.username! : to.slice(0, to.indexOf("@"));
+    if (stanza.attrs.to === undefined && origin.username === undefined) return;
     if (stanza.getChild("query", INFO)!.attrs.node) return; // left to other modules
-    if (!await module.server.users(module.host)?.userExists(node)) {
-      origin.send(stanza.errorReply("cancel", "service-unavailable"));
-      return true;
-    }
-    const reply = infoReply(stanza).tag("identity", { category: "account", type: "registered" })
-      .up();
+    if (await account(origin, stanza) === undefined) return true;
+    // XEP-0030 §3.1: an entity that answers disco lists both disco features.
+    const reply = accountReply(origin, stanza, INFO)
+      .tag("identity", { category: "account", type: "registered" }).up()
+      .tag("feature", { var: INFO }).up()
+      .tag("feature", { var: ITEMS }).up();
     module.fireEvent("account-disco-info", { origin, stanza, reply });
     origin.send(reply);
     return true;
   });
 
-  module.hook(`iq-get/bare/${ITEMS}:query`, (event: StanzaEvent) => {
+  module.hook(`iq-get/bare/${ITEMS}:query`, async (event: StanzaEvent) => {
     const { origin, stanza } = event;
-    const reply = stanza.reply().tag("query", { xmlns: ITEMS });
+    if (stanza.attrs.to === undefined && origin.username === undefined) return;
+    if (await account(origin, stanza) === undefined) return true;
+    const reply = accountReply(origin, stanza, ITEMS);
     module.fireEvent("account-disco-items", { origin, stanza, reply });
     origin.send(reply);
     return true;

@@ -2,7 +2,8 @@
  * In-Band Registration (XEP-0077). Creating an account before logging in is
  * off unless `allow_registration` is true (and needs TLS while
  * `c2s_require_encryption` is on). A logged-in user may always change their
- * password or remove their account.
+ * password or remove their account, so the host's disco#info lists
+ * `jabber:iq:register` whenever this module is loaded, as Prosody's does.
  * @module
  */
 import type { Module } from "../core/moduleapi.ts";
@@ -20,6 +21,7 @@ export default function register(module: Module) {
   const allow = module.getOptionBoolean("allow_registration", false);
   const requireEncryption = module.getOptionBoolean("c2s_require_encryption", true);
   const users = () => server.users(host)!;
+  module.addFeature(NS);
 
   module.hook("stream-features", ({ origin, features }) => {
     if (allow && origin.type === "c2s_unauthed") {
