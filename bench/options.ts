@@ -71,13 +71,13 @@ export const USAGE = `deno task bench [options]
                      started by the bench with equivalent settings: per run, Cadence, then
                      Prosody, then ejabberd, each a fresh process; the table gives each figure
                      for all three and Cadence's ratio to each peer. A peer that is not
-                     installed is skipped with the apt-get command to install it. login-scram
-                     is measured on Cadence only. Not run by CI.
+                     installed is skipped with the apt-get command to install it. Not run
+                     by CI.
   --help             this text
 
 Every scenario runs on a fresh server per run with accounts created before the
-runs (plaintext-stored passwords, PLAIN on plain TCP, except login-scram). The
-JSON summary goes to bench/results/.`;
+runs (plaintext-stored passwords, PLAIN on plain TCP; login-scram: hashed
+passwords, SCRAM-SHA-1 after STARTTLS). The JSON summary goes to bench/results/.`;
 
 /** Parses `args`; throws with a readable message on bad input. */
 export function parseOptions(args: string[]): BenchOptions | "help" {

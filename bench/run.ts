@@ -200,8 +200,7 @@ async function loginScenario(
   o: BenchOptions,
   suts: ServerUnderTest[],
 ): Promise<ScenarioResult> {
-  // SCRAM needs TLS certificates and hashed accounts on the peers: Cadence only.
-  const g = new Gathered(s.auth === "scram" ? [CADENCE] : suts);
+  const g = new Gathered(suts);
   await withTemplates(s.name, g, loginSetup(s, o.concurrency), async (templates) => {
     const runs = await interleave(
       s.name,
@@ -213,10 +212,7 @@ async function loginScenario(
     );
     for (const [sut, r] of runs) g.of(sut).rows.push(...loginRows(s, r));
   });
-  const note = s.auth === "scram" && suts.length > 1
-    ? "Cadence only (peers not set up for SCRAM/STARTTLS)"
-    : undefined;
-  return { name: s.name as ScenarioName, setup: s.setup, servers: g.servers(), note };
+  return { name: s.name as ScenarioName, setup: s.setup, servers: g.servers() };
 }
 
 async function idleScenario(o: BenchOptions, suts: ServerUnderTest[]): Promise<ScenarioResult> {

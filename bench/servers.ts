@@ -110,10 +110,14 @@ async function setupFile(setup: AccountSetup): Promise<string> {
 export const CADENCE: ServerUnderTest = {
   name: "Cadence",
   missing: () => Promise.resolve(undefined),
-  version: () => Promise.resolve(`Cadence (${serverRoot()}), Deno ${Deno.version.deno}`),
+  version: async () => {
+    const deno = JSON.parse(await Deno.readTextFile(`${serverRoot()}/deno.json`).catch(() => "{}"));
+    return `Cadence ${deno.version ?? "?"} (${serverRoot()}), Deno ${Deno.version.deno}`;
+  },
   modules: (auth = "plain") => ({
     list: [...AUTOLOADED, ...(cadenceConfig(auth).modules_enabled as string[])],
-    note: `authentication ${cadenceConfig(auth).authentication}`,
+    note: `authentication ${cadenceConfig(auth).authentication}, storage sqlite` +
+      (auth === "plain" ? "; login-scram: internal_hashed, + tls, encryption required" : ""),
   }),
   async prepare(setup) {
     const dir = await prepareTemplate(cadenceConfig(setup.auth), async (config) => {

@@ -12,7 +12,9 @@
  * Configuration: one c2s listener on 127.0.0.1 with `starttls_required:
  * false`, `backlog: 511` (the default of 5 causes SYN stalls) and no
  * shaper; `auth_method: internal`, `auth_password_format: plain`, mnesia
- * storage; loglevel warning; modules equivalent to Cadence's set.
+ * storage; loglevel warning; modules equivalent to Cadence's set. For
+ * login-scram: `auth_password_format: scram`, STARTTLS required, a P-256
+ * certificate in `certfiles`.
  *
  * Accounts are registered once through mod_http_api's `register` (and
  * mod_admin_extra's `add_rosteritem`) on a template node with an HTTP
@@ -29,6 +31,7 @@ import {
   trackTemplate,
 } from "../server_process.ts";
 import type { ServerUnderTest, Template } from "../servers.ts";
+import { type PeerCertificate, peerCertificate } from "./tls.ts";
 
 const ERL = "/usr/bin/erl";
 const EJABBERDCTL = "/usr/sbin/ejabberdctl";
@@ -51,8 +54,11 @@ const MODULES: Record<string, string> = {
   mod_offline: "offline",
 };
 
-/** The configuration; `httpPort` adds the HTTP API used to create accounts in a template. */
-function config(port: number, httpPort?: number): string {
+/**
+ * The configuration; `httpPort` adds the HTTP API used to create accounts in
+ * a template; `tls` (login-scram) stores SCRAM hashes and requires STARTTLS.
+ */
+function config(port: number, httpPort?: number, tls?: PeerCertificate): string {
   const modules = Object.keys(MODULES).map((m) => `  ${m}: {}`);
   const lines = [
     "hosts:",
@@ -60,7 +66,8 @@ function config(port: number, httpPort?: number): string {
     "loglevel: warning",
     "log_rotate_count: 0",
     "auth_method: internal",
-    "auth_password_format: plain",
+    `auth_password_format: ${tls ? "scram" : "plain"}`,
+    ...(tls ? ["certfiles:", `  - "${tls.pem}"`] : []),
     "default_db: mnesia",
     "listen:",
     "  -",
@@ -68,7 +75,9 @@ function config(port: number, httpPort?: number): string {
     `    ip: "${SERVER_HOST}"`,
     "    module: ejabberd_c2s",
     "    max_stanza_size: 262144",
-    "    starttls_required: false",
+    ...(tls
+      ? ["    starttls: true", "    starttls_required: true"]
+      : ["    starttls_required: false"]),
     "    backlog: 511",
   ];
   if (httpPort) {
@@ -96,10 +105,16 @@ function config(port: number, httpPort?: number): string {
 }
 
 /** Starts beam.smp on `dir/spool` with the configuration in `dir`. */
-async function startVm(dir: string, port: number, httpPort?: number): Promise<ServerProcess> {
+async function startVm(
+  dir: string,
+  port: number,
+  auth: "plain" | "scram" | undefined,
+  httpPort?: number,
+): Promise<ServerProcess> {
   // The setup node (with httpPort) need not settle: nothing is measured on it.
   const file = `${dir}/ejabberd.yml`;
-  await Deno.writeTextFile(file, config(port, httpPort));
+  const tls = auth === "scram" ? await peerCertificate() : undefined;
+  await Deno.writeTextFile(file, config(port, httpPort, tls));
   await Deno.mkdir(`${dir}/spool`, { recursive: true });
   return await ServerProcess.spawn({
     command: ERL,
@@ -184,13 +199,13 @@ export const EJABBERD_SUT: ServerUnderTest = {
     ]).catch(() => "?");
     return `ejabberd ${pkg} (Erlang/OTP ${otp.replace("/", ", erts ")})`;
   },
-  modules: () => ({
+  modules: (auth = "plain") => ({
     list: Object.entries(MODULES).map(([m, ours]) => `${m} (${ours})`),
     note: "presence, message, iq and c2s are ejabberd's core; auth_method internal, " +
-      "auth_password_format plain, mnesia; no mod_stream_mgmt, mod_caps or shaper",
+      `auth_password_format ${auth}, mnesia; no mod_stream_mgmt, mod_caps or shaper` +
+      (auth === "plain" ? "; login-scram: auth_password_format scram, starttls_required" : ""),
   }),
   async prepare(setup) {
-    if (setup.auth === "scram") throw new Error("SCRAM over STARTTLS is measured on Cadence only");
     const dir = await Deno.makeTempDir({ prefix: "ejabberd-bench-accounts-" });
     trackTemplate(dir);
     const work = `${dir}/setup`;
@@ -199,7 +214,7 @@ export const EJABBERD_SUT: ServerUnderTest = {
     let server: ServerProcess | undefined;
     try {
       // The setup node's own directory goes when it stops: keep the spool by copying it first.
-      server = await startVm(work, await freePort(), httpPort);
+      server = await startVm(work, await freePort(), setup.auth, httpPort);
       await inParallel(setup.accounts.length, 16, (i) => {
         const a = setup.accounts[i];
         return api(httpPort, "register", { user: a.username, host: HOST, password: a.password });
@@ -236,7 +251,7 @@ export const EJABBERD_SUT: ServerUnderTest = {
   async start(template: Template) {
     const dir = await Deno.makeTempDir({ prefix: "ejabberd-bench-" });
     await copyTree(`${template.dir}/setup/spool`, `${dir}/spool`);
-    return await startVm(dir, await freePort());
+    return await startVm(dir, await freePort(), template.setup.auth);
   },
   remove: (template) => removeAccounts(template.dir),
 };

@@ -4,7 +4,8 @@
  * (`c2s_require_encryption = false`, `allow_unencrypted_plain_auth = true`),
  * `authentication = "internal_plain"` with the `internal` (file) storage,
  * log level warn to the console, `network_settings.tcp_backlog = 511`, s2s
- * and HTTP off, Lua's default GC (what Debian ships).
+ * and HTTP off, Lua's default GC (what Debian ships). For login-scram:
+ * `internal_hashed`, mod_tls with a P-256 certificate, encryption required.
  *
  * Accounts and rosters are written straight into Prosody's data files
  * (`data/localhost/accounts/<user>.dat`, `…/roster/<user>.dat`, names
@@ -21,11 +22,14 @@ import {
   trackTemplate,
 } from "../server_process.ts";
 import { AUTOLOADED, CADENCE_MODULES, type ServerUnderTest, type Template } from "../servers.ts";
+import { type PeerCertificate, peerCertificate, scramSha1 } from "./tls.ts";
 
 const PROSODY = "/usr/bin/prosody";
 const HOST = "localhost";
 /** The modules Prosody runs (its names are Cadence's); s2s is disabled. */
 const MODULES = [...CADENCE_MODULES];
+/** Iterations of the stored SCRAM credentials (Cadence's; the client caches SaltedPassword). */
+const SCRAM_ITERATIONS = 4096;
 
 /** A node or host name as Prosody's datamanager encodes it in file names. */
 function encode(s: string): string {
@@ -40,7 +44,20 @@ function lua(s: string): string {
   return JSON.stringify(s); // ASCII names and passwords: JSON's escapes are Lua's
 }
 
-function config(dir: string, port: number): string {
+function config(dir: string, port: number, tls?: PeerCertificate): string {
+  const auth = tls
+    ? [
+      'authentication = "internal_hashed"',
+      "c2s_require_encryption = true",
+      `ssl = { certificate = ${lua(tls.cert)}, key = ${lua(tls.key)} }`,
+      `modules_enabled = { ${[...MODULES, "tls"].map(lua).join(", ")} }`,
+    ]
+    : [
+      'authentication = "internal_plain"',
+      "c2s_require_encryption = false",
+      "allow_unencrypted_plain_auth = true",
+      `modules_enabled = { ${MODULES.map(lua).join(", ")} }`,
+    ];
   return [
     "run_as_root = true -- the bench runs as root; Prosody refuses to otherwise",
     `pidfile = ${lua(`${dir}/prosody.pid`)}`,
@@ -54,12 +71,9 @@ function config(dir: string, port: number): string {
     "https_ports = { }",
     "component_ports = { }",
     'log = { { levels = { min = "warn" }, to = "console" } }',
-    'authentication = "internal_plain"',
     'storage = "internal"',
-    "c2s_require_encryption = false",
-    "allow_unencrypted_plain_auth = true",
+    ...auth,
     "network_settings = { tcp_backlog = 511 }",
-    `modules_enabled = { ${MODULES.map(lua).join(", ")} }`,
     'modules_disabled = { "s2s" }',
     `VirtualHost ${lua(HOST)}`,
     "",
@@ -71,10 +85,15 @@ async function writeData(data: string, t: Template["setup"]): Promise<void> {
   const accounts = `${data}/${encode(HOST)}/accounts`;
   await Deno.mkdir(accounts, { recursive: true });
   for (const a of t.accounts) {
-    await Deno.writeTextFile(
-      `${accounts}/${encode(a.username)}.dat`,
-      `return {\n\t["password"] = ${lua(a.password)};\n};\n`,
-    );
+    let fields = `\t["password"] = ${lua(a.password)};\n`;
+    if (t.auth === "scram") {
+      // What mod_auth_internal_hashed stores: salt, iteration count, hex keys.
+      const salt = crypto.randomUUID();
+      const { storedKey, serverKey } = scramSha1(a.password, salt, SCRAM_ITERATIONS);
+      fields = `\t["salt"] = ${lua(salt)};\n\t["iteration_count"] = ${SCRAM_ITERATIONS};\n` +
+        `\t["stored_key"] = ${lua(storedKey)};\n\t["server_key"] = ${lua(serverKey)};\n`;
+    }
+    await Deno.writeTextFile(`${accounts}/${encode(a.username)}.dat`, `return {\n${fields}};\n`);
   }
   if (t.rosters) {
     const rosters = `${data}/${encode(HOST)}/roster`;
@@ -119,12 +138,13 @@ export const PROSODY_SUT: ServerUnderTest = {
     const luaVersion = about.match(/Lua version:\s*(.+)/)?.[1]?.trim();
     return luaVersion ? `${first} (${luaVersion}, default GC)` : first;
   },
-  modules: () => ({
-    list: [...AUTOLOADED, ...MODULES],
-    note: 'authentication "internal_plain", storage "internal" (files); s2s disabled',
+  modules: (auth = "plain") => ({
+    list: [...AUTOLOADED, ...MODULES, ...(auth === "scram" ? ["tls"] : [])],
+    note: `authentication "internal_${auth === "scram" ? "hashed" : "plain"}", storage ` +
+      '"internal" (files); s2s disabled' +
+      (auth === "plain" ? '; login-scram: "internal_hashed", + tls, encryption required' : ""),
   }),
   async prepare(setup) {
-    if (setup.auth === "scram") throw new Error("SCRAM over STARTTLS is measured on Cadence only");
     const dir = await Deno.makeTempDir({ prefix: "prosody-bench-accounts-" });
     trackTemplate(dir);
     try {
@@ -141,7 +161,8 @@ export const PROSODY_SUT: ServerUnderTest = {
     await copyTree(`${template.dir}/data`, `${dir}/data`);
     await Deno.mkdir(`${dir}/certs`);
     const file = `${dir}/prosody.cfg.lua`;
-    await Deno.writeTextFile(file, config(dir, port));
+    const tls = template.setup.auth === "scram" ? await peerCertificate() : undefined;
+    await Deno.writeTextFile(file, config(dir, port, tls));
     return await ServerProcess.spawn({
       command: PROSODY,
       args: ["-F", "--config", file],

@@ -58,8 +58,10 @@ export const LOGIN_SCRAM: LoginScenario = {
   name: "login-scram",
   auth: "scram",
   mode: { mechanism: "SCRAM-SHA-1", starttls: true, stepTimeoutMs: STEP_TIMEOUT_MS },
-  setup: "internal_hashed, STARTTLS, one account per client created before the runs; " +
-    "the client caches SaltedPassword as real clients do; Cadence only",
+  setup: "hashed passwords (Cadence and Prosody internal_hashed, ejabberd " +
+    "auth_password_format scram; 4096 iterations), STARTTLS required, ECDSA P-256 " +
+    "self-signed certificates, one account per client created before the runs; the client " +
+    "caches SaltedPassword as real clients do",
 };
 
 /** One account per concurrent client, so no user ever has two sessions at once. */
