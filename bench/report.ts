@@ -48,10 +48,10 @@ export const NO_ANCHOR: Anchor = { prosody: "", ejabberd: "", target: "" };
  * lower.
  */
 export function betterOf(figure: string): Better {
-  if (/\/s\b|answered|accepted|kept|sent$/i.test(figure)) return "higher";
-  if (/CPU|KiB|MiB|latency|ms|failed|not delivered|missing|dropped|error|unclean|÷/i.test(figure)) {
+  if (/CPU|KiB|MiB|latency|failed|not delivered|missing|dropped|error|unclean|÷/i.test(figure)) {
     return "lower";
   }
+  if (/\/s\b/.test(figure)) return "higher";
   return "";
 }
 

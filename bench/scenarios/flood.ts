@@ -54,11 +54,16 @@ export interface FloodRun {
   /** RSS after the receiver's connection was dropped, and a pause. */
   rssAfterReceiverGoneKiB: number;
   floodCpuMs: number;
+  /** Pings sent while the flood was being written, and how they fared. */
   pingsSent: number;
   pingsAnswered: number;
   pingP50Ms: number;
   pingP99Ms: number;
   pingMaxMs: number;
+  /** Pings sent in the 10 s after the flood (the server may still be working through it). */
+  pingsAfterSent: number;
+  pingsAfterAnswered: number;
+  pingAfterMaxMs: number;
   exitCode: number;
   serverOutput: string;
 }
@@ -81,8 +86,9 @@ export function floodDescription(s: FloodShape): string {
     `(${(s.messages * s.bodyBytes / 1e6).toFixed(0)} MB) to a full JID whose client never ` +
     "reads, written as fast as the server reads them (the sender waits for its socket's " +
     `drain), at most ${s.limitSeconds} s; RSS sampled every ${RSS_SAMPLE_MS} ms; a third ` +
-    `client pings the server every ${PING_EVERY_MS} ms; RSS "after" ${AFTER_MS / 1000} s ` +
-    "after the flood, then after dropping the receiver's connection";
+    `client pings the server every ${PING_EVERY_MS} ms during the flood and the ` +
+    `${AFTER_MS / 1000} s after it; RSS "after" ${AFTER_MS / 1000} s after the flood, then ` +
+    `${AFTER_MS / 1000} s after dropping the receiver's connection`;
 }
 
 const RSS_SAMPLE_MS = 100;
@@ -123,7 +129,10 @@ class RssSampler {
 /** Pings the server every 500 ms and records each round trip. */
 class Pinger {
   sent = 0;
-  readonly rtts: number[] = [];
+  /** Round trips of answered pings, with the time each was sent. */
+  readonly answers: { sentAt: number; rtt: number }[] = [];
+  /** Send times of all pings. */
+  readonly sentAt: number[] = [];
   private pending = new Map<string, number>();
   private timer: ReturnType<typeof setInterval> | undefined;
 
@@ -136,7 +145,7 @@ class Pinger {
       for (const m of seen.matchAll(/<iq\b[^>]*\bid=(['"])(p\d+)\1/g)) {
         const at = this.pending.get(m[2]);
         if (at !== undefined) {
-          this.rtts.push(performance.now() - at);
+          this.answers.push({ sentAt: at, rtt: performance.now() - at });
           this.pending.delete(m[2]);
         }
       }
@@ -147,9 +156,19 @@ class Pinger {
   start(): void {
     this.timer = setInterval(() => {
       const id = `p${this.sent++}`;
-      this.pending.set(id, performance.now());
+      const now = performance.now();
+      this.pending.set(id, now);
+      this.sentAt.push(now);
       this.conn.send(`<iq type='get' id='${id}' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`);
     }, PING_EVERY_MS);
+  }
+
+  /** Pings sent in [from, to) and the round trips of those answered. */
+  window(from: number, to: number): { sent: number; rtts: number[] } {
+    return {
+      sent: this.sentAt.filter((t) => t >= from && t < to).length,
+      rtts: this.answers.filter((a) => a.sentAt >= from && a.sentAt < to).map((a) => a.rtt),
+    };
   }
 
   /** Stops pinging and waits (up to the timeout) for the answers still due. */
@@ -260,11 +279,14 @@ export async function runFlood(
       }
     } catch { /* the sender was closed; reported below */ }
     clearTimeout(timeLimit);
-    const floodMs = performance.now() - start;
+    const end = performance.now();
+    const floodMs = end - start;
+    const senderClosed = sender.closed;
     const rssEndKiB = await server.rssKiB();
     const floodCpuMs = (await server.cpuMs()) - cpuBefore;
-    await pinger.stop();
     await new Promise((resolve) => setTimeout(resolve, AFTER_MS));
+    const afterEnd = performance.now();
+    await pinger.stop();
     const rssAfterKiB = await server.rssKiB();
     const receiverClosed = receiver.closed;
     receiver.destroy();
@@ -274,7 +296,9 @@ export async function runFlood(
     for (const c of [sender, pingerConn]) {
       if (!c.closed) await closeSession(c, 10_000).catch(() => c.destroy());
     }
-    const rtts = pinger.rtts;
+    const during = pinger.window(start, end);
+    const after = pinger.window(end, afterEnd);
+    const rtts = during.rtts;
     return {
       messages: shape.messages,
       bodyBytes: shape.bodyBytes,
@@ -284,7 +308,7 @@ export async function runFlood(
       hitTimeLimit,
       senderErrors,
       firstErrors,
-      senderClosed: sender.closed,
+      senderClosed,
       receiverClosed,
       streamErrors,
       rssBeforeKiB,
@@ -293,11 +317,14 @@ export async function runFlood(
       rssAfterKiB,
       rssAfterReceiverGoneKiB,
       floodCpuMs,
-      pingsSent: pinger.sent,
+      pingsSent: during.sent,
       pingsAnswered: rtts.length,
       pingP50Ms: percentile(rtts, 50),
       pingP99Ms: percentile(rtts, 99),
       pingMaxMs: rtts.length ? Math.max(...rtts) : NaN,
+      pingsAfterSent: after.sent,
+      pingsAfterAnswered: after.rtts.length,
+      pingAfterMaxMs: after.rtts.length ? Math.max(...after.rtts) : NaN,
       exitCode: await server.stop(),
       serverOutput: server.output().slice(-2000),
     };
@@ -318,9 +345,15 @@ export function describeFloodRun(r: FloodRun): string {
       r.receiverClosed ? "closed by the server" : "open"
     }; RSS ${mib(r.rssBeforeKiB)} → peak ${mib(r.rssPeakKiB)}, end ${mib(r.rssEndKiB)}, ` +
     `after ${mib(r.rssAfterKiB)}, receiver gone ${mib(r.rssAfterReceiverGoneKiB)}; ` +
-    `server CPU ${seconds(r.floodCpuMs)}; pings ${r.pingsAnswered}/${r.pingsSent} answered, ` +
-    `p50 ${r.pingP50Ms.toFixed(1)} ms, p99 ${r.pingP99Ms.toFixed(1)} ms, ` +
-    `max ${r.pingMaxMs.toFixed(1)} ms; exit ${r.exitCode}` +
+    `server CPU ${seconds(r.floodCpuMs)}; pings during the flood ${r.pingsAnswered}/` +
+    `${r.pingsSent} answered, p50 ${r.pingP50Ms.toFixed(1)} ms, p99 ${
+      r.pingP99Ms.toFixed(1)
+    } ms, ` +
+    `max ${r.pingMaxMs.toFixed(1)} ms; in the ${AFTER_MS / 1000} s after ` +
+    `${r.pingsAfterAnswered}/${r.pingsAfterSent} answered, max ${
+      r.pingAfterMaxMs.toFixed(1)
+    } ms; ` +
+    `exit ${r.exitCode}` +
     details([...r.firstErrors, ...r.streamErrors], r.serverOutput);
 }
 
@@ -350,10 +383,28 @@ export function floodRows(runs: FloodRun[]): Row[] {
       undefined,
       "",
     ),
-    row(name, "pings answered", runs.map((r) => r.pingsAnswered), 0, undefined, ""),
-    row(name, "pings sent", runs.map((r) => r.pingsSent), 0, undefined, ""),
-    row(name, "ping latency p50 ms", runs.map((r) => r.pingP50Ms), 1),
-    row(name, "ping latency p99 ms", runs.map((r) => r.pingP99Ms), 1),
-    row(name, "ping latency max ms", runs.map((r) => r.pingMaxMs), 1),
+    row(name, "pings answered, during flood", runs.map((r) => r.pingsAnswered), 0, undefined, ""),
+    row(name, "pings sent, during flood", runs.map((r) => r.pingsSent), 0, undefined, ""),
+    row(name, "ping latency p50 ms, during flood", runs.map((r) => r.pingP50Ms), 1),
+    row(name, "ping latency p99 ms, during flood", runs.map((r) => r.pingP99Ms), 1),
+    row(name, "ping latency max ms, during flood", runs.map((r) => r.pingMaxMs), 1),
+    row(
+      name,
+      "pings answered, 10 s after",
+      runs.map((r) => r.pingsAfterAnswered),
+      0,
+      undefined,
+      "",
+    ),
+    row(name, "pings sent, 10 s after", runs.map((r) => r.pingsAfterSent), 0, undefined, ""),
+    row(name, "ping latency max ms, 10 s after", runs.map((r) => r.pingAfterMaxMs), 1),
+    row(
+      name,
+      "sender closed by server (1=yes)",
+      runs.map((r) => +r.senderClosed),
+      0,
+      undefined,
+      "",
+    ),
   ];
 }
