@@ -68,6 +68,8 @@ export interface Config extends HostOptions {
   c2s_max_connections?: number;
   /** Bytes waiting for a slow reader before its stream is closed; default 1 MiB. */
   max_send_buffer_size?: number;
+  /** Seconds output may wait with nothing taken by the client before its stream is closed; default 180. */
+  send_timeout?: number;
   /** Inbound rate limits, as Prosody's mod_limits: `{ c2s: { rate: "100kb/s", burst: "2s" } }`; false: none. */
   limits?: Record<string, { rate?: string | number; burst?: string | number } | false> | false;
   /** JIDs the rate limits do not apply to. */
@@ -142,6 +144,7 @@ export const DEFAULTS: Record<string, unknown> = {
   c2s_close_timeout: 5,
   c2s_max_unauthed_per_ip: 32,
   max_send_buffer_size: 1 << 20,
+  send_timeout: 180,
   max_user_sessions: 10,
   log: "info",
   conflict_resolve: "kick_old",
@@ -205,6 +208,7 @@ const CHECKS: Record<string, Check> = {
   c2s_max_unauthed_per_ip: positive,
   c2s_max_connections: positive,
   max_send_buffer_size: positive,
+  send_timeout: positive,
   max_user_sessions: positive,
   unlimited_jids: stringArray,
   disable_sasl_mechanisms: stringArray,
@@ -238,6 +242,7 @@ const GLOBAL_ONLY = new Set([
   "c2s_max_connections",
   "c2s_max_unauthed_per_ip",
   "max_send_buffer_size",
+  "send_timeout",
   "limits",
   "storage",
   "default_storage",

@@ -97,6 +97,15 @@ export class Session {
     return this.conn.flush();
   }
 
+  /**
+   * Bytes sent but not yet taken by the network. Code that sends much at
+   * once waits for `flush()` when this grows (the output cap closes streams
+   * whose backlog grows past `max_send_buffer_size`).
+   */
+  get backlog(): number {
+    return this.conn.buffered;
+  }
+
   /** Takes one parsed element into the session's ordered processing. */
   receive(stanza: Stanza): void {
     if (this.destroyed) return;

@@ -11,8 +11,9 @@
  * - `c2s_max_unauthed_per_ip` (32) unauthenticated connections per address and
  *   `c2s_max_connections` in all (default: the open-file limit less 100);
  * - `max_send_buffer_size` (1 MiB) of output waiting for a client that reads
- *   too slowly; past it the stream is closed and what was not written is
- *   delivered as to an unavailable resource (`delivery/failure`);
+ *   too slowly, or `send_timeout` (180 s) without it taking any; past either
+ *   the stream is closed and what was not written is delivered as to an
+ *   unavailable resource (`delivery/failure`);
  * - `limits = { c2s = { rate = "100kb/s", burst = "2s" } }` (Prosody's
  *   mod_limits; on by default; `limits = false` turns them off), with
  *   `unlimited_jids`/`unlimited_users` exempt.
@@ -73,6 +74,7 @@ export default function c2s(module: Module) {
   const timeoutSec = module.getOptionPeriod("c2s_timeout", 300);
   const closeTimeoutMs = module.getOptionPeriod("c2s_close_timeout", 5) * 1000;
   const maxSendBuffer = module.getOptionInteger("max_send_buffer_size", 1 << 20, { min: 16384 });
+  const sendTimeoutMs = module.getOptionPeriod("send_timeout", 180) * 1000;
   const perIpLimit = module.getOptionInteger("c2s_max_unauthed_per_ip", 32, { min: 1 });
   const fdLimit = openFileLimit();
   const fdCap = fdLimit === undefined ? Infinity : Math.max(16, fdLimit - FD_RESERVE);
@@ -151,7 +153,12 @@ export default function c2s(module: Module) {
       log.info("refusing a connection from {ip}: too many unauthenticated connections", { ip });
       return refuse(socket, "policy-violation", "Too many unauthenticated connections");
     }
-    const conn = new Connection(socket, false, { maxSendBuffer, rate, closeTimeoutMs });
+    const conn = new Connection(socket, false, {
+      maxSendBuffer,
+      rate,
+      closeTimeoutMs,
+      sendTimeoutMs,
+    });
     const session = new Session(conn, log);
     session.closeTimeoutMs = closeTimeoutMs;
     sessions.add(session);
@@ -181,7 +188,7 @@ export default function c2s(module: Module) {
       conn.close();
     };
     conn.onOverflow = () => {
-      log.info("closing {who}: {bytes} bytes wait for a client that reads too slowly", {
+      log.info("closing {who}: {bytes} bytes wait for a client that does not read them", {
         who: session.full_jid ?? ip,
         bytes: conn.buffered,
       });

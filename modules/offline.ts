@@ -15,6 +15,8 @@ import type { Session } from "../core/session.ts";
 import type { Stanza } from "../core/xml/stanza.ts";
 
 const DELAY_NS = "urn:xmpp:delay";
+/** Output waiting for the client past which delivery waits for it to read. */
+const PACE = 128 * 1024;
 
 export default function offline(module: Module) {
   const store = module.openStore(undefined, "archive");
@@ -55,6 +57,8 @@ export default function offline(module: Module) {
     for (const item of items) {
       if (origin.destroyed) break; // keep the rest for next time
       if (busy.has(item.id)) continue; // another resource is receiving it right now
+      // At the client's pace: the output cap is for clients that stop reading.
+      if (origin.backlog > PACE && !await origin.flush()) break;
       replayed.add(item.stanza);
       origin.send(item.stanza);
       sent.push(item.id);

@@ -5,8 +5,10 @@
  * Output: writes are enqueued on the socket in call order, and reading never
  * waits for output — a client that reads slowly only fills its own buffer.
  * When what waits to be written passes `maxSendBuffer` (Prosody's
- * `max_send_buffer_size`), `onOverflow` is called once so the stream can be
- * closed. Each write may carry an `item` (the stanza it was): items that
+ * `max_send_buffer_size`), or the peer takes none of it for `sendTimeoutMs`
+ * (Prosody's `send_timeout`), `onOverflow` is called once so the stream can
+ * be closed. Code that sends much at once (offline messages, later archive
+ * pages) paces itself on `flush()` so as not to trip the cap. Each write may carry an `item` (the stanza it was): items that
  * never reached the kernel are handed to `onClose`, so the stanzas they were
  * can go where stanzas for an unavailable resource go.
  *
@@ -35,6 +37,12 @@ export interface ConnectionOptions {
   rate?: { bytesPerSecond: number; burstSeconds: number };
   /** How long `close()` waits for the peer before dropping the socket (ms); default 5 s. */
   closeTimeoutMs?: number;
+  /**
+   * How long output may wait with no byte taken by the peer before the
+   * connection counts as stuck and `onOverflow` is called (ms; Prosody's
+   * `send_timeout`); default 180 s.
+   */
+  sendTimeoutMs?: number;
 }
 
 /**
@@ -65,6 +73,9 @@ export class Connection {
 
   private maxSendBuffer: number;
   private closeTimeoutMs: number;
+  private sendTimeoutMs: number;
+  private stallTimer = 0;
+  private doneAtCheck = 0;
   private paused = 0;
   private overflowed = false;
   /** Items of writes whose callback has not come yet, in write order. */
@@ -73,6 +84,8 @@ export class Connection {
   private lost: unknown[] = [];
   private writes = 0;
   private done = 0;
+  /** A write failed: what follows cannot be known to have reached the peer. */
+  private failed = false;
   private flushWaiters: Array<{ upTo: number; resolve: (ok: boolean) => void }> = [];
   // Token bucket of the inbound rate limit.
   private rate: { bytesPerSecond: number; capacity: number } | undefined;
@@ -88,6 +101,7 @@ export class Connection {
     this.ip = clientAddress(socket);
     this.maxSendBuffer = opts.maxSendBuffer ?? 1 << 20;
     this.closeTimeoutMs = opts.closeTimeoutMs ?? 5000;
+    this.sendTimeoutMs = opts.sendTimeoutMs ?? 180_000;
     this.setRate(opts.rate);
     this.attach(socket);
   }
@@ -118,6 +132,7 @@ export class Connection {
     this.closed = true;
     clearTimeout(this.throttleTimer);
     clearTimeout(this.graceTimer);
+    clearTimeout(this.stallTimer);
     const unsent = this.lost;
     for (const item of this.inflight) if (item !== undefined) unsent.push(item);
     this.inflight = [];
@@ -131,6 +146,7 @@ export class Connection {
     const item = this.inflight.shift();
     this.done++;
     if (error) {
+      this.failed = true;
       if (item !== undefined) this.lost.push(item);
       for (const w of this.flushWaiters.splice(0)) w.resolve(false);
       return;
@@ -149,11 +165,26 @@ export class Connection {
     this.inflight.push(item);
     this.writes++;
     this.socket.write(data, this.written);
-    if (!this.overflowed && this.socket.writableLength > this.maxSendBuffer) {
-      this.overflowed = true;
-      this.onOverflow();
-    }
+    if (!this.overflowed && this.socket.writableLength > this.maxSendBuffer) this.overflow();
+    else if (this.stallTimer === 0) this.watchStall();
     return true;
+  }
+
+  private overflow(): void {
+    if (this.overflowed) return;
+    this.overflowed = true;
+    this.onOverflow();
+  }
+
+  /** While output waits, checks every send timeout that the peer took some of it. */
+  private watchStall(): void {
+    this.doneAtCheck = this.done;
+    this.stallTimer = unrefTimeout(() => {
+      this.stallTimer = 0;
+      if (this.closed || this.done === this.writes) return; // all written: nothing waits
+      if (this.done === this.doneAtCheck) return this.overflow(); // no progress at all
+      this.watchStall();
+    }, this.sendTimeoutMs);
   }
 
   /** Bytes written but not yet taken by the kernel. */
@@ -163,7 +194,7 @@ export class Connection {
 
   /** Resolves true once everything written so far reached the kernel; false if the socket died first. */
   flush(): Promise<boolean> {
-    if (this.closed) return Promise.resolve(false);
+    if (this.closed || this.failed) return Promise.resolve(false);
     if (this.done === this.writes) return Promise.resolve(true);
     return new Promise((resolve) => this.flushWaiters.push({ upTo: this.writes, resolve }));
   }

@@ -134,3 +134,35 @@ Deno.test("past max_send_buffer_size the stream is closed, and every message is 
     await t.stop();
   }
 });
+
+Deno.test("output nobody takes for send_timeout closes the stream, below the cap too", async () => {
+  const t = await startTestServer({ ...BASE, send_timeout: 1, max_send_buffer_size: 64 << 20 });
+  const users = t.server.users("localhost")!;
+  await users.createUser("juliet", "pw");
+  await users.createUser("romeo", "pw");
+  const juliet = await RawClient.connect(t.port);
+  const romeo = await RawClient.connect(t.port);
+  try {
+    await juliet.login("juliet", "pw", "j");
+    await romeo.login("romeo", "pw", "r");
+    romeo.send("<presence/>");
+    await romeo.waitFor(/<presence/);
+    romeo.socket.pause();
+    // Enough to fill the kernel's buffers; far below max_send_buffer_size.
+    flood(juliet, "romeo@localhost/r", 8000);
+    await until("romeo's output backs up", () => {
+      const s = t.server.sessions.full.get("romeo@localhost/r");
+      return s !== undefined && s.conn.socket.writableLength > 1 << 20;
+    });
+    assert.ok(t.server.sessions.full.has("romeo@localhost/r"));
+    await until(
+      "romeo's stalled session is closed",
+      () => !t.server.sessions.full.has("romeo@localhost/r"),
+      20_000,
+    );
+  } finally {
+    juliet.close();
+    romeo.close();
+    await t.stop();
+  }
+});
