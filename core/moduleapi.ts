@@ -385,54 +385,76 @@ export class Module {
   }
 
   /**
-   * Sends an iq and resolves with the result event; rejects with a
-   * `StanzaError` on an error reply or after `timeoutMs` (default 120 s).
+   * Sends an iq get/set and resolves with the result event; rejects with a
+   * `StanzaError` on an error reply or after `timeoutMs` (default 120 s),
+   * and with an `Error` if the module unloads first. The iq gets a unique id
+   * when it has none; only a reply from the JID it was sent to (with that
+   * id, to the JID it came from) settles it. `from` defaults to this host
+   * and may be a bare or full JID.
    */
   sendIq(
     stanza: Stanza,
     opts: { origin?: Origin; timeoutMs?: number } = {},
   ): Promise<StanzaEvent> {
-    const id = stanza.attrs.id!;
-    const from = stanza.attrs.from ?? this.host;
-    const kind = from.includes("@") ? "bare" : "host";
-    const bareFrom = from.split("/")[0];
-    const resultEvent = `iq-result/${kind}/${id}`;
-    const errorEvent = `iq-error/${kind}/${id}`;
-    const bus = this.server.hosts.get(bareFrom.split("@").pop()!)?.events ?? this.bus;
+    const attrs = stanza.attrs;
+    attrs.id ??= "iq" + crypto.randomUUID();
+    attrs.from ??= this.host;
+    const { id, from, to } = attrs as { id: string; from: string; to?: string };
+    const expected = to ?? bareOf(from);
+    const fromHost = bareOf(from).split("@").pop()!;
+    const bus = this.server.hosts.get(fromHost)?.events ?? this.bus;
+    // Replies to a host or bare JID fire iq-result/… events (mod_iq); replies to
+    // a full JID are routed to a session, so they are caught before that.
+    const kind = !from.includes("@") ? "host" : from.includes("/") ? "full" : "bare";
+    const events = kind === "full"
+      ? ["iq/full"]
+      : [`iq-result/${kind}/${id}`, `iq-error/${kind}/${id}`];
     return new Promise((resolve, reject) => {
+      const matches = (e: StanzaEvent) => {
+        const r = e.stanza.attrs;
+        return r.id === id && (r.type === "result" || r.type === "error") &&
+          (kind !== "full" || r.to === from) && (r.from ?? bareOf(r.to ?? "")) === expected;
+      };
+      const onReply = (e: StanzaEvent) => {
+        if (!matches(e)) return undefined; // someone else's, or a forgery: not ours
+        done();
+        if (e.stanza.attrs.type === "result") {
+          resolve(e);
+        } else {
+          const err = e.stanza.getError();
+          reject(
+            new StanzaError(
+              (err.type ?? "cancel") as "cancel",
+              err.condition ?? "undefined-condition",
+              err.text,
+            ),
+          );
+        }
+        return true;
+      };
+      const cancel = () => {
+        done();
+        reject(new Error(`module ${this.name} unloaded before the iq ${id} was answered`));
+      };
       const done = () => {
-        bus.off(resultEvent, onResult);
-        bus.off(errorEvent, onError);
+        for (const name of events) bus.off(name, onReply);
         clearTimeout(timer);
         this.timers.delete(timer);
-      };
-      const onResult = (e: StanzaEvent) => {
-        done();
-        resolve(e);
-        return true;
-      };
-      const onError = (e: StanzaEvent) => {
-        done();
-        const err = e.stanza.getError();
-        reject(
-          new StanzaError(
-            (err.type ?? "cancel") as "cancel",
-            err.condition ?? "undefined-condition",
-            err.text,
-          ),
-        );
-        return true;
+        this.pendingIqs.delete(cancel);
       };
       const timer = unrefTimeout(() => {
         done();
         reject(new StanzaError("wait", "remote-server-timeout", "No response to iq"));
       }, opts.timeoutMs ?? 120_000);
       this.timers.add(timer);
-      bus.on(resultEvent, onResult, 1);
-      bus.on(errorEvent, onError, 1);
+      this.pendingIqs.add(cancel);
+      for (const name of events) bus.on(name, onReply, 1000);
       this.send(stanza, opts.origin);
     });
   }
+
+  /** @internal iqs waiting for a reply: each function rejects its promise (on unload). */
+  readonly pendingIqs = new Set<() => void>();
 
   // --- time ------------------------------------------------------------------
 
@@ -501,6 +523,11 @@ export class Module {
     if (v === undefined) registry.set(full, v = init());
     return v;
   }
+}
+
+function bareOf(jid: string): string {
+  const slash = jid.indexOf("/");
+  return slash === -1 ? jid : jid.slice(0, slash);
 }
 
 const UNITS: Record<string, number> = {

@@ -16,7 +16,7 @@
  * @module
  */
 import { resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { Module, type ModuleDefinition } from "./moduleapi.ts";
 import { locateModule } from "./modulelocator.ts";
 import type { Server } from "./server.ts";
@@ -62,9 +62,15 @@ export class ModuleManager {
     return p;
   }
 
-  private async doLoad(host: string, name: string, state?: unknown): Promise<Module> {
-    const path = this.locate(name);
-    const def = await this.importDefinition(path, state !== undefined);
+  private async doLoad(
+    host: string,
+    name: string,
+    state?: unknown,
+    /** Code imported already (a reload): used instead of importing again. */
+    imported?: { path: string; def: ModuleDefinition },
+  ): Promise<Module> {
+    const path = imported?.path ?? this.locate(name);
+    const def = imported?.def ?? await this.importDefinition(path, false);
     if (def.meta?.scope === "global") {
       let global = this.globals.get(name);
       if (!global) global = await this.instantiate("*", name, path, def, state);
@@ -123,7 +129,8 @@ export class ModuleManager {
 
   private async importDefinition(path: string, fresh: boolean): Promise<ModuleDefinition> {
     // Deno cannot evict a module from its cache, so a reload imports a new URL.
-    const url = new URL("file://" + path);
+    // (Files the module imports itself stay cached: only its own file is fresh.)
+    const url = pathToFileURL(path);
     if (fresh) url.searchParams.set("reload", String(++this.generation));
     const def = await import(url.href) as ModuleDefinition;
     if (typeof def.default !== "function") {
@@ -164,6 +171,7 @@ export class ModuleManager {
   }
 
   private cleanup(module: Module): void {
+    for (const cancel of [...module.pendingIqs]) cancel();
     for (const { bus, name, fn } of module.hooks) bus.off(name, fn);
     module.hooks.length = 0;
     for (const t of module.timers) clearTimeout(t);
@@ -181,11 +189,11 @@ export class ModuleManager {
     if (!old) throw new ModuleError(`module "${name}" is not loaded on ${host}`);
     // Compile the new code first: a broken file leaves the old module running.
     const path = this.locate(name);
-    await this.importDefinition(path, true);
+    const def = await this.importDefinition(path, true);
     const state = old.definition?.save?.();
     const dependants = [...this.dependants.get(host + "/" + name) ?? []];
     await this.unload(host, name);
-    const fresh = await this.doLoad(host, name, state ?? undefined);
+    const fresh = await this.doLoad(host, name, state ?? undefined, { path, def });
     for (const d of dependants) await this.load(d.host, d.name);
     this.server.events.emit("module-reloaded", { module: name, host }, fresh.logError);
     return fresh;

@@ -99,3 +99,64 @@ Deno.test("sendIq resolves with the result, rejects on an error reply and on tim
     await t.stop();
   }
 });
+
+Deno.test("sendIq: unique ids, replies only from the JID asked, full-JID senders, settled on unload", async () => {
+  const t = await startTestServer({
+    authentication: "internal_plain",
+    c2s_require_encryption: false,
+    allow_unencrypted_plain_auth: true,
+  });
+  const juliet = await RawClient.connect(t.port);
+  const romeo = await RawClient.connect(t.port);
+  try {
+    await t.server.users("localhost")!.createUser("juliet", "pw");
+    await t.server.users("localhost")!.createUser("romeo", "pw");
+    const julietJid = await juliet.login("juliet", "pw", "r");
+    const romeoJid = await romeo.login("romeo", "pw", "r");
+    const m = t.server.modules.get("localhost", "ping")!;
+
+    // Two iqs without ids get two different ids.
+    const a = iq({ type: "get", id: undefined as unknown as string, to: julietJid }).tag("q", {
+      xmlns: "urn:x",
+    });
+    const b = iq({ type: "get", id: undefined as unknown as string, to: julietJid }).tag("q", {
+      xmlns: "urn:x",
+    });
+    const pa = m.sendIq(a);
+    const pb = m.sendIq(b);
+    assert.ok(a.attrs.id && b.attrs.id && a.attrs.id !== b.attrs.id);
+    // Romeo answers juliet's iq (he guessed the id): ignored.
+    romeo.send(`<iq type='result' id='${a.attrs.id}' to='localhost'/>`);
+    await new Promise((r) => setTimeout(r, 100));
+    let settled = false;
+    pa.then(() => settled = true, () => settled = true);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(settled, false, "a reply from another JID settled the iq");
+    juliet.send(`<iq type='result' id='${a.attrs.id}' to='localhost'/>`);
+    assert.equal((await pa).stanza.attrs.from, julietJid);
+    juliet.send(`<iq type='result' id='${b.attrs.id}' to='localhost'/>`);
+    await pb;
+
+    // From a full JID: the host's ping answer comes back to it.
+    const pong = await m.sendIq(
+      iq({ type: "get", id: "fp", from: romeoJid, to: "localhost" }).tag("ping", {
+        xmlns: "urn:xmpp:ping",
+      }),
+    );
+    assert.equal(pong.stanza.attrs.from, "localhost");
+    assert.doesNotMatch(romeo.received, /id="fp"/); // the module took it, not the session
+
+    // Pending when the module unloads: rejected, not left hanging.
+    const pending = m.sendIq(
+      iq({ type: "get", id: "u1", to: julietJid }).tag("q", { xmlns: "urn:x" }),
+    );
+    await t.server.modules.unload("localhost", "ping");
+    await assert.rejects(pending, /unloaded/);
+    // The events it waited on are gone: a late reply is nobody's business.
+    juliet.send("<iq type='result' id='u1' to='localhost'/>");
+  } finally {
+    juliet.close();
+    romeo.close();
+    await t.stop();
+  }
+});

@@ -66,6 +66,29 @@ Deno.test("reload runs the new code with the state save() returned", async () =>
   });
 });
 
+Deno.test("reload runs the file as it is now, even a module without save()", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "cadence-reload-" });
+  const version = (n: number) =>
+    `export default (module) => { module.hook("test/version", () => "v${n}"); };`;
+  await Deno.writeTextFile(`${dir}/versioned.ts`, version(1));
+  const t = await startTestServer({ plugin_paths: [dir] });
+  try {
+    const host = t.server.hosts.get("localhost")!;
+    await t.server.modules.load("localhost", "versioned");
+    assert.equal(host.events.fire("test/version", {}), "v1");
+    await Deno.writeTextFile(`${dir}/versioned.ts`, version(2));
+    await t.server.modules.reload("localhost", "versioned");
+    assert.equal(host.events.fire("test/version", {}), "v2");
+    // A file that no longer compiles leaves the running version in place.
+    await Deno.writeTextFile(`${dir}/versioned.ts`, "export default (module) => {");
+    await assert.rejects(() => t.server.modules.reload("localhost", "versioned"));
+    assert.equal(host.events.fire("test/version", {}), "v2");
+  } finally {
+    await t.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("depends loads the dependency first; unloading it unloads the dependant", async () => {
   await withPlugins(async (t) => {
     const host = t.server.hosts.get("localhost")!;
