@@ -535,10 +535,26 @@ async function writeSummary(started: Date, summary: Record<string, unknown>): Pr
 }
 
 if (import.meta.main) {
-  Deno.addSignalListener("SIGINT", async () => {
-    log("interrupted: stopping servers and removing their directories");
+  // Whatever ends the bench, no server it started (Cadence, Prosody, beam.smp and its
+  // helpers) and no temporary directory may outlive it.
+  for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+    Deno.addSignalListener(signal, async () => {
+      log(`${signal}: stopping servers and removing their directories`);
+      await ServerProcess.stopAll();
+      Deno.exit(code);
+    });
+  }
+  globalThis.addEventListener("unhandledrejection", async (e) => {
+    e.preventDefault();
+    log(`unhandled rejection: ${(e.reason as Error)?.stack ?? e.reason}; stopping servers`);
     await ServerProcess.stopAll();
-    Deno.exit(130);
+    Deno.exit(1);
   });
-  Deno.exit(await main());
+  try {
+    Deno.exit(await main());
+  } catch (e) {
+    log(`failed: ${(e as Error)?.stack ?? e}; stopping servers`);
+    await ServerProcess.stopAll();
+    Deno.exit(1);
+  }
 }
