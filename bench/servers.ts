@@ -123,7 +123,12 @@ export const CADENCE: ServerUnderTest = {
     const dir = await prepareTemplate(cadenceConfig(setup.auth), async (config) => {
       const file = await setupFile(setup);
       try {
-        const script = new URL("./seed_accounts.ts", import.meta.url).pathname;
+        // The checkout that runs the server seeds its own data format, if it has the script.
+        const theirs = `${serverRoot()}/bench/seed_accounts.ts`;
+        const script = await Deno.stat(theirs).then(
+          () => theirs,
+          () => new URL("./seed_accounts.ts", import.meta.url).pathname,
+        );
         const out = await new Deno.Command(Deno.execPath(), {
           args: ["run", "-A", script, config, file],
           cwd: serverRoot(),

@@ -201,7 +201,8 @@ export const EJABBERD_SUT: ServerUnderTest = {
   },
   modules: (auth = "plain") => ({
     list: Object.entries(MODULES).map(([m, ours]) => `${m} (${ours})`),
-    note: "presence, message, iq and c2s are ejabberd's core; auth_method internal, " +
+    note: "presence, message, iq and c2s are ejabberd's core; VM without a node name " +
+      "(not distributed, no epmd); auth_method internal, " +
       `auth_password_format ${auth}, mnesia; no mod_stream_mgmt, mod_caps or shaper` +
       (auth === "plain" ? "; login-scram: auth_password_format scram, starttls_required" : ""),
   }),
