@@ -11,8 +11,6 @@
  * @module
  */
 import { EventBus } from "./events.ts";
-import type { ResolvedConfig } from "./config.ts";
-import type { UserSessions } from "./sessionmanager.ts";
 import type { UserManager } from "./usermanager.ts";
 import type { Module } from "./moduleapi.ts";
 
@@ -22,16 +20,12 @@ export interface Host {
   readonly events: EventBus;
   /** Loaded modules by name (their per-host API objects). */
   readonly modules: Map<string, Module>;
-  /** Online users by username (VirtualHosts only). */
-  readonly sessions: Map<string, UserSessions>;
   /** The account store and auth provider (VirtualHosts only). */
   users: UserManager | undefined;
 }
 
 export class HostManager {
   private hosts = new Map<string, Host>();
-
-  constructor(readonly config: ResolvedConfig) {}
 
   get(name: string): Host | undefined {
     return this.hosts.get(name);
@@ -56,7 +50,6 @@ export class HostManager {
       type,
       events: new EventBus(),
       modules: new Map(),
-      sessions: new Map(),
       users: undefined,
     };
     this.hosts.set(name, host);
@@ -65,5 +58,10 @@ export class HostManager {
 
   remove(name: string): void {
     this.hosts.delete(name);
+  }
+
+  /** A host's event bus, if the server has that host. */
+  events(name: string): EventBus | undefined {
+    return this.hosts.get(name)?.events;
   }
 }

@@ -18,15 +18,59 @@
  * ```
  * @module
  */
-import type { EventBus, Handler } from "./events.ts";
+import { type EventBus, type Handler, isPromise } from "./events.ts";
 import type { Logger } from "./log.ts";
-import type { Origin, StanzaEvent } from "./router.ts";
-import type { Server } from "./server.ts";
+import type { Origin, Router, StanzaEvent } from "./router.ts";
 import type { Session } from "./session.ts";
+import type { SessionManager } from "./sessionmanager.ts";
+import type { RosterManager } from "./rostermanager.ts";
+import type { UserManager } from "./usermanager.ts";
+import type { ResolvedConfig } from "./config.ts";
+import type { HostTls, TlsContexts } from "./net/tlscontexts.ts";
+import type { StorageManager } from "./storage/manager.ts";
 import type { ArchiveStore, KeyValStore, MapStore } from "./storage/types.ts";
 import { type Stanza, StanzaError } from "./xml/stanza.ts";
 import { resolve } from "node:path";
 import { unrefTimeout } from "./timers.ts";
+
+/**
+ * What a Module needs of the server, handed down by the composition root
+ * (core/server.ts): the managers' public faces, never the server itself.
+ */
+export interface ModuleContext {
+  readonly config: ResolvedConfig;
+  /** The server-wide event bus. */
+  readonly events: EventBus;
+  /** A host's event bus, if the server has that host. */
+  hostEvents(host: string): EventBus | undefined;
+  /** What a host is: a VirtualHost ("local"), a component, or not this server's. */
+  hostType(host: string): "local" | "component" | undefined;
+  /** The module instances loaded on a host. */
+  hostModules(host: string): Iterable<Module>;
+  readonly sessions: SessionManager;
+  readonly router: Router;
+  readonly rosters: RosterManager;
+  readonly tls: TlsContexts;
+  /** A VirtualHost's accounts. */
+  users(host: string): UserManager | undefined;
+  /** Storage (open once the server is activated). */
+  storage(): StorageManager;
+  readonly loader: ModuleLoader;
+  readonly sharedState: Map<string, object>;
+  /** Resolves once start-up has finished. */
+  readonly started: Promise<void>;
+  /** When the server started serving (ms since the epoch). */
+  readonly startTime: number;
+  /** The origin of stanzas a host sends itself. */
+  hostOrigin(host: string): Origin;
+  logger(...category: string[]): Logger;
+}
+
+/** Loading other modules (`module.depends`), as the module manager offers it. */
+export interface ModuleLoader {
+  load(host: string, name: string): Promise<Module>;
+  recordDependency(dependant: Module, dependency: Module): void;
+}
 
 /** Payloads of the events a module can hook, by name (extend by declaration merging). */
 export interface EventMap {
@@ -38,6 +82,8 @@ export interface EventMap {
   "resource-unbind": { session: Session; error?: string };
   "authentication-success": { session: Session };
   "authentication-failure": { session: Session; condition: string; text?: string };
+  /** A stanza a connection never wrote out: deliver it as to an unavailable resource. */
+  "delivery/failure": { session: Session; stanza: Stanza };
   "server-started": undefined;
   "server-stopping": { reason?: string };
   "user-deleted": { username: string; host: string };
@@ -119,9 +165,9 @@ export class Module {
     readonly name: string,
     /** The host this instance serves; "*" for a global module. */
     readonly host: string,
-    readonly server: Server,
+    private ctx: ModuleContext,
   ) {
-    this.log = server.logger(host === "*" ? "global" : host, name);
+    this.log = ctx.logger(host === "*" ? "global" : host, name);
   }
 
   get global(): boolean {
@@ -129,7 +175,7 @@ export class Module {
   }
 
   private get bus(): EventBus {
-    return this.global ? this.server.events : this.server.hosts.get(this.host)!.events;
+    return this.global ? this.ctx.events : this.ctx.hostEvents(this.host)!;
   }
 
   // --- events ---------------------------------------------------------------
@@ -145,7 +191,7 @@ export class Module {
     fn: (event: EventPayload<K>) => unknown,
     priority = 0,
   ): void {
-    this.hookOn(this.server.events, name, fn, priority);
+    this.hookOn(this.ctx.events, name, fn, priority);
   }
 
   /** Adds a handler on any bus; removed on unload like the others. */
@@ -199,9 +245,7 @@ export class Module {
   /** Items of `kind` from every module loaded on this host. */
   hostItems<T = unknown>(kind: string): T[] {
     const out: T[] = [];
-    const host = this.server.hosts.get(this.host);
-    if (!host) return out;
-    for (const m of host.modules.values()) {
+    for (const m of this.ctx.hostModules(this.host)) {
       const list = m.items.get(kind);
       if (list) out.push(...list as T[]);
     }
@@ -222,8 +266,7 @@ export class Module {
       onRemoved(e.item, e.source);
     });
     if (!replay) return;
-    const host = this.server.hosts.get(this.host);
-    for (const m of host?.modules.values() ?? []) {
+    for (const m of this.ctx.hostModules(this.host)) {
       for (const item of (m.items.get(kind) ?? []) as T[]) onAdded(item, m);
     }
   }
@@ -248,8 +291,8 @@ export class Module {
 
   /** Makes sure another module is loaded on this host; returns its exports. */
   async depends<T = Record<string, unknown>>(name: string): Promise<T> {
-    const m = await this.server.modules.load(this.global ? "*" : this.host, name);
-    this.server.modules.recordDependency(this, m);
+    const m = await this.ctx.loader.load(this.global ? "*" : this.host, name);
+    this.ctx.loader.recordDependency(this, m);
     return m.exports as T;
   }
 
@@ -257,9 +300,7 @@ export class Module {
 
   /** An option for this host (falling back to the global section), or `fallback`. */
   getOption<T = unknown>(name: string, fallback?: T): T {
-    const v = this.global
-      ? this.server.config.global(name)
-      : this.server.config.get(this.host, name);
+    const v = this.global ? this.ctx.config.global(name) : this.ctx.config.get(this.host, name);
     return (v === undefined ? fallback : v) as T;
   }
 
@@ -319,8 +360,8 @@ export class Module {
       if (Array.isArray(v)) v.forEach((x) => set.add(String(x)));
       else if (v !== undefined) set.add(String(v));
     };
-    add(this.server.config.global(name));
-    if (!this.global) add(this.server.config.raw.virtual_hosts?.[this.host]?.[name]);
+    add(this.ctx.config.global(name));
+    if (!this.global) add(this.ctx.config.raw.virtual_hosts?.[this.host]?.[name]);
     return set;
   }
 
@@ -342,7 +383,7 @@ export class Module {
   /** A path, relative ones resolved against the data directory. */
   getOptionPath(name: string, fallback?: string): string | undefined {
     const v = this.getOptionString(name, fallback);
-    return v === undefined ? undefined : resolve(this.server.config.dataPath, v);
+    return v === undefined ? undefined : resolve(this.ctx.config.dataPath, v);
   }
 
   private badOption(name: string, expected: string, got: unknown): undefined {
@@ -362,17 +403,24 @@ export class Module {
   openStore(name?: string, type: StoreType = "keyval"): unknown {
     if (this.global) throw new Error("global modules have no per-host storage");
     // deno-lint-ignore no-explicit-any
-    return this.server.storage.open(this.host, name ?? this.name, type as any);
+    return this.ctx.storage().open(this.host, name ?? this.name, type as any);
   }
 
   // --- stanzas ---------------------------------------------------------------
 
-  /** Routes a stanza as if the host (or `origin`) sent it; no `pre-*` events. */
-  send(stanza: Stanza, origin?: Origin): void {
-    const r = this.server.router.route(origin ?? this.server.hostOrigin(this.host), stanza);
-    if (r instanceof Promise) {
-      r.catch((e) => this.log.error("send failed: {error}", { error: e }));
+  /**
+   * Routes a stanza as if the host (or `origin`) sent it; no `pre-*` events.
+   * Resolves once it is handled (await it to keep an order); an error is
+   * logged, never thrown.
+   */
+  send(stanza: Stanza, origin?: Origin): Promise<void> {
+    try {
+      const r = this.ctx.router.route(origin ?? this.ctx.hostOrigin(this.host), stanza);
+      if (isPromise(r)) return Promise.resolve(r).then(() => {}, this.logError);
+    } catch (e) {
+      this.logError(e);
     }
+    return Promise.resolve();
   }
 
   /** Sends to each JID a copy of `stanza` addressed to it. */
@@ -402,7 +450,7 @@ export class Module {
     const { id, from, to } = attrs as { id: string; from: string; to?: string };
     const expected = to ?? bareOf(from);
     const fromHost = bareOf(from).split("@").pop()!;
-    const bus = this.server.hosts.get(fromHost)?.events ?? this.bus;
+    const bus = this.ctx.hostEvents(fromHost) ?? this.bus;
     // Replies to a host or bare JID fire iq-result/… events (mod_iq); replies to
     // a full JID are routed to a session, so they are caught before that.
     const kind = !from.includes("@") ? "host" : from.includes("/") ? "full" : "bare";
@@ -456,6 +504,112 @@ export class Module {
   /** @internal iqs waiting for a reply: each function rejects its promise (on unload). */
   readonly pendingIqs = new Set<() => void>();
 
+  /** Fires an event on another host's bus (a global module serving that host's streams). */
+  fireOn<K extends string>(host: string, name: K, data: EventPayload<K>): unknown {
+    return this.ctx.hostEvents(host)?.fire(name, data);
+  }
+
+  // --- sessions: who is online, and sending to them ----------------------------
+
+  /** The bound session with this full JID, on any host of the server. */
+  fullSession(jid: string): Session | undefined {
+    return this.ctx.sessions.full.get(jid);
+  }
+
+  /** The connected resources of a user of this host (`host`: another of the server's). */
+  resources(username: string, host = this.host): Iterable<Session> {
+    return this.ctx.sessions.resources(username, host);
+  }
+
+  /** A user's resources with available presence. */
+  availableResources(username: string, host = this.host): Session[] {
+    return this.ctx.sessions.available(username, host);
+  }
+
+  /** The resources a message to the user's bare JID goes to (RFC 6121 §8.5.2.1.1). */
+  topResources(username: string, host = this.host): Session[] {
+    return this.ctx.sessions.top(username, host);
+  }
+
+  /** Whether a user of this host has a bound session. */
+  isOnline(username: string, host = this.host): boolean {
+    return this.ctx.sessions.user(username, host) !== undefined;
+  }
+
+  /** Sends to each available resource of a user, serialised once; returns how many. */
+  sendToAvailable(username: string, stanza: Stanza, host = this.host): number {
+    return this.ctx.sessions.sendToAvailableResources(username, host, stanza);
+  }
+
+  /** Sends to each resource that fetched the roster, addressed to it; returns how many. */
+  sendToInterested(username: string, stanza: Stanza, host = this.host): number {
+    return this.ctx.sessions.sendToInterestedResources(username, host, stanza);
+  }
+
+  /** SASL succeeded: the session belongs to `username` from now on. */
+  authenticate(session: Session, username: string): boolean {
+    return this.ctx.sessions.makeAuthenticated(session, username);
+  }
+
+  /** Binds a resource to an authenticated session (throws a `BindError` when refused). */
+  bindResource(session: Session, resource?: string): Promise<void> {
+    return this.ctx.sessions.bindResource(session, resource);
+  }
+
+  /** Takes an ended session out of the tables, firing the unbind events. */
+  destroySession(session: Session, error?: string): Promise<void> {
+    return this.ctx.sessions.destroySession(session, error);
+  }
+
+  /** Hands an element a session received to the router (transports: c2s, later WebSocket, BOSH). */
+  processStanza(session: Session, stanza: Stanza): unknown {
+    return this.ctx.router.process(session, stanza);
+  }
+
+  // --- hosts, accounts, rosters, TLS -----------------------------------------------
+
+  /** What `host` is to this server: a VirtualHost ("local"), a component, or nothing. */
+  hostType(host: string): "local" | "component" | undefined {
+    return this.ctx.hostType(host);
+  }
+
+  /** The server's VirtualHosts, in configuration order (the first is the default). */
+  localHosts(): readonly string[] {
+    return this.ctx.config.hosts;
+  }
+
+  /** The server's components. */
+  components(): readonly string[] {
+    return this.ctx.config.components;
+  }
+
+  /** This host's accounts: exists, create, password, delete (VirtualHosts only). */
+  get users(): UserManager {
+    const users = this.ctx.users(this.host);
+    if (!users) throw new Error(`${this.host} has no accounts (it is not a VirtualHost)`);
+    return users;
+  }
+
+  /** The users' rosters: load, modify under the user's lock, subscription queries. */
+  get rosters(): RosterManager {
+    return this.ctx.rosters;
+  }
+
+  /** This host's (or another's) certificate and TLS context, once loaded. */
+  tlsFor(host = this.host): HostTls | undefined {
+    return this.ctx.tls.peek(host);
+  }
+
+  /** Loads (once) a host's certificate and TLS context. */
+  loadTls(host = this.host): Promise<HostTls> {
+    return this.ctx.tls.get(host);
+  }
+
+  /** When the server started serving, in ms since the epoch. */
+  get startTime(): number {
+    return this.ctx.startTime;
+  }
+
   // --- time ------------------------------------------------------------------
 
   /**
@@ -493,7 +647,7 @@ export class Module {
 
   /** Runs `fn` once the server has started (at once if it already has); errors are logged. */
   onReady(fn: () => unknown): void {
-    this.server.started.then(() => {
+    this.ctx.started.then(() => {
       if (this.loaded) return fn();
     }).catch(this.logError);
   }
@@ -518,7 +672,7 @@ export class Module {
       : path.includes("/")
       ? `/${this.host}/${path}`
       : `/${this.host}/${this.name}/${path}`;
-    const registry = this.server.sharedState;
+    const registry = this.ctx.sharedState;
     let v = registry.get(full) as T | undefined;
     if (v === undefined) registry.set(full, v = init());
     return v;

@@ -17,9 +17,20 @@
  */
 import { resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { Module, type ModuleDefinition } from "./moduleapi.ts";
+import { Module, type ModuleContext, type ModuleDefinition } from "./moduleapi.ts";
 import { locateModule } from "./modulelocator.ts";
-import type { Server } from "./server.ts";
+import type { ResolvedConfig } from "./config.ts";
+import type { EventBus } from "./events.ts";
+import type { HostManager } from "./hostmanager.ts";
+
+/** What the module manager works with: the configuration, the hosts, the server's events. */
+export interface ModuleManagerDeps {
+  config: ResolvedConfig;
+  hosts: HostManager;
+  events: EventBus;
+  /** The context every Module is given (it includes this manager as its loader). */
+  context(): ModuleContext;
+}
 
 const BUILTIN_DIR = fileURLToPath(new URL("../modules/", import.meta.url));
 
@@ -34,7 +45,7 @@ export class ModuleManager {
   private dependants = new Map<string, Set<Module>>();
   private generation = 0;
 
-  constructor(private server: Server) {}
+  constructor(private deps: ModuleManagerDeps) {}
 
   static get builtinDir(): string {
     return BUILTIN_DIR;
@@ -42,7 +53,7 @@ export class ModuleManager {
 
   /** The loaded instance of `name` on `host` ("*" for global), if any. */
   get(host: string, name: string): Module | undefined {
-    return host === "*" ? this.globals.get(name) : this.server.hosts.get(host)?.modules.get(name);
+    return host === "*" ? this.globals.get(name) : this.deps.hosts.get(host)?.modules.get(name);
   }
 
   isLoaded(host: string, name: string): boolean {
@@ -75,11 +86,11 @@ export class ModuleManager {
       let global = this.globals.get(name);
       if (!global) global = await this.instantiate("*", name, path, def, state);
       if (host === "*" || !def.addHost) return global;
-      const hostModule = new Module(name, host, this.server);
+      const hostModule = new Module(name, host, this.deps.context());
       hostModule.definition = def;
       hostModule.path = path;
       hostModule.exports = global.exports;
-      this.server.hosts.get(host)!.modules.set(name, hostModule);
+      this.deps.hosts.get(host)!.modules.set(name, hostModule);
       await def.addHost(hostModule);
       return hostModule;
     }
@@ -94,11 +105,11 @@ export class ModuleManager {
     def: ModuleDefinition,
     state: unknown,
   ): Promise<Module> {
-    const module = new Module(name, host, this.server);
+    const module = new Module(name, host, this.deps.context());
     module.definition = def;
     module.path = path;
     if (host === "*") this.globals.set(name, module);
-    else this.server.hosts.get(host)!.modules.set(name, module);
+    else this.deps.hosts.get(host)!.modules.set(name, module);
     try {
       await def.default(module);
       if (state !== undefined) def.restore?.(state);
@@ -106,7 +117,7 @@ export class ModuleManager {
     } catch (e) {
       this.cleanup(module);
       if (host === "*") this.globals.delete(name);
-      else this.server.hosts.get(host)?.modules.delete(name);
+      else this.deps.hosts.get(host)?.modules.delete(name);
       throw new ModuleError(
         `module "${name}" failed to load on ${host === "*" ? "the server" : host}: ${
           (e as Error).message
@@ -114,14 +125,14 @@ export class ModuleManager {
         { cause: e },
       );
     }
-    this.server.events.emit("module-loaded", { module: name, host }, module.logError);
+    this.deps.events.emit("module-loaded", { module: name, host }, module.logError);
     module.log.debug("loaded");
     return module;
   }
 
   private locate(name: string): string {
-    const pluginPaths = (this.server.config.global("plugin_paths") as string[] | undefined) ?? [];
-    const dirs = pluginPaths.map((p) => resolve(this.server.config.configDir, p));
+    const pluginPaths = (this.deps.config.global("plugin_paths") as string[] | undefined) ?? [];
+    const dirs = pluginPaths.map((p) => resolve(this.deps.config.configDir, p));
     const path = locateModule(name, dirs, BUILTIN_DIR);
     if (!path) throw new ModuleError(`module "${name}" not found (plugin_paths and modules/)`);
     return path;
@@ -166,8 +177,8 @@ export class ModuleManager {
     }
     this.cleanup(module);
     if (host === "*") this.globals.delete(name);
-    else this.server.hosts.get(host)?.modules.delete(name);
-    this.server.events.emit("module-unloaded", { module: name, host }, module.logError);
+    else this.deps.hosts.get(host)?.modules.delete(name);
+    this.deps.events.emit("module-unloaded", { module: name, host }, module.logError);
   }
 
   private cleanup(module: Module): void {
@@ -195,13 +206,13 @@ export class ModuleManager {
     await this.unload(host, name);
     const fresh = await this.doLoad(host, name, state ?? undefined, { path, def });
     for (const d of dependants) await this.load(d.host, d.name);
-    this.server.events.emit("module-reloaded", { module: name, host }, fresh.logError);
+    this.deps.events.emit("module-reloaded", { module: name, host }, fresh.logError);
     return fresh;
   }
 
   /** Unloads every module of a host (at shutdown or host removal). */
   async unloadAll(host: string): Promise<void> {
-    const names = [...this.server.hosts.get(host)?.modules.keys() ?? []].reverse();
+    const names = [...this.deps.hosts.get(host)?.modules.keys() ?? []].reverse();
     for (const name of names) {
       if (this.isLoaded(host, name)) await this.unload(host, name);
     }

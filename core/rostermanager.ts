@@ -10,16 +10,18 @@
  *
  * @example
  * ```ts
- * await server.rosters.modify("juliet", "localhost", (roster) => {
+ * await rosters.modify("juliet", "localhost", (roster) => {
  *   roster.items.set("romeo@localhost", { subscription: "none", groups: [] });
  *   return ["romeo@localhost"]; // changed items: saved, version bumped, pushed
  * });
- * await server.rosters.isContactSubscribed("juliet", "localhost", "romeo@localhost");
+ * await rosters.isContactSubscribed("juliet", "localhost", "romeo@localhost");
  * ```
  * @module
  */
+import type { EventBus } from "./events.ts";
 import { KeyedLock } from "./keyedlock.ts";
-import type { Server } from "./server.ts";
+import type { SessionManager } from "./sessionmanager.ts";
+import type { KeyValStore } from "./storage/types.ts";
 import type { Subscription, SubscriptionState } from "./subscription.ts";
 import { element, iq, type Stanza } from "./xml/stanza.ts";
 
@@ -41,10 +43,18 @@ export interface Roster {
   version: number;
 }
 
-interface StoredRoster {
+/** A roster as stored (keyval store `roster`). */
+export interface StoredRoster {
   items: Record<string, RosterItem>;
   pending: Record<string, string>;
   version: number;
+}
+
+/** What the roster manager needs: the `roster` store of a host, sessions, and host events. */
+export interface RosterDeps {
+  store(host: string): KeyValStore<StoredRoster>;
+  sessions: SessionManager;
+  events(host: string): EventBus | undefined;
 }
 
 export const ROSTER_NS = "jabber:iq:roster";
@@ -54,10 +64,10 @@ let pushCounter = 0;
 export class RosterManager {
   private locks = new KeyedLock();
 
-  constructor(private server: Server) {}
+  constructor(private deps: RosterDeps) {}
 
   private store(host: string) {
-    return this.server.storage.open<StoredRoster>(host, "roster", "keyval");
+    return this.deps.store(host);
   }
 
   /**
@@ -66,14 +76,14 @@ export class RosterManager {
    * {@link modify} is between its read and its write.
    */
   load(username: string, host: string): Promise<Roster> {
-    const online = this.server.sessions.user(username, host);
+    const online = this.deps.sessions.user(username, host);
     if (online?.roster) return Promise.resolve(online.roster as Roster);
     return this.locks.run(`${username}@${host}`, () => this.loadLocked(username, host));
   }
 
   /** {@link load} for a caller that holds the user's lock. */
   private async loadLocked(username: string, host: string): Promise<Roster> {
-    const online = this.server.sessions.user(username, host);
+    const online = this.deps.sessions.user(username, host);
     if (online?.roster) return online.roster as Roster;
     const stored = await this.store(host).get(username);
     const roster: Roster = {
@@ -81,10 +91,10 @@ export class RosterManager {
       pending: new Map(Object.entries(stored?.pending ?? {})),
       version: stored?.version ?? 0,
     };
-    const r = this.server.hosts.get(host)?.events.fire("roster-load", { username, host, roster });
+    const r = this.deps.events(host)?.fire("roster-load", { username, host, roster });
     if (r instanceof Promise) await r;
     // A session bound meanwhile shares this copy from now on.
-    const now = this.server.sessions.user(username, host);
+    const now = this.deps.sessions.user(username, host);
     if (now) now.roster ??= roster;
     return (now?.roster as Roster | undefined) ?? roster;
   }
@@ -122,19 +132,13 @@ export class RosterManager {
 
   /** Sends a roster push for `jid` to the user's interested resources. */
   push(username: string, host: string, jid: string, roster: Roster): void {
-    const user = this.server.sessions.user(username, host);
-    if (!user) return;
     const item = roster.items.get(jid);
     const query = iq({ type: "set", id: "push" + (++pushCounter).toString(36) })
       .tag("query", { xmlns: ROSTER_NS, ver: String(roster.version) });
     query.addChild(
       item ? itemElement(jid, item) : element("item", { jid, subscription: "remove" }),
     );
-    for (const session of user.sessions.values()) {
-      if (!session.interested) continue;
-      query.attrs.to = session.full_jid;
-      session.send(query);
-    }
+    this.deps.sessions.sendToInterestedResources(username, host, query.reset());
   }
 
   /** The subscription state of a contact, for the state machine. */

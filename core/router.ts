@@ -20,8 +20,7 @@
  * ```
  * @module
  */
-import { isPromise } from "./events.ts";
-import type { HostManager } from "./hostmanager.ts";
+import { type EventBus, isPromise } from "./events.ts";
 import { prep } from "./jid.ts";
 import { type ErrorType, type Stanza, StanzaError } from "./xml/stanza.ts";
 import type { Logger } from "./log.ts";
@@ -42,9 +41,21 @@ export interface StanzaEvent<O extends Origin = Origin> {
   stanza: Stanza;
   /** Addressed to the sender's own bare JID (or had no `to`). */
   to_self?: boolean;
+  /**
+   * The localpart of the account the stanza is for (bare, full and self
+   * destinations), parsed once by the router so handlers need not split
+   * `to` again; undefined for stanzas to a host.
+   */
+  to_user?: string;
 }
 
 type Dest = "full" | "bare" | "host";
+
+/** What the router needs of the hosts: which exist, and their event buses. */
+export interface RouterHosts {
+  has(host: string): boolean;
+  events(host: string): EventBus | undefined;
+}
 
 const STAGE_PRE_STANZA = 0;
 const STAGE_PRE_KIND = 1;
@@ -53,7 +64,7 @@ const STAGE_SELF = 3;
 const STAGE_DONE = 4;
 
 export class Router {
-  constructor(private hosts: HostManager, private log: Logger) {}
+  constructor(private hosts: RouterHosts, private log: Logger) {}
 
   /** Handles one element received from a session. */
   process(origin: Origin, stanza: Stanza): unknown {
@@ -106,8 +117,7 @@ export class Router {
     } else {
       event = "stanza/" + attrs.xmlns + ":" + name;
     }
-    const host = this.hosts.get(origin.host);
-    const r = host?.events.fire(event, { origin, stanza });
+    const r = this.hosts.events(origin.host)?.fire(event, { origin, stanza });
     if (isPromise(r)) {
       return r.then((v) => {
         if (v === undefined) this.unhandled(origin, stanza);
@@ -126,10 +136,12 @@ export class Router {
     let dest: Dest;
     let destHost: string;
     let toSelf = false;
+    let toUser: string | undefined;
     if (to === undefined) {
       dest = "bare";
       destHost = origin.host;
       toSelf = true;
+      toUser = origin.username;
     } else {
       const at = to.indexOf("@");
       const slash = to.indexOf("/");
@@ -140,19 +152,21 @@ export class Router {
       } else if (slash !== -1) {
         dest = "full";
         destHost = to.slice(at + 1, slash);
+        toUser = to.slice(0, at);
       } else {
         dest = "bare";
         destHost = to.slice(at + 1);
+        toUser = to.slice(0, at);
         if (
           origin.username !== undefined && origin.type === "c2s" &&
-          destHost === origin.host && to.slice(0, at) === origin.username
+          destHost === origin.host && toUser === origin.username
         ) {
           delete attrs.to;
           toSelf = true;
         }
       }
     }
-    const event: StanzaEvent = { origin, stanza, to_self: toSelf };
+    const event: StanzaEvent = { origin, stanza, to_self: toSelf, to_user: toUser };
     return this.runStages(
       preEvents ? STAGE_PRE_STANZA : STAGE_DELIVER,
       event,
@@ -197,16 +211,16 @@ export class Router {
     const name = event.stanza.name;
     switch (stage) {
       case STAGE_PRE_STANZA: {
-        const r = this.hosts.get(event.origin.host)?.events.fire("pre-stanza", event);
+        const r = this.hosts.events(event.origin.host)?.fire("pre-stanza", event);
         return r;
       }
       case STAGE_PRE_KIND:
-        return this.hosts.get(event.origin.host)?.events.fire("pre-" + name + "/" + dest, event);
+        return this.hosts.events(event.origin.host)?.fire("pre-" + name + "/" + dest, event);
       case STAGE_DELIVER:
-        return this.hosts.get(destHost)?.events.fire(name + "/" + dest, event);
+        return this.hosts.events(destHost)?.fire(name + "/" + dest, event);
       case STAGE_SELF:
         if (!event.to_self) return undefined;
-        return this.hosts.get(destHost)?.events.fire(name + "/self", event);
+        return this.hosts.events(destHost)?.fire(name + "/self", event);
     }
   }
 
@@ -214,7 +228,7 @@ export class Router {
     const { origin, stanza } = event;
     if (this.hosts.has(destHost)) return this.unhandled(origin, stanza);
     // (No handler yet: s2s will add one. A rejection is logged, never dropped.)
-    const r = this.hosts.get(origin.host)?.events.fire("route/remote", {
+    const r = this.hosts.events(origin.host)?.fire("route/remote", {
       origin,
       stanza,
       from_host: origin.host,

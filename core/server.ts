@@ -1,6 +1,8 @@
 /**
- * The server: ties the core managers together and runs the start-up and
- * shutdown sequence (Prosody's `util/startup.lua`, reduced).
+ * The server: the composition root. It builds the core managers, hands each
+ * only the narrow interface it needs (no manager knows this file), gives
+ * modules their {@link ModuleContext}, and runs the start-up and shutdown
+ * sequence (Prosody's `util/startup.lua`, reduced).
  *
  * `activate()` opens storage and activates every host: its auth provider,
  * then its modules. `start()` then fires `server-started`, on which network
@@ -21,6 +23,7 @@ import type { ResolvedConfig } from "./config.ts";
 import { HostManager } from "./hostmanager.ts";
 import { getLogger, type Logger } from "./log.ts";
 import { ModuleManager } from "./modulemanager.ts";
+import type { ModuleContext } from "./moduleapi.ts";
 import { type Origin, Router } from "./router.ts";
 import { SessionManager } from "./sessionmanager.ts";
 import { RosterManager } from "./rostermanager.ts";
@@ -51,15 +54,49 @@ export class Server {
   private state: "new" | "activating" | "active" | "running" | "stopping" | "stopped" = "new";
   private hostOrigins = new Map<string, Origin>();
 
+  /** What modules are given: the managers' public faces. */
+  readonly moduleContext: ModuleContext;
+
   constructor(readonly config: ResolvedConfig) {
     this.log = getLogger("server");
-    this.hosts = new HostManager(config);
-    this.sessions = new SessionManager(this.hosts);
-    this.router = new Router(this.hosts, getLogger("router"));
-    this.modules = new ModuleManager(this);
+    const hosts = this.hosts = new HostManager();
+    this.sessions = new SessionManager({
+      events: (host) => hosts.events(host),
+      option: (host, name) => config.get(host, name),
+    });
+    this.router = new Router(hosts, getLogger("router"));
     this.tls = new TlsContexts(config);
-    this.rosters = new RosterManager(this);
+    this.rosters = new RosterManager({
+      store: (host) => this.storage.open(host, "roster", "keyval"),
+      sessions: this.sessions,
+      events: (host) => hosts.events(host),
+    });
     this.started = new Promise((resolve) => this.markStarted = resolve);
+    this.modules = new ModuleManager({
+      config,
+      hosts,
+      events: this.events,
+      context: () => this.moduleContext,
+    });
+    this.moduleContext = {
+      config,
+      events: this.events,
+      hostEvents: (host) => hosts.events(host),
+      hostType: (host) => hosts.get(host)?.type,
+      hostModules: (host) => hosts.get(host)?.modules.values() ?? [],
+      sessions: this.sessions,
+      router: this.router,
+      rosters: this.rosters,
+      tls: this.tls,
+      users: (host) => hosts.get(host)?.users,
+      storage: () => this.storage,
+      loader: this.modules,
+      sharedState: this.sharedState,
+      started: this.started,
+      startTime: this.startTime,
+      hostOrigin: (host) => this.hostOrigin(host),
+      logger: (...category) => getLogger(...category),
+    };
   }
 
   get storage(): StorageManager {
@@ -129,7 +166,10 @@ export class Server {
     const m = await this.modules.load(host, "auth_" + auth);
     const provider = m.items.get("auth-provider")?.[0] as AuthProvider | undefined;
     if (!provider) throw new Error(`module auth_${auth} provided no auth provider`);
-    this.hosts.get(host)!.users = new UserManager(host, provider, this);
+    this.hosts.get(host)!.users = new UserManager(host, provider, {
+      events: this.events,
+      purge: (h, username) => this.storage.purge(h, username),
+    });
   }
 
   /** Activates if needed, then fires `server-started`: listeners open. */

@@ -77,6 +77,11 @@ export class Session {
     this.log = log;
   }
 
+  /** The client's address (IPv4 as a.b.c.d also on dual-stack sockets). */
+  get ip(): string {
+    return this.conn.ip;
+  }
+
   /** How long `close()` waits for the peer's `</stream:stream>` (ms; `c2s_close_timeout`). */
   closeTimeoutMs = 5000;
 

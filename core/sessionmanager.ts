@@ -15,8 +15,15 @@
 import type { Session } from "./session.ts";
 import type { Stanza } from "./xml/stanza.ts";
 import { prepNode, prepResource } from "./jid.ts";
-import type { HostManager } from "./hostmanager.ts";
-import { isPromise } from "./events.ts";
+import { type EventBus, isPromise } from "./events.ts";
+
+/** What the session manager needs of the hosts: their event buses and options. */
+export interface SessionHosts {
+  /** The event bus of a host, if the server has it. */
+  events(host: string): EventBus | undefined;
+  /** An option for a host: the host's value, else the global one, else the default. */
+  option(host: string, name: string): unknown;
+}
 
 /** All sessions of one account, as Prosody's `bare_sessions[jid]`. */
 export interface UserSessions {
@@ -41,7 +48,7 @@ export class SessionManager {
   readonly full = new Map<string, Session>();
   readonly bare = new Map<string, UserSessions>();
 
-  constructor(private hosts: HostManager) {}
+  constructor(private hosts: SessionHosts) {}
 
   /** SASL succeeded: the session belongs to `username` now (c2s_unauthed → c2s_unbound). */
   makeAuthenticated(session: Session, username: string): boolean {
@@ -59,10 +66,10 @@ export class SessionManager {
   async bindResource(session: Session, wanted?: string): Promise<void> {
     const username = session.username;
     if (!username || session.resource) throw new BindError("cancel", "not-allowed");
-    const host = this.hosts.get(session.host);
-    if (!host) throw new BindError("cancel", "internal-server-error");
+    const events = this.hosts.events(session.host);
+    if (!events) throw new BindError("cancel", "internal-server-error");
     const event = { session, resource: wanted || undefined, error: undefined as unknown };
-    let veto = host.events.fire("pre-resource-bind", event);
+    let veto = events.fire("pre-resource-bind", event);
     if (isPromise(veto)) veto = await veto;
     // Closed while a handler was deciding: it must never reach the tables.
     if (session.destroyed) throw new BindError("cancel", "not-allowed", "The session is closed");
@@ -80,7 +87,7 @@ export class SessionManager {
     const bareJid = username + "@" + session.host;
     let user = this.bare.get(bareJid);
     const old = user?.sessions.get(resource);
-    const limit = Number(this.hosts.config.get(session.host, "max_user_sessions") ?? 10);
+    const limit = Number(this.hosts.option(session.host, "max_user_sessions") ?? 10);
     if (user && !old && user.sessions.size >= limit) {
       throw new BindError(
         "wait",
@@ -89,7 +96,7 @@ export class SessionManager {
       );
     }
     if (old && old !== session) {
-      if (this.hosts.config.get(session.host, "conflict_resolve") === "kick_new") {
+      if (this.hosts.option(session.host, "conflict_resolve") === "kick_new") {
         throw new BindError("cancel", "conflict", "Resource already in use");
       }
       old.close({ condition: "conflict", text: "Replaced by new connection" });
@@ -98,7 +105,6 @@ export class SessionManager {
     if (!user) {
       user = { username, host: session.host, sessions: new Map(), roster: undefined };
       this.bare.set(bareJid, user);
-      host.sessions.set(username, user);
     }
     // Racing binds of the same resource: pick a fresh one rather than clobber.
     if (user.sessions.has(resource)) resource = randomResource();
@@ -107,7 +113,7 @@ export class SessionManager {
     session.type = "c2s";
     user.sessions.set(resource, session);
     this.full.set(session.full_jid, session);
-    const r = host.events.fire("resource-bind", { session });
+    const r = events.fire("resource-bind", { session });
     if (isPromise(r)) await r;
   }
 
@@ -115,20 +121,17 @@ export class SessionManager {
   async destroySession(session: Session, error?: string): Promise<void> {
     const fullJid = session.full_jid;
     if (!fullJid || this.full.get(fullJid) !== session) return;
-    const host = this.hosts.get(session.host);
-    let r = host?.events.fire("pre-resource-unbind", { session, error });
+    const events = this.hosts.events(session.host);
+    let r = events?.fire("pre-resource-unbind", { session, error });
     if (isPromise(r)) r = await r;
     this.full.delete(fullJid);
     const bareJid = session.username + "@" + session.host;
     const user = this.bare.get(bareJid);
     if (user && user.sessions.get(session.resource!) === session) {
       user.sessions.delete(session.resource!);
-      if (user.sessions.size === 0) {
-        this.bare.delete(bareJid);
-        host?.sessions.delete(session.username!);
-      }
+      if (user.sessions.size === 0) this.bare.delete(bareJid);
     }
-    r = host?.events.fire("resource-unbind", { session, error });
+    r = events?.fire("resource-unbind", { session, error });
     if (isPromise(r)) await r;
   }
 
@@ -137,29 +140,59 @@ export class SessionManager {
     return this.bare.get(username + "@" + host);
   }
 
-  /** Sends to every resource with available presence; returns how many. */
+  /** The connected (bound) resources of a user; empty when none. */
+  resources(username: string, host: string): Iterable<Session> {
+    return this.bare.get(username + "@" + host)?.sessions.values() ?? [];
+  }
+
+  /** The resources with available presence. */
+  available(username: string, host: string): Session[] {
+    const out: Session[] = [];
+    for (const s of this.resources(username, host)) if (s.presence) out.push(s);
+    return out;
+  }
+
+  /**
+   * The available resources a message to the bare JID goes to (RFC 6121
+   * §8.5.2.1.1): those with the highest non-negative priority — all of them
+   * when they tie, as Prosody does.
+   */
+  top(username: string, host: string): Session[] {
+    let best = -1;
+    const out: Session[] = [];
+    for (const s of this.resources(username, host)) {
+      if (!s.presence || s.priority < 0 || s.priority < best) continue;
+      if (s.priority > best) {
+        best = s.priority;
+        out.length = 0;
+      }
+      out.push(s);
+    }
+    return out;
+  }
+
+  /** Sends to every resource with available presence, serialised once; returns how many. */
   sendToAvailableResources(username: string, host: string, stanza: Stanza): number {
-    return this.sendTo(username, host, stanza, (s) => s.presence !== undefined);
-  }
-
-  /** Sends to every resource that asked for the roster; returns how many. */
-  sendToInterestedResources(username: string, host: string, stanza: Stanza): number {
-    return this.sendTo(username, host, stanza, (s) => s.interested);
-  }
-
-  private sendTo(
-    username: string,
-    host: string,
-    stanza: Stanza,
-    wanted: (s: Session) => boolean,
-  ): number {
-    const user = this.bare.get(username + "@" + host);
-    if (!user) return 0;
     let count = 0;
-    let xml: string | undefined; // serialised once for all recipients
-    for (const s of user.sessions.values()) {
-      if (!wanted(s)) continue;
-      s.send(xml ??= stanza.toString());
+    let xml: string | undefined;
+    for (const s of this.resources(username, host)) {
+      if (!s.presence) continue;
+      s.send(stanza, xml ??= stanza.toString());
+      count++;
+    }
+    return count;
+  }
+
+  /**
+   * Sends to every resource that asked for the roster (roster pushes), each
+   * copy addressed to that resource's full JID; returns how many.
+   */
+  sendToInterestedResources(username: string, host: string, stanza: Stanza): number {
+    let count = 0;
+    for (const s of this.resources(username, host)) {
+      if (!s.interested) continue;
+      stanza.attrs.to = s.full_jid;
+      s.send(stanza);
       count++;
     }
     return count;

@@ -12,8 +12,16 @@
  * ```
  * @module
  */
-import type { SaslProfile } from "./sasl/mechanisms.ts";
-import type { Server } from "./server.ts";
+import type { EventBus } from "./events.ts";
+import type { SaslProfile } from "./sasl/types.ts";
+
+/** What account changes need beyond the provider: the server's events, and storage to purge. */
+export interface UserManagerDeps {
+  /** The server-wide bus (`user-deleted`, `user-password-changed`). */
+  events: EventBus;
+  /** Removes everything stored for a user. */
+  purge(host: string, username: string): Promise<void> | void;
+}
 
 /** What an auth module provides. */
 export interface AuthProvider {
@@ -34,7 +42,7 @@ export class UserManager {
   constructor(
     readonly host: string,
     readonly provider: AuthProvider,
-    private server: Server,
+    private deps: UserManagerDeps,
   ) {}
 
   userExists(username: string): Promise<boolean> {
@@ -57,7 +65,7 @@ export class UserManager {
       throw new UserError(`user ${username}@${this.host} does not exist`);
     }
     await this.provider.setPassword(username, password);
-    await this.server.events.fire("user-password-changed", { username, host: this.host });
+    await this.deps.events.fire("user-password-changed", { username, host: this.host });
   }
 
   /** Deletes the account, fires `user-deleted`, then purges the user's stored data. */
@@ -66,8 +74,8 @@ export class UserManager {
       throw new UserError(`user ${username}@${this.host} does not exist`);
     }
     await this.provider.deleteUser(username);
-    await this.server.events.fire("user-deleted", { username, host: this.host });
-    await this.server.storage.purge(this.host, username);
+    await this.deps.events.fire("user-deleted", { username, host: this.host });
+    await this.deps.purge(this.host, username);
   }
 
   users(): AsyncIterable<string> {

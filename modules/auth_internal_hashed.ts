@@ -33,10 +33,6 @@ async function hashPassword(password: string, salt?: Uint8Array): Promise<Hashed
   };
 }
 
-function fromBase64(s: string): Uint8Array {
-  return Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
-}
-
 function sameText(a: string, b: string): boolean {
   let diff = a.length ^ b.length;
   for (let i = 0; i < a.length && i < b.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
@@ -59,7 +55,7 @@ export default function authInternalHashed(module: Module) {
       const derived = await deriveScramCredentials(
         "SHA-256",
         password,
-        fromBase64(account.salt),
+        Uint8Array.fromBase64(account.salt),
         account.iterations,
       );
       return sameText(derived.storedKey, account.keys["SHA-256"].storedKey) && stored !== null;

@@ -39,7 +39,6 @@ function matches(list: Set<string>, jid: string): boolean {
 }
 
 export default function blocklist(module: Module) {
-  const server = module.server;
   const host = module.host;
   const store = module.openStore<string[]>("blocklist", "keyval");
   const cache = new Map<string, Set<string>>();
@@ -50,13 +49,13 @@ export default function blocklist(module: Module) {
     if (cached) return cached;
     return store.get(username).then((items) => {
       const set = cache.get(username) ?? new Set(items ?? []);
-      if (server.sessions.user(username, host)) cache.set(username, set);
+      if (module.isOnline(username)) cache.set(username, set);
       return set;
     });
   }
 
   module.hook("resource-unbind", ({ session }) => {
-    if (!server.sessions.user(session.username!, host)) cache.delete(session.username!);
+    if (!module.isOnline(session.username!)) cache.delete(session.username!);
   });
 
   // --- the list --------------------------------------------------------------
@@ -70,29 +69,20 @@ export default function blocklist(module: Module) {
     return true;
   });
 
-  /** The available resources of a local user. */
-  function available(username: string): Session[] {
-    const out: Session[] = [];
-    for (const s of server.sessions.user(username, host)?.sessions.values() ?? []) {
-      if (s.presence) out.push(s);
-    }
-    return out;
-  }
-
   /** Unavailable presence from each available resource of the user to `to`. */
   async function sendUnavailable(username: string, to: string) {
-    for (const s of available(username)) {
-      await server.router.route(s, presence({ from: s.full_jid, to, type: "unavailable" }));
+    for (const s of module.availableResources(username)) {
+      await module.send(presence({ from: s.full_jid, to, type: "unavailable" }), s);
     }
   }
 
   /** The presence of each available resource of the user (as kept for probes) to `to`. */
   async function sendCurrentPresence(username: string, to: string) {
-    for (const s of available(username)) {
+    for (const s of module.availableResources(username)) {
       const copy = s.presence!.clone();
       copy.attrs.from = s.full_jid;
       copy.attrs.to = to;
-      await server.router.route(s, copy);
+      await module.send(copy, s);
     }
   }
 
@@ -124,14 +114,14 @@ export default function blocklist(module: Module) {
     // go (blocked) or come back (unblocked); those already so are left alone.
     for (const jid of changed) {
       if (before.has(jid) === block) continue;
-      if (!await server.rosters.isContactSubscribed(username, host, jid)) continue;
+      if (!await module.rosters.isContactSubscribed(username, host, jid)) continue;
       await (block ? sendUnavailable(username, jid) : sendCurrentPresence(username, jid));
     }
     // Pushes to the resources that fetched the list.
     const push = iq({ type: "set", id: "block" + Date.now().toString(36) })
       .tag(block ? "block" : "unblock", { xmlns: NS });
     for (const jid of jids) push.tag("item", { jid }).up();
-    for (const s of server.sessions.user(username, host)?.sessions.values() ?? []) {
+    for (const s of module.resources(username)) {
       if (s.ext?.blocklist !== true) continue;
       push.attrs.to = s.full_jid;
       s.send(push);
@@ -146,11 +136,8 @@ export default function blocklist(module: Module) {
   /** Inbound: from a blocked entity to the user. */
   function inbound(event: StanzaEvent) {
     const { stanza } = event;
-    const to = stanza.attrs.to;
-    const from = stanza.attrs.from;
-    if (!to || !from) return;
-    const username = to.slice(0, to.indexOf("@"));
-    const list = load(username);
+    if (!stanza.attrs.to || !stanza.attrs.from) return;
+    const list = load(event.to_user!);
     if (isPromise(list)) return list.then((l) => refuseInbound(event, l));
     return refuseInbound(event, list);
   }

@@ -58,11 +58,10 @@ function parseBurst(burst: unknown): number | undefined {
 }
 
 export default function c2s(module: Module) {
-  const server = module.server;
   const log = module.log;
   const sessions = new Set<Session>();
   const listeners: Listener[] = [];
-  const defaultHost = server.config.hosts[0];
+  const defaultHost = module.localHosts()[0];
 
   const authedLimit = module.getOptionInteger("c2s_stanza_size_limit", 256 * 1024, {
     min: 10_000,
@@ -202,7 +201,7 @@ export default function c2s(module: Module) {
       // Stanzas that never got out go where stanzas for an unavailable resource go.
       if (unsent.length) unbound.then(() => undelivered(session, unsent));
     };
-    session.process = (stanza) => server.router.process(session, stanza);
+    session.process = (stanza) => module.processStanza(session, stanza);
     session.resetStream = () => {
       session.notopen = true;
       parser.reset();
@@ -231,17 +230,17 @@ export default function c2s(module: Module) {
         : typeof reason === "string"
         ? reason
         : reason.condition;
-      unbound = server.sessions.destroySession(session, error).catch((e) => {
+      unbound = module.destroySession(session, error).catch((e) => {
         log.error("error ending session {jid}: {error}", { jid: session.full_jid, error: e });
       });
     };
     if (directTls) {
-      const tls = server.tls.peek(defaultHost);
+      const tls = module.tlsFor(defaultHost);
       if (!tls) return session.close("internal-server-error");
       // XEP-0368: the certificate of the host the client names (SNI), else the first host's.
       conn.startTls(tls.context, (name) => {
         const host = prepDomain(name);
-        return host === undefined ? undefined : server.tls.peek(host)?.context;
+        return host === undefined ? undefined : module.tlsFor(host)?.context;
       }, ["xmpp-client"]);
       session.secure = true;
     }
@@ -249,12 +248,11 @@ export default function c2s(module: Module) {
 
   /** Fires `delivery/failure` for each stanza a dead connection never wrote. */
   function undelivered(session: Session, unsent: unknown[]) {
-    const host = server.hosts.get(session.host);
-    if (!host || session.full_jid === undefined) return;
+    if (session.full_jid === undefined) return;
     for (const item of unsent) {
       if (!(item instanceof Stanza)) continue;
       try {
-        const r = host.events.fire("delivery/failure", { session, stanza: item });
+        const r = module.fireOn(session.host, "delivery/failure", { session, stanza: item });
         if (isPromise(r)) {
           Promise.resolve(r).catch((e) => log.error("delivery/failure: {error}", { error: e }));
         }
@@ -272,13 +270,12 @@ export default function c2s(module: Module) {
 
   function streamOpened(session: Session, attrs: Record<string, string>) {
     const to = attrs.to === undefined ? undefined : prepDomain(attrs.to);
-    const host = to === undefined ? undefined : server.hosts.get(to);
     session.notopen = false; // the header is in: errors now go inside this stream
     session.streamid = crypto.randomUUID();
     const header = (from: string) =>
       `${STREAM_OPEN} id='${session.streamid}' from='${escapeAttr(from)}' ` +
       "version='1.0' xml:lang='en'>";
-    if (!host || host.type !== "local") {
+    if (to === undefined || module.hostType(to) !== "local") {
       session.send(header(defaultHost));
       return session.close({
         condition: "host-unknown",
@@ -296,7 +293,7 @@ export default function c2s(module: Module) {
     }
     const features = new Stanza("stream:features");
     const event = { origin: session, features, stream: attrs };
-    const r = host.events.fire("stream-features", event);
+    const r = module.fireOn(session.host, "stream-features", event);
     if (isPromise(r)) {
       return Promise.resolve(r).then(() => sendFeatures(session, features), (e) => {
         log.error("stream-features failed: {error}", { error: e });
@@ -317,7 +314,7 @@ export default function c2s(module: Module) {
   }
 
   module.hookGlobal("server-started", async () => {
-    for (const host of server.config.hosts) await server.tls.get(host);
+    for (const host of module.localHosts()) await module.loadTls(host);
     const interfaces = module.getOptionArray<string>(
       "c2s_interfaces",
       module.getOptionArray<string>("interfaces", ["*"]),

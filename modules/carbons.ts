@@ -45,7 +45,6 @@ function serializeWith(el: Stanza, childXml: string): string {
 }
 
 export default function carbons(module: Module) {
-  const server = module.server;
   module.addFeature(NS);
 
   const toggle = (on: boolean) => ({ origin, stanza }: StanzaEvent<Session>) => {
@@ -58,13 +57,11 @@ export default function carbons(module: Module) {
 
   /** Sends a wrapped copy to the user's enabled resources, except those in `skip`. */
   function copy(username: string, stanza: Stanza, kind: "sent" | "received", skip: Set<Session>) {
-    const user = server.sessions.user(username, module.host);
-    if (!user) return;
     const bareJid = `${username}@${module.host}`;
     let wrapped: Stanza | undefined;
     let wrappedXml: string | undefined;
-    for (const s of user.sessions.values()) {
-      if (skip.has(s) || !enabled(s) || !s.presence) continue;
+    for (const s of module.availableResources(username)) {
+      if (skip.has(s) || !enabled(s)) continue;
       if (wrapped === undefined) {
         wrapped = element(kind, { xmlns: NS }).tag("forwarded", { xmlns: FORWARD_NS })
           .addChild(forwarded(stanza)).reset();
@@ -72,37 +69,22 @@ export default function carbons(module: Module) {
       }
       const carbon = message({ to: s.full_jid, from: bareJid, type: stanza.attrs.type })
         .addChild(wrapped);
-      s.send(serializeWith(carbon, wrappedXml!));
+      s.send(carbon, serializeWith(carbon, wrappedXml!));
     }
   }
 
   // Received copies, before normal delivery (which runs at -1).
-  function inbound({ stanza }: StanzaEvent) {
+  function inbound({ stanza, to_user }: StanzaEvent) {
     if (!eligible(stanza)) {
       stanza.removeChildren("private", NS); // XEP-0280 §7: not for the recipient's eyes
       return;
     }
     const to = stanza.attrs.to;
-    if (!to) return;
-    const at = to.indexOf("@");
-    const slash = to.indexOf("/");
-    const username = to.slice(0, at);
-    const user = server.sessions.user(username, module.host);
-    if (!user) return;
+    if (!to || !module.isOnline(to_user!)) return;
     // Resources that get the message itself need no carbon.
-    const direct = new Set<Session>();
-    const full = slash === -1 ? undefined : server.sessions.full.get(to);
-    if (full) direct.add(full);
-    else {
-      let best = -1;
-      for (const s of user.sessions.values()) {
-        if (s.presence && s.priority >= 0 && s.priority > best) best = s.priority;
-      }
-      for (const s of user.sessions.values()) {
-        if (s.presence && s.priority === best) direct.add(s);
-      }
-    }
-    copy(username, stanza, "received", direct);
+    const full = to.includes("/") ? module.fullSession(to) : undefined;
+    const direct = new Set(full ? [full] : module.topResources(to_user!));
+    copy(to_user!, stanza, "received", direct);
   }
   module.hook("message/full", inbound, 1);
   module.hook("message/bare", inbound, 1);

@@ -75,7 +75,7 @@ export default function disco(module: Module) {
       return true;
     }
     for (const item of configuredItems()) reply.tag("item", item).up();
-    for (const component of module.server.config.components) {
+    for (const component of module.components()) {
       if (component.endsWith("." + module.host)) reply.tag("item", { jid: component }).up();
     }
     module.fireEvent("host-disco-items", { origin, stanza, reply });
@@ -100,13 +100,13 @@ export default function disco(module: Module) {
    * whether the account exists. Returns the account's username, or
    * undefined after sending the error.
    */
-  async function account(origin: Origin, stanza: Stanza): Promise<string | undefined> {
-    const to = stanza.attrs.to; // undefined when asking about one's own account
-    const username = to === undefined ? origin.username! : to.slice(0, to.indexOf("@"));
+  async function account(event: StanzaEvent): Promise<string | undefined> {
+    const { origin, stanza } = event;
+    const username = event.to_user!; // the asker's own when there is no `to`
     const asker = bare(stanza.attrs.from ?? "");
-    const allowed = to === undefined || asker === `${username}@${module.host}` ||
-      await module.server.rosters.isContactSubscribed(username, module.host, asker);
-    if (!allowed || !await module.server.users(module.host)?.userExists(username)) {
+    const allowed = stanza.attrs.to === undefined || asker === `${username}@${module.host}` ||
+      await module.rosters.isContactSubscribed(username, module.host, asker);
+    if (!allowed || !await module.users.userExists(username)) {
       origin.send(stanza.errorReply("cancel", "service-unavailable"));
       return undefined;
     }
@@ -125,7 +125,7 @@ export default function disco(module: Module) {
     const { origin, stanza } = event;
     if (stanza.attrs.to === undefined && origin.username === undefined) return;
     if (stanza.getChild("query", INFO)!.attrs.node) return; // left to other modules
-    if (await account(origin, stanza) === undefined) return true;
+    if (await account(event) === undefined) return true;
     // XEP-0030 §3.1: an entity that answers disco lists both disco features.
     const reply = accountReply(origin, stanza, INFO)
       .tag("identity", { category: "account", type: "registered" }).up()
@@ -139,7 +139,7 @@ export default function disco(module: Module) {
   module.hook(`iq-get/bare/${ITEMS}:query`, async (event: StanzaEvent) => {
     const { origin, stanza } = event;
     if (stanza.attrs.to === undefined && origin.username === undefined) return;
-    if (await account(origin, stanza) === undefined) return true;
+    if (await account(event) === undefined) return true;
     const reply = accountReply(origin, stanza, ITEMS);
     module.fireEvent("account-disco-items", { origin, stanza, reply });
     origin.send(reply);

@@ -12,10 +12,8 @@ import type { StanzaEvent } from "../core/router.ts";
 import type { Stanza } from "../core/xml/stanza.ts";
 
 export default function iq(module: Module) {
-  const server = module.server;
-
   module.hook("iq/full", ({ origin, stanza }: StanzaEvent) => {
-    const target = server.sessions.full.get(stanza.attrs.to!);
+    const target = module.fullSession(stanza.attrs.to!);
     if (target?.send(stanza)) return true;
     const type = stanza.attrs.type;
     if (type === "get" || type === "set") {
@@ -31,10 +29,9 @@ export default function iq(module: Module) {
       if (type === "get" || type === "set") {
         const child = stanza.firstChild()!;
         const key = kind + "/" + child.attrs.xmlns + ":" + child.name;
-        const bus = server.hosts.get(module.host)!.events;
-        const r = bus.fire("iq/" + key, event);
+        const r = module.fireEvent("iq/" + key, event);
         if (r !== undefined) return r;
-        return bus.fire("iq-" + type + "/" + key, event);
+        return module.fireEvent("iq-" + type + "/" + key, event);
       }
       return module.fireEvent("iq-" + type + "/" + kind + "/" + stanza.attrs.id, event);
     });

@@ -23,16 +23,12 @@ interface LastActivity {
 }
 
 export default function lastactivity(module: Module) {
-  const server = module.server;
   const host = module.host;
   const store = module.openStore<LastActivity>("lastactivity", "keyval");
 
   /** Whether a resource of the user other than `session` is available. */
   function othersAvailable(username: string, session?: Session): boolean {
-    for (const s of server.sessions.user(username, host)?.sessions.values() ?? []) {
-      if (s !== session && s.presence) return true;
-    }
-    return false;
+    return module.availableResources(username).some((s) => s !== session);
   }
 
   function record(username: string, status?: string) {
@@ -55,13 +51,12 @@ export default function lastactivity(module: Module) {
     await record(session.username!);
   }, 1);
 
-  module.hook(`iq-get/bare/${NS}:query`, async ({ origin, stanza }: StanzaEvent) => {
-    const to = stanza.attrs.to;
-    const self = to === undefined;
-    const username = self ? origin.username! : to.slice(0, to.indexOf("@"));
+  module.hook(`iq-get/bare/${NS}:query`, async ({ origin, stanza, to_user }: StanzaEvent) => {
+    const self = stanza.attrs.to === undefined;
+    const username = to_user!;
     const asker = bare(stanza.attrs.from ?? "");
     const allowed = self || asker === `${username}@${host}` ||
-      await server.rosters.isContactSubscribed(username, host, asker);
+      await module.rosters.isContactSubscribed(username, host, asker);
     if (!allowed) {
       origin.send(stanza.errorReply("auth", "forbidden"));
       return true;
@@ -74,7 +69,7 @@ export default function lastactivity(module: Module) {
       if (last) {
         const seconds = String(Math.max(0, Math.floor((Date.now() - last.time) / 1000)));
         reply.tag("query", { xmlns: NS, seconds }).text(last.status);
-      } else if (server.sessions.user(username, host)) {
+      } else if (module.isOnline(username)) {
         reply.tag("query", { xmlns: NS, seconds: "0" }); // connected, never seen leaving
       } else {
         origin.send(stanza.errorReply("cancel", "item-not-found"));

@@ -25,25 +25,9 @@ import type { Stanza } from "../core/xml/stanza.ts";
 const CARBONS_NS = "urn:xmpp:carbons:2";
 
 export default function message(module: Module) {
-  const server = module.server;
-  const host = module.host;
-
-  /** Available resources with priority ≥ 0: all of them, or only the top ones. */
-  function recipients(username: string, topOnly: boolean): Session[] {
-    const user = server.sessions.user(username, host);
-    if (!user) return [];
-    let best = -1;
-    const out: Session[] = [];
-    for (const s of user.sessions.values()) {
-      if (!s.presence || s.priority < 0) continue;
-      if (topOnly && s.priority < best) continue;
-      if (topOnly && s.priority > best) {
-        best = s.priority;
-        out.length = 0;
-      }
-      out.push(s);
-    }
-    return out;
+  /** Available resources with a non-negative priority (where headlines go). */
+  function nonNegative(username: string): Session[] {
+    return module.availableResources(username).filter((s) => s.priority >= 0);
   }
 
   function unavailable(event: StanzaEvent): true {
@@ -58,14 +42,13 @@ export default function message(module: Module) {
     const { stanza } = event;
     const type = stanza.attrs.type ?? "normal";
     if (type === "error") return true;
-    const to = stanza.attrs.to ?? `${event.origin.username}@${host}`;
-    const username = to.slice(0, to.indexOf("@"));
+    const username = event.to_user!;
     if (type === "groupchat") {
       const r = module.fireEvent("message/bare/groupchat", event);
       if (isPromise(r)) return r.then((v) => v ?? unavailable(event));
       return r ?? unavailable(event);
     }
-    const targets = recipients(username, type !== "headline");
+    const targets = type === "headline" ? nonNegative(username) : module.topResources(username);
     if (targets.length > 0) {
       const xml = stanza.toString(); // once for all resources
       for (const s of targets) s.send(stanza, xml);
@@ -76,7 +59,7 @@ export default function message(module: Module) {
   }
 
   async function offline(event: StanzaEvent, username: string) {
-    if (!await server.users(host)?.userExists(username)) return unavailable(event);
+    if (!await module.users.userExists(username)) return unavailable(event);
     const handled = await module.fireEvent("message/offline/handle", {
       username,
       origin: event.origin,
@@ -89,7 +72,7 @@ export default function message(module: Module) {
 
   module.hook("message/full", (event: StanzaEvent) => {
     const { stanza } = event;
-    const target = server.sessions.full.get(stanza.attrs.to!);
+    const target = module.fullSession(stanza.attrs.to!);
     if (target?.send(stanza)) return true;
     const type = stanza.attrs.type;
     if (type === "error" || type === "groupchat") return true;
@@ -106,7 +89,7 @@ export default function message(module: Module) {
     if (to === undefined || !to.includes("@")) return true;
     if (!to.includes("/")) {
       // Sent to the bare JID: resources as high as this one had their own copy.
-      const others = recipients(to.slice(0, to.indexOf("@")), false);
+      const others = nonNegative(to.slice(0, to.indexOf("@")));
       if (others.some((s) => s.priority >= session.priority)) return true;
     }
     module.log.debug("delivering again a message {id} {to} never got", {

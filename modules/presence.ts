@@ -48,8 +48,7 @@ function apply(roster: Roster, jid: string, state: SubscriptionState, request?: 
 }
 
 export default function presenceModule(module: Module) {
-  const server = module.server;
-  const rosters = server.rosters;
+  const rosters = module.rosters;
   const host = module.host;
 
   module.hook("stream-features", ({ origin, features }) => {
@@ -58,33 +57,19 @@ export default function presenceModule(module: Module) {
     }
   });
 
-  const isLocal = (jid: string) => server.hosts.has(jid.slice(jid.indexOf("@") + 1));
+  const isLocal = (jid: string) => module.hostType(jid.slice(jid.indexOf("@") + 1)) === "local";
+  const available = (username: string) => module.availableResources(username);
 
   /** Sends a copy of `stanza` addressed to `to`, through the router. */
-  function route(origin: Origin, stanza: Stanza, to: string): unknown {
+  function route(origin: Origin | undefined, stanza: Stanza, to: string): Promise<void> {
     const copy = stanza.clone();
     copy.attrs.to = to;
-    return server.router.route(origin, copy);
-  }
-
-  /** The available sessions of a local user. */
-  function available(username: string): Session[] {
-    const user = server.sessions.user(username, host);
-    if (!user) return [];
-    const out: Session[] = [];
-    for (const s of user.sessions.values()) if (s.presence) out.push(s);
-    return out;
-  }
-
-  /** Delivers to every available resource of a local user, serialised once. */
-  function deliverToAvailable(username: string, stanza: Stanza): void {
-    let xml: string | undefined;
-    for (const s of available(username)) s.send(xml ??= stanza.toString());
+    return module.send(copy, origin);
   }
 
   /** Routes a stanza from the host and waits until it is handled (keeps the order). */
-  function post(stanza: Stanza): unknown {
-    return server.router.route(server.hostOrigin(host), stanza);
+  function post(stanza: Stanza): Promise<void> {
+    return module.send(stanza);
   }
 
   /**
@@ -96,7 +81,7 @@ export default function presenceModule(module: Module) {
     for (const s of resources) {
       const copy = s.presence!.clone();
       copy.attrs.from = s.full_jid;
-      await route(origin ?? server.hostOrigin(host), copy, to);
+      await route(origin, copy, to);
     }
     return resources.length;
   }
@@ -162,13 +147,13 @@ export default function presenceModule(module: Module) {
     if (hasFrom(before.subscription) && !hasFrom(t.state.subscription)) {
       await sendUnavailable(username, contact);
     }
-    if (t.pass) await server.router.route(origin, stanza);
+    if (t.pass) await module.send(stanza, origin);
     if (type === "subscribed") {
       // As Prosody: the contact gets the user's presence, also when it was
       // subscribed already, and is probed when the user is subscribed to it.
       if (hasFrom(t.state.subscription)) await sendCurrentPresence(username, contact, origin);
       if (hasTo(t.state.subscription)) {
-        await server.router.route(origin, presence({ from: userJid, to: contact, type: "probe" }));
+        await module.send(presence({ from: userJid, to: contact, type: "probe" }), origin);
       }
     }
   }
@@ -180,7 +165,7 @@ export default function presenceModule(module: Module) {
     const to = stanza.attrs.to;
     if (to === undefined) return true;
     const type = stanza.attrs.type;
-    const username = to.slice(0, to.indexOf("@"));
+    const username = event.to_user!;
     if (type !== undefined && SUBSCRIPTION_TYPES.has(type)) {
       await inboundSubscription(username, stanza, type as SubscriptionType);
       return true;
@@ -191,11 +176,11 @@ export default function presenceModule(module: Module) {
     }
     if (to.includes("/")) {
       // To one resource: delivered if it is connected.
-      server.sessions.full.get(to)?.send(stanza);
+      module.fullSession(to)?.send(stanza);
       return true;
     }
     if (type === "error") return true;
-    deliverToAvailable(username, stanza);
+    module.sendToAvailable(username, stanza);
     return true;
   }
   module.hook("presence/bare", inbound, -1);
@@ -210,7 +195,7 @@ export default function presenceModule(module: Module) {
     const userJid = `${username}@${host}`;
     stanza.attrs.to = userJid;
     stanza.attrs.from = contact;
-    if (!await server.users(host)?.userExists(username)) {
+    if (!await module.users.userExists(username)) {
       // RFC 6121 §3.1.3: no such account, so no subscription.
       if (type === "subscribe") {
         await post(presence({ from: userJid, to: contact, type: "unsubscribed" }));
@@ -227,7 +212,7 @@ export default function presenceModule(module: Module) {
       return apply(roster, contact, t.state, request) ? [contact] : true;
     }, () => {
       // The stanza itself reaches the user before the roster push, as with Prosody.
-      if (t.pass) deliverToAvailable(username, stanza);
+      if (t.pass) module.sendToAvailable(username, stanza);
     });
     const fromBefore = hasFrom(before.subscription);
     const fromAfter = hasFrom(t.state.subscription);
@@ -285,15 +270,10 @@ export default function presenceModule(module: Module) {
       if (hasFrom(item.subscription) && isLocal(jid)) await route(origin, stanza, jid);
     }
     // To the user's own available resources (the sender included, RFC 6121 §4.2.2).
-    const own = server.sessions.user(username, host);
-    if (own) {
-      const copy = stanza.clone();
-      copy.attrs.to = userJid;
-      const xml = copy.toString();
-      for (const s of own.sessions.values()) {
-        if (s.presence || s === origin) s.send(xml);
-      }
-    }
+    const copy = stanza.clone();
+    copy.attrs.to = userJid;
+    module.sendToAvailable(username, copy);
+    if (!origin.presence) origin.send(copy); // going unavailable: it still hears itself
     if (initial) await initialPresence(origin, roster, stanza);
     if (!isAvailable && origin.directed) {
       // Undo directed presence (RFC 6121 §4.6.3).
@@ -320,10 +300,7 @@ export default function presenceModule(module: Module) {
     // Probes: the current presence of contacts the user is subscribed to.
     for (const [jid, item] of roster.items) {
       if (!hasTo(item.subscription) || !isLocal(jid)) continue;
-      await server.router.route(
-        origin,
-        presence({ from: origin.full_jid, to: jid, type: "probe" }),
-      );
+      await module.send(presence({ from: origin.full_jid, to: jid, type: "probe" }), origin);
     }
     // The user's other resources.
     for (const s of available(username)) {

@@ -16,11 +16,10 @@ import { element, type Stanza } from "../core/xml/stanza.ts";
 const NS = "jabber:iq:register";
 
 export default function register(module: Module) {
-  const server = module.server;
   const host = module.host;
   const allow = module.getOptionBoolean("allow_registration", false);
   const requireEncryption = module.getOptionBoolean("c2s_require_encryption", true);
-  const users = () => server.users(host)!;
+  const users = () => module.users;
   module.addFeature(NS);
 
   module.hook("stream-features", ({ origin, features }) => {
@@ -97,7 +96,7 @@ export default function register(module: Module) {
     const { remove, username, password } = fields(stanza);
     if (remove) {
       origin.send(stanza.reply());
-      const sessions = [...server.sessions.user(me, host)?.sessions.values() ?? []];
+      const sessions = [...module.resources(me)];
       await users().deleteUser(me);
       for (const s of sessions) s.close({ condition: "not-authorized", text: "Account removed" });
       return true;

@@ -18,8 +18,7 @@ import { element, presence, type Stanza } from "../core/xml/stanza.ts";
 const MAX_NAME = 1023;
 
 export default function roster(module: Module) {
-  const server = module.server;
-  const rosters = server.rosters;
+  const rosters = module.rosters;
   const maxItems = module.getOptionInteger("max_roster_items", 1000, { min: 1 });
 
   module.hook("stream-features", ({ origin, features }) => {
@@ -133,16 +132,14 @@ export default function roster(module: Module) {
     }
     // RFC 6121 §2.5.2: cancel the subscriptions both ways, each stanza routed
     // in turn so that the contact gets them in this order.
-    const route = (from: Session, stanza: Stanza) => server.router.route(from, stanza);
+    const route = (from: Session, stanza: Stanza) => module.send(stanza, from);
     const s = removed.subscription;
     if (s === "to" || s === "both" || removed.ask) {
       await route(origin, presence({ from: bareJid, to: jid, type: "unsubscribe" }));
     }
     if (s === "from" || s === "both") {
       // The contact sees the user's resources go offline first (RFC 6121 §3.2.2).
-      const user = server.sessions.user(username, origin.host);
-      for (const session of [...user?.sessions.values() ?? []]) {
-        if (!session.presence) continue;
+      for (const session of module.availableResources(username)) {
         await route(session, presence({ from: session.full_jid, to: jid, type: "unavailable" }));
       }
     }

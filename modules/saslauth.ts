@@ -50,7 +50,6 @@ interface SaslState {
 const COUNTED = new Set(["not-authorized", "temporary-auth-failure"]);
 
 export default function saslauth(module: Module) {
-  const server = module.server;
   const requireEncryption = module.getOptionBoolean("c2s_require_encryption", true);
   const allowUnencryptedPlain = module.getOptionBoolean("allow_unencrypted_plain_auth", false)!;
   const disabled = new Set(
@@ -66,7 +65,7 @@ export default function saslauth(module: Module) {
 
   /** The host's auth provider, with usernames nodeprepped before lookups. */
   function profile(): SaslProfile {
-    const p = server.users(module.host)!.saslProfile();
+    const p = module.users.saslProfile();
     const out: SaslProfile = {};
     if (p.testPassword) {
       const test = p.testPassword;
@@ -87,7 +86,7 @@ export default function saslauth(module: Module) {
 
   function binding(session: Session): ChannelBinding | undefined {
     if (!session.secure) return undefined;
-    const tls = server.tls.peek(module.host);
+    const tls = module.tlsFor();
     return tls ? { type: "tls-server-end-point", data: tls.endPoint } : undefined;
   }
 
@@ -141,7 +140,7 @@ export default function saslauth(module: Module) {
   function logFailure(session: Session, mechanism: string, condition: string, user?: string) {
     module.log.info("authentication failed for {jid} from {ip} ({mechanism}: {condition})", {
       jid: user === undefined ? `(unknown)@${module.host}` : `${user}@${module.host}`,
-      ip: session.conn.ip,
+      ip: session.ip,
       mechanism,
       condition,
     });
@@ -155,7 +154,7 @@ export default function saslauth(module: Module) {
     if (step.status === "failure") {
       const mechanism = state(session).mechanism?.name ?? "?";
       if (step.condition === "not-authorized") {
-        failures.take(session.conn.ip);
+        failures.take(session.ip);
         logFailure(session, mechanism, step.condition, step.username);
       }
       const r = module.fireEvent("authentication-failure", {
@@ -167,7 +166,7 @@ export default function saslauth(module: Module) {
       return fail(session, step.condition, step.text);
     }
     state(session).mechanism = undefined;
-    if (!server.sessions.makeAuthenticated(session, step.username)) {
+    if (!module.authenticate(session, step.username)) {
       return fail(session, "not-authorized", "Invalid username");
     }
     session.sasl_handler = undefined;
@@ -184,7 +183,7 @@ export default function saslauth(module: Module) {
       return true;
     }
     const name = stanza.attrs.mechanism ?? "";
-    if (!failures.allowed(session.conn.ip)) {
+    if (!failures.allowed(session.ip)) {
       // This address failed too often lately: no password is checked for now.
       logFailure(session, name, "temporary-auth-failure (too many failures from this address)");
       fail(session, "temporary-auth-failure", "Too many failed attempts; try again later");
@@ -235,7 +234,7 @@ export default function saslauth(module: Module) {
     if (origin.type !== "c2s_unbound" || stanza.attrs.type !== "set") return;
     const wanted = stanza.getChild("bind", BIND_NS)!.getChildText("resource", BIND_NS);
     try {
-      await server.sessions.bindResource(origin, wanted?.trim() || undefined);
+      await module.bindResource(origin, wanted?.trim() || undefined);
     } catch (e) {
       if (!(e instanceof BindError)) throw e;
       origin.send(stanza.errorReply(e.type, e.condition, e.message));
@@ -257,22 +256,16 @@ export default function saslauth(module: Module) {
 }
 
 function encode(data: Uint8Array): string {
-  if (data.length === 0) return "=";
-  let s = "";
-  for (const b of data) s += String.fromCharCode(b);
-  return btoa(s);
+  return data.length === 0 ? "=" : data.toBase64();
 }
 
 /** Base64 payload of a SASL element; "=" or nothing is empty; undefined when invalid. */
 function decode(text: string): Uint8Array | undefined {
   const t = text.trim();
   if (t === "" || t === "=") return new Uint8Array(0);
-  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(t) || t.length % 4 !== 0) return undefined;
   try {
-    const bin = atob(t);
-    const out = new Uint8Array(bin.length);
-    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-    return out;
+    // RFC 6120 §6.4.2: padded, no whitespace, nothing after the padding.
+    return Uint8Array.fromBase64(t, { lastChunkHandling: "strict" });
   } catch {
     return undefined;
   }

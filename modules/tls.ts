@@ -14,14 +14,14 @@ export default function tls(module: Module) {
 
   module.hook("stream-features", ({ origin, features }) => {
     if (origin.secure || origin.type !== "c2s_unauthed") return;
-    if (!module.server.tls.peek(module.host)) return;
+    if (!module.tlsFor()) return;
     features.tag("starttls", { xmlns: TLS_NS });
     if (required) features.tag("required").up();
     features.up();
   });
 
   module.hookTag(TLS_NS, "starttls", (session) => {
-    const tls = module.server.tls.peek(module.host);
+    const tls = module.tlsFor();
     if (session.secure || session.type !== "c2s_unauthed" || !tls) {
       session.send(element("failure", { xmlns: TLS_NS }));
       session.close();

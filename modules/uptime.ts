@@ -9,7 +9,7 @@ const NS = "jabber:iq:last";
 export default function uptime(module: Module) {
   module.addFeature(NS);
   module.hook(`iq-get/host/${NS}:query`, ({ origin, stanza }) => {
-    const seconds = Math.floor((Date.now() - module.server.startTime) / 1000);
+    const seconds = Math.floor((Date.now() - module.startTime) / 1000);
     origin.send(stanza.reply().tag("query", { xmlns: NS, seconds: String(seconds) }));
     return true;
   });

@@ -128,9 +128,7 @@ function time(d: Date): Uint8Array {
 }
 
 function pem(label: string, der: Uint8Array): string {
-  let b64 = "";
-  for (const b of der) b64 += String.fromCharCode(b);
-  b64 = btoa(b64);
+  const b64 = der.toBase64();
   return `-----BEGIN ${label}-----\n${b64.match(/.{1,64}/g)!.join("\n")}\n-----END ${label}-----\n`;
 }
 

@@ -47,5 +47,5 @@ export function derChildren(der: Uint8Array, el: DerElement): DerElement[] {
 export function pemToDer(pem: string): Uint8Array {
   const m = /-----BEGIN CERTIFICATE-----([\s\S]+?)-----END CERTIFICATE-----/.exec(pem);
   if (!m) throw new Error("no CERTIFICATE block in PEM");
-  return Uint8Array.from(atob(m[1].replace(/\s+/g, "")), (c) => c.charCodeAt(0));
+  return Uint8Array.fromBase64(m[1].replace(/\s+/g, ""));
 }

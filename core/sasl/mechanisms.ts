@@ -12,50 +12,18 @@
  * @module
  */
 import { PlainMechanism } from "./plain.ts";
-import { type ScramCredentials, type ScramHash, ScramMechanism } from "./scram.ts";
+import { ScramMechanism } from "./scram.ts";
+import type { ChannelBinding, SaslMechanism, SaslProfile } from "./types.ts";
 
-export type { ScramCredentials, ScramHash };
-
-/** What an auth provider offers SASL. */
-export interface SaslProfile {
-  /** For PLAIN. */
-  testPassword?(username: string, password: string): Promise<boolean>;
-  /** For SCRAM; null when there is no such user. */
-  scramCredentials?(username: string, hash: ScramHash): Promise<ScramCredentials | null>;
-}
-
-export interface ChannelBinding {
-  type: "tls-server-end-point";
-  data: Uint8Array;
-}
-
-export type SaslCondition =
-  | "not-authorized"
-  | "malformed-request"
-  | "invalid-authzid"
-  | "invalid-mechanism"
-  | "encryption-required"
-  | "temporary-auth-failure"
-  | "credentials-expired"
-  | "account-disabled"
-  | "incorrect-encoding"
-  | "aborted";
-
-export type SaslStep =
-  | { status: "challenge"; data: Uint8Array }
-  | { status: "success"; username: string; data?: Uint8Array }
-  | {
-    status: "failure";
-    condition: SaslCondition;
-    text?: string;
-    /** Who tried, when the mechanism got that far (for the log). */
-    username?: string;
-  };
-
-export interface SaslMechanism {
-  readonly name: string;
-  step(message: Uint8Array): Promise<SaslStep>;
-}
+export type {
+  ChannelBinding,
+  SaslCondition,
+  SaslMechanism,
+  SaslProfile,
+  SaslStep,
+  ScramCredentials,
+  ScramHash,
+} from "./types.ts";
 
 /** The mechanisms to offer, strongest first, less the `disabled` ones. */
 export function availableMechanisms(

@@ -8,7 +8,7 @@
  * ```
  * @module
  */
-import type { SaslMechanism, SaslProfile, SaslStep } from "./mechanisms.ts";
+import type { SaslMechanism, SaslProfile, SaslStep } from "./types.ts";
 import { saslprep } from "./saslprep.ts";
 
 const decoder = new TextDecoder("utf-8", { fatal: true });

@@ -13,32 +13,29 @@
  * ```
  * @module
  */
-import type { ChannelBinding, SaslMechanism, SaslProfile, SaslStep } from "./mechanisms.ts";
+import type {
+  ChannelBinding,
+  SaslMechanism,
+  SaslProfile,
+  SaslStep,
+  ScramCredentials,
+  ScramHash,
+} from "./types.ts";
 import { saslprep } from "./saslprep.ts";
 import { createHash, createHmac } from "node:crypto";
 
-export type ScramHash = "SHA-1" | "SHA-256";
-
-/** What the server stores instead of a password. */
-export interface ScramCredentials {
-  salt: string; // base64
-  iterations: number;
-  storedKey: string; // base64
-  serverKey: string; // base64
-}
+export type { ScramCredentials, ScramHash };
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
 const KEY_BITS: Record<ScramHash, number> = { "SHA-1": 160, "SHA-256": 256 };
 
 export function toBase64(bytes: Uint8Array): string {
-  let s = "";
-  for (const b of bytes) s += String.fromCharCode(b);
-  return btoa(s);
+  return bytes.toBase64();
 }
 
 export function fromBase64(s: string): Uint8Array {
-  return Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
+  return Uint8Array.fromBase64(s);
 }
 
 type Bytes = Uint8Array<ArrayBuffer>;
