@@ -4,16 +4,20 @@
  *
  *     deno run -A main.ts [COMMAND] [ARGS…] [--config FILE]
  *
+ * The configuration is the `--config` file, else `$CADENCE_CONFIG`, else
+ * `./cadence.config.ts` when it exists, else the embedded defaults.
+ *
  * Argument parsing uses `node:util`'s `parseArgs`, standing in for
  * `@std/cli` (JSR is out of reach); it is used in `parseCommandLine` only.
  * @module
  */
 import { parseArgs } from "node:util";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
+import { existsSync } from "node:fs";
 import { createServer } from "node:net";
 import { ConfigError, readConfig, type ResolvedConfig } from "./core/config.ts";
 import { guardProcess } from "./core/crashguard.ts";
-import { prepNode, split } from "./core/jid.ts";
+import { prepDomain, prepNode, split } from "./core/jid.ts";
 import { setupLogging, stopLogging } from "./core/log.ts";
 import { ModuleManager } from "./core/modulemanager.ts";
 import { certificateInfo, findCertificate, generateSelfSigned } from "./core/net/certs.ts";
@@ -28,7 +32,11 @@ interface Command {
   usage: string;
   summary: string;
   args: string[];
-  run(args: string[], configPath: string | undefined): Promise<number | void>;
+  run(args: string[], configPath: string | undefined, flags: Flags): Promise<number | void>;
+}
+
+interface Flags {
+  force: boolean;
 }
 
 const COMMANDS: Record<string, Command> = {
@@ -69,10 +77,10 @@ const COMMANDS: Record<string, Command> = {
     run: (_, config) => check(config),
   },
   cert: {
-    usage: "cert generate HOST [--config FILE]",
+    usage: "cert generate HOST [--force] [--config FILE]",
     summary: "write a self-signed certificate for HOST into the data directory",
     args: ["generate", "HOST"],
-    run: ([sub, host], config) => certGenerate(sub, host, config),
+    run: ([sub, host], config, flags) => certGenerate(sub, host, config, flags.force),
   },
   about: {
     usage: "about",
@@ -80,7 +88,25 @@ const COMMANDS: Record<string, Command> = {
     args: [],
     run: about,
   },
+  help: {
+    usage: "help [COMMAND]",
+    summary: "this list, or the usage of one command",
+    args: [],
+    run: (args) => {
+      if (args.length === 0) console.log(help());
+      else {
+        const command = COMMANDS[args[0]];
+        if (!command || args.length > 1) throw new UsageError(`usage: ${COMMANDS.help.usage}`);
+        console.log(commandHelp(command));
+      }
+      return Promise.resolve();
+    },
+  },
 };
+
+function commandHelp(command: Command): string {
+  return `usage: deno run -A main.ts ${command.usage}\n\n${command.summary}`;
+}
 
 function help(): string {
   const lines = [
@@ -90,8 +116,8 @@ function help(): string {
     "",
     "commands:",
   ];
-  for (const c of Object.values(COMMANDS)) lines.push(`  ${c.usage.padEnd(44)} ${c.summary}`);
-  lines.push("", "Run `deno run -A main.ts COMMAND --help` for one command.");
+  for (const c of Object.values(COMMANDS)) lines.push(`  ${c.usage.padEnd(46)} ${c.summary}`);
+  lines.push("", "Run `deno run -A main.ts help COMMAND` (or COMMAND --help) for one command.");
   return lines.join("\n");
 }
 
@@ -101,11 +127,17 @@ function parseCommandLine(argv: string[]) {
     options: {
       config: { type: "string", short: "c" },
       help: { type: "boolean", short: "h" },
+      force: { type: "boolean" },
     },
     allowPositionals: true,
     strict: true,
   });
-  return { configPath: values.config, help: values.help ?? false, positionals };
+  return {
+    configPath: values.config,
+    help: values.help ?? false,
+    force: values.force ?? false,
+    positionals,
+  };
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -123,18 +155,37 @@ export async function main(argv: string[]): Promise<number> {
   const command = COMMANDS[name];
   if (!command) throw new UsageError(`unknown command "${name}" (see --help)`);
   if (parsed.help) {
-    console.log(`usage: deno run -A main.ts ${command.usage}\n\n${command.summary}`);
+    console.log(commandHelp(command));
     return 0;
   }
-  if (name !== "start" && args.length !== command.args.length) {
+  if (parsed.force && name !== "cert") throw new UsageError(`--force is only for cert generate`);
+  if (name !== "start" && name !== "help" && args.length !== command.args.length) {
     throw new UsageError(`usage: ${command.usage}`);
   }
   if (name === "start" && args.length > 0) throw new UsageError(`usage: ${command.usage}`);
-  return (await command.run(args, parsed.configPath)) ?? 0;
+  return (await command.run(args, configFile(parsed.configPath), parsed)) ?? 0;
+}
+
+/** The configuration file to read: --config, $CADENCE_CONFIG, ./cadence.config.ts, or none. */
+function configFile(flag: string | undefined): string | undefined {
+  if (flag !== undefined) return flag;
+  const env = Deno.env.get("CADENCE_CONFIG");
+  if (env) return env;
+  const local = resolve("cadence.config.ts");
+  return existsSync(local) ? local : undefined;
 }
 
 function loadConfig(path: string | undefined): Promise<ResolvedConfig> {
   return readConfig(path, ModuleManager.builtinDir);
+}
+
+/** One line saying where the configuration came from. */
+function describeConfig(config: ResolvedConfig): string {
+  const where = config.configPath ??
+    "the embedded defaults (no --config, $CADENCE_CONFIG or ./cadence.config.ts)";
+  return config.defaultHost && config.configPath
+    ? `${where}; it names no virtual_hosts, so localhost is served (add virtual_hosts: { "example.com": {} })`
+    : where;
 }
 
 function logOptions(config: ResolvedConfig) {
@@ -149,6 +200,7 @@ async function start(_: string[], configPath: string | undefined): Promise<numbe
   await setupLogging(logOptions(config));
   const server = new Server(config);
   guardProcess(server.log);
+  server.log.info("configuration: {config}", { config: describeConfig(config) });
   let stopping: Promise<void> | undefined;
   const stop = (signal: string) => {
     stopping ??= server.stop(`received ${signal}`).then(async () => {
@@ -311,7 +363,7 @@ async function check(configPath?: string): Promise<number> {
   let config: ResolvedConfig;
   try {
     config = await loadConfig(configPath);
-    ok(`configuration ${config.configPath ?? "(embedded defaults)"}`);
+    ok(`configuration: ${describeConfig(config)}`);
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     bad(e.message);
@@ -350,11 +402,30 @@ async function check(configPath?: string): Promise<number> {
   return failures ? 1 : 0;
 }
 
-async function certGenerate(sub: string, host: string, configPath?: string): Promise<void> {
+async function certGenerate(
+  sub: string,
+  rawHost: string,
+  configPath: string | undefined,
+  force: boolean,
+): Promise<void> {
   if (sub !== "generate") throw new UsageError(`usage: ${COMMANDS.cert.usage}`);
+  const host = prepDomain(rawHost);
+  if (host === undefined) throw new UsageError(`"${rawHost}" is not a valid host name`);
   const config = await loadConfig(configPath);
   const dir = join(config.dataPath, "certs");
-  const { certPath, keyPath } = await generateSelfSigned(host.toLowerCase(), dir);
+  const existing = join(dir, `${host}.crt`);
+  if (existsSync(existing) && !force) {
+    throw new UsageError(
+      `a certificate for ${host} exists already (${existing}); add --force to replace it`,
+    );
+  }
+  if (!config.hosts.includes(host)) {
+    console.error(
+      `cadence: warning: ${host} is not a VirtualHost of this configuration ` +
+        `(hosts: ${config.hosts.join(", ")}); the server will not use this certificate`,
+    );
+  }
+  const { certPath, keyPath } = await generateSelfSigned(host, dir);
   console.log(`certificate: ${certPath}\nkey:         ${keyPath}`);
 }
 

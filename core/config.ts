@@ -155,6 +155,9 @@ export const DEFAULTS: Record<string, unknown> = {
 /** The embedded defaults: one VirtualHost, `localhost`. */
 export const EMBEDDED_CONFIG: Config = { virtual_hosts: { localhost: {} } };
 
+/** The host served when a configuration names none. */
+export const DEFAULT_HOST = "localhost";
+
 type Check = (v: unknown) => string | undefined;
 
 const isStringArray = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === "string");
@@ -262,6 +265,8 @@ export interface ResolvedConfig {
   /** Absolute data directory. */
   dataPath: string;
   hosts: string[];
+  /** True when the configuration named no `virtual_hosts` and `localhost` is served. */
+  defaultHost: boolean;
   components: string[];
   /** A global option, or its default. */
   global(name: string): unknown;
@@ -334,9 +339,13 @@ export function validateConfig(
   if (raw === null || typeof raw !== "object") {
     throw new ConfigError("the configuration must be an object");
   }
-  const { virtual_hosts: vhosts, components: comps, ...globals } = raw;
+  const { components: comps, ...globals } = raw;
+  delete (globals as Config).virtual_hosts;
   checkOptions(globals, "global", true);
-  if (vhosts === undefined || typeof vhosts !== "object" || Object.keys(vhosts).length === 0) {
+  // A file that sets only ports or data_path still serves localhost, as with no file at all.
+  const defaultHost = raw.virtual_hosts === undefined;
+  const vhosts = raw.virtual_hosts ?? { [DEFAULT_HOST]: {} };
+  if (vhosts === null || typeof vhosts !== "object" || Object.keys(vhosts).length === 0) {
     throw new ConfigError(
       'config option "virtual_hosts": expected at least one host, e.g. { "example.com": {} }',
     );
@@ -443,6 +452,7 @@ export function validateConfig(
     configDir,
     dataPath,
     hosts: Object.keys(vhosts),
+    defaultHost,
     components,
     global,
     get,

@@ -123,3 +123,93 @@ Deno.test("check reports a bad configuration in one line and fails", async () =>
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+/** The example configuration of the README, as written there. */
+async function readmeConfig(): Promise<string> {
+  const readme = await Deno.readTextFile(`${ROOT}/README.md`);
+  const m = /```ts\n(\/\/ cadence\.config\.ts\n[\s\S]*?)```/.exec(readme);
+  assert.ok(m, "the README has an example configuration");
+  return m[1];
+}
+
+Deno.test("configuration files: found without --config, named in the output; the README's example checks out", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "cadence-find-" });
+  try {
+    // Only a data path: localhost is served, and check says so.
+    await Deno.writeTextFile(
+      `${dir}/cadence.config.ts`,
+      `export default { data_path: "./data", interfaces: ["127.0.0.1"], c2s_ports: [1], ` +
+        `c2s_direct_tls_ports: [] };\n`,
+    );
+    const run = (args: string[], cwd: string, env: Record<string, string> = {}) =>
+      new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", `${ROOT}/main.ts`, ...args],
+        cwd,
+        env,
+        stdout: "piped",
+        stderr: "piped",
+      }).output().then((r) => ({
+        code: r.code,
+        out: new TextDecoder().decode(r.stdout),
+        err: new TextDecoder().decode(r.stderr),
+      }));
+    let r = await run(["check"], dir);
+    assert.match(
+      r.out,
+      new RegExp(
+        `configuration: ${dir}/cadence.config.ts; it names no virtual_hosts, so localhost is served`,
+      ),
+    );
+    // $CADENCE_CONFIG wins over ./cadence.config.ts.
+    await Deno.writeTextFile(
+      `${dir}/other.ts`,
+      `export default { virtual_hosts: { "example.net": {} }, interfaces: ["127.0.0.1"], ` +
+        `c2s_ports: [1], c2s_direct_tls_ports: [] };\n`,
+    );
+    r = await run(["check"], dir, { CADENCE_CONFIG: `${dir}/other.ts` });
+    assert.match(r.out, new RegExp(`configuration: ${dir}/other.ts\\n`));
+    assert.match(r.out, /example\.net: no certificate yet/);
+    // The README's example, as written (its own ports aside, which may be taken here).
+    await Deno.writeTextFile(
+      `${dir}/readme.ts`,
+      (await readmeConfig()).replace('"./core/config.ts"', `"${ROOT}/core/config.ts"`),
+    );
+    r = await run(["check", "--config", `${dir}/readme.ts`], dir);
+    const failures = r.out.split("\n").filter((l) =>
+      l.startsWith("FAIL") && !/^FAIL  port /.test(l)
+    );
+    assert.deepEqual(failures, [], r.out + r.err);
+    assert.match(r.out, /ok    example\.com: no certificate yet/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("cert generate keeps an existing certificate unless --force; warns for other hosts; help is a command", async () => {
+  await withConfig(async (config, dir) => {
+    let r = await cadence(["cert", "generate", "localhost", "--config", config]);
+    assert.equal(r.code, 0, r.err);
+    const first = await Deno.readTextFile(`${dir}/data/certs/localhost.crt`);
+    r = await cadence(["cert", "generate", "localhost", "--config", config]);
+    assert.equal(r.code, 1);
+    assert.match(
+      r.err,
+      /^cadence: a certificate for localhost exists already \(.*\); add --force to replace it\n$/,
+    );
+    assert.equal(await Deno.readTextFile(`${dir}/data/certs/localhost.crt`), first);
+    r = await cadence(["cert", "generate", "localhost", "--force", "--config", config]);
+    assert.equal(r.code, 0, r.err);
+    assert.notEqual(await Deno.readTextFile(`${dir}/data/certs/localhost.crt`), first);
+    r = await cadence(["cert", "generate", "elsewhere.example", "--config", config]);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.err, /warning: elsewhere\.example is not a VirtualHost of this configuration/);
+    r = await cadence(["help"]);
+    assert.equal(r.code, 0);
+    assert.match(r.out, /cert generate HOST \[--force\]/);
+    r = await cadence(["help", "passwd"]);
+    assert.equal(r.code, 0);
+    assert.match(r.out, /^usage: deno run -A main\.ts passwd JID/);
+    r = await cadence(["help", "nonsense"]);
+    assert.equal(r.code, 1);
+  });
+});
