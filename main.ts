@@ -210,6 +210,11 @@ async function start(_: string[], configPath: string | undefined): Promise<numbe
   };
   Deno.addSignalListener("SIGINT", () => stop("SIGINT"));
   Deno.addSignalListener("SIGTERM", () => stop("SIGTERM"));
+  // SIGHUP: the configuration read again and put in force, log files reopened.
+  let reloading = Promise.resolve();
+  Deno.addSignalListener("SIGHUP", () => {
+    reloading = reloading.then(() => reload(server, configPath));
+  });
   try {
     await server.start();
   } catch (e) {
@@ -222,6 +227,26 @@ async function start(_: string[], configPath: string | undefined): Promise<numbe
   });
   await new Promise(() => {}); // until a signal arrives
   return 0;
+}
+
+/** Reads the configuration again and puts it in force; a mistake leaves the old one running. */
+async function reload(server: Server, configPath: string | undefined): Promise<void> {
+  let next: ResolvedConfig;
+  try {
+    next = await loadConfig(configPath);
+  } catch (e) {
+    server.log.error("configuration not reloaded, the server goes on as it was: {error}", {
+      error: (e as Error).message,
+    });
+    return;
+  }
+  try {
+    await server.reload(next);
+    await setupLogging(logOptions(next)); // reopens log files (after logrotate)
+    server.log.info("configuration reloaded: {config}", { config: describeConfig(next) });
+  } catch (e) {
+    server.log.error("configuration reload failed: {error}", { error: e });
+  }
 }
 
 // --- accounts ---------------------------------------------------------------

@@ -276,14 +276,21 @@ export interface ResolvedConfig {
   modulesFor(host: string): string[];
 }
 
-/** Loads a configuration file (no path: the embedded defaults). */
+let reads = 0;
+
+/**
+ * Loads a configuration file (no path: the embedded defaults). Each call reads
+ * the file as it is now: Deno caches modules by URL, so each import gets its own.
+ */
 export async function loadConfig(path?: string): Promise<{ config: Config; path?: string }> {
   if (path === undefined) return { config: structuredClone(EMBEDDED_CONFIG) };
   const full = resolve(path);
   if (!existsSync(full)) throw new ConfigError(`config file ${path} not found`);
   let mod: { default?: unknown };
   try {
-    mod = await import(pathToFileURL(full).href);
+    const url = pathToFileURL(full);
+    if (reads++ > 0) url.searchParams.set("read", String(reads));
+    mod = await import(url.href);
   } catch (e) {
     const first = String((e as Error).message ?? e).split("\n")[0];
     throw new ConfigError(`config file ${path} cannot be loaded: ${first}`);

@@ -17,7 +17,6 @@ import {
   configure,
   getConsoleSink,
   getLogger as logtapeLogger,
-  getStreamSink,
   getTextFormatter,
   type LogLevel,
   reset,
@@ -58,8 +57,16 @@ export async function setupLogging(opts: LogOptions = {}): Promise<void> {
   const formatter = getTextFormatter({ timestamp: "date-time", value: "bare" });
   let sink: Sink;
   if (opts.file) {
+    // Each line is written at once (a stream sink held them until shutdown here,
+    // and fail2ban reads the file as it grows). Opened anew on each setup: SIGHUP
+    // after logrotate moves the file starts a new one.
     const file = await Deno.open(opts.file, { create: true, append: true });
-    sink = getStreamSink(file.writable, { formatter });
+    const encoder = new TextEncoder();
+    const write: Sink & Disposable = Object.assign(
+      (record: Parameters<Sink>[0]) => void writeAll(file, encoder.encode(formatter(record))),
+      { [Symbol.dispose]: () => file.close() },
+    );
+    sink = write;
   } else {
     sink = getConsoleSink({ formatter });
   }
@@ -71,6 +78,10 @@ export async function setupLogging(opts: LogOptions = {}): Promise<void> {
       { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["main"] },
     ],
   });
+}
+
+function writeAll(file: Deno.FsFile, bytes: Uint8Array): void {
+  for (let at = 0; at < bytes.length;) at += file.writeSync(bytes.subarray(at));
 }
 
 /** Flushes and detaches the sinks (at shutdown, and between tests). */

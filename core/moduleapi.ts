@@ -86,6 +86,13 @@ export interface EventMap {
   "delivery/failure": { session: Session; stanza: Stanza };
   "server-started": undefined;
   "server-stopping": { reason?: string };
+  "host-activated": string;
+  /** A host is no longer served (configuration reload): its streams end. */
+  "host-deactivated": string;
+  /** A new configuration is about to be put in force (SIGHUP). */
+  "config-reloading": undefined;
+  /** It is in force: global modules read their options again. */
+  "config-reloaded": undefined;
   "user-deleted": { username: string; host: string };
   "user-password-changed": { username: string; host: string };
   "host-disco-info-node": DiscoNodeEvent;

@@ -57,12 +57,19 @@ export class Server {
   /** What modules are given: the managers' public faces. */
   readonly moduleContext: ModuleContext;
 
-  constructor(readonly config: ResolvedConfig) {
+  /** The configuration in force (replaced by {@link reload}). */
+  config: ResolvedConfig;
+
+  constructor(config: ResolvedConfig) {
+    this.config = config;
     this.log = getLogger("server");
     const hosts = this.hosts = new HostManager();
+    // Everything reads the configuration through this.config: a reload swaps it.
+    // deno-lint-ignore no-this-alias
+    const server = this;
     this.sessions = new SessionManager({
       events: (host) => hosts.events(host),
-      option: (host, name) => config.get(host, name),
+      option: (host, name) => this.config.get(host, name),
     });
     this.router = new Router(hosts, getLogger("router"));
     this.tls = new TlsContexts(config);
@@ -73,13 +80,17 @@ export class Server {
     });
     this.started = new Promise((resolve) => this.markStarted = resolve);
     this.modules = new ModuleManager({
-      config,
+      get config() {
+        return server.config;
+      },
       hosts,
       events: this.events,
       context: () => this.moduleContext,
     });
     this.moduleContext = {
-      config,
+      get config() {
+        return server.config;
+      },
       events: this.events,
       hostEvents: (host) => hosts.events(host),
       hostType: (host) => hosts.get(host)?.type,
@@ -147,18 +158,65 @@ export class Server {
       defaultStorage: c.global("default_storage") as string | undefined,
       archiveItemLimit: c.global("storage_archive_item_limit") as number | undefined,
     });
-    for (const name of c.hosts) {
-      this.hosts.add(name, "local");
-      await this.activateUsers(name);
-      for (const m of c.modulesFor(name)) await this.modules.load(name, m);
-      await this.events.fire("host-activated", name);
-    }
-    for (const name of c.components) {
-      this.hosts.add(name, "component");
-      for (const m of c.modulesFor(name)) await this.modules.load(name, m);
-      await this.events.fire("host-activated", name);
-    }
+    for (const name of c.hosts) await this.activateHost(name, "local");
+    for (const name of c.components) await this.activateHost(name, "component");
     this.state = "active";
+  }
+
+  private async activateHost(name: string, type: "local" | "component"): Promise<void> {
+    this.hosts.add(name, type);
+    await this.loadHostModules(name, type);
+    await this.events.fire("host-activated", name);
+  }
+
+  private async loadHostModules(name: string, type: "local" | "component"): Promise<void> {
+    if (type === "local") await this.activateUsers(name);
+    for (const m of this.config.modulesFor(name)) await this.modules.load(name, m);
+  }
+
+  /**
+   * Puts a new configuration in force without dropping sessions (SIGHUP):
+   * hosts gone are deactivated (their streams end with `host-gone`), new
+   * ones activated, every other host's modules restarted with the new
+   * options and module list, certificates read again. Streams read nothing
+   * meanwhile (`config-reloading` … `config-reloaded`, which global modules
+   * such as c2s use to re-read their options).
+   */
+  async reload(next: ResolvedConfig): Promise<void> {
+    if (this.state !== "running") throw new Error("the server is not running");
+    const r = this.events.fire("config-reloading", undefined);
+    if (isPromise(r)) await r;
+    try {
+      this.config = next;
+      this.tls.reset(next);
+      const typeIn = (name: string) =>
+        next.hosts.includes(name)
+          ? "local"
+          : next.components.includes(name)
+          ? "component"
+          : undefined;
+      for (const host of [...this.hosts.all()]) {
+        const type = typeIn(host.name);
+        await this.modules.unloadAll(host.name);
+        if (type === host.type) {
+          await this.loadHostModules(host.name, type);
+        } else {
+          await this.events.fire("host-deactivated", host.name);
+          this.hosts.remove(host.name);
+          if (type) await this.activateHost(host.name, type);
+        }
+      }
+      for (const name of next.hosts) {
+        if (!this.hosts.has(name)) await this.activateHost(name, "local");
+      }
+      for (const name of next.components) {
+        if (!this.hosts.has(name)) await this.activateHost(name, "component");
+      }
+      for (const host of next.hosts) await this.tls.get(host);
+    } finally {
+      const done = this.events.fire("config-reloaded", undefined);
+      if (isPromise(done)) await done;
+    }
   }
 
   private async activateUsers(host: string): Promise<void> {

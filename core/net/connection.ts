@@ -55,7 +55,7 @@ export function clientAddress(socket: Socket): string {
 }
 
 /** Why reading is paused: bits, so each reason pauses and resumes independently. */
-const HELD = 1, THROTTLED = 2, STOPPED = 4;
+const HELD = 1, THROTTLED = 2, STOPPED = 4, SUSPENDED = 8;
 
 export class Connection {
   socket: Socket;
@@ -202,6 +202,11 @@ export class Connection {
   /** Pauses or resumes reading for the session (e.g. while a stanza is handled). */
   hold(on: boolean): void {
     this.setPaused(HELD, on);
+  }
+
+  /** Pauses or resumes reading for the server (while its configuration is reloaded). */
+  suspend(on: boolean): void {
+    this.setPaused(SUSPENDED, on);
   }
 
   private setPaused(reason: number, on: boolean): void {

@@ -1,6 +1,7 @@
 /**
  * A listening TCP socket that keeps accepting: bound to an address and port,
- * or inherited from systemd (socket activation, `fd`).
+ * or inherited from systemd (socket activation, `fd`; see
+ * {@link inheritedSockets}).
  *
  * Deno's accept loop stops for good, silently, when the process runs out of
  * file descriptors (accept() fails with EMFILE). So a listener checks itself:
@@ -42,7 +43,14 @@ export class Listener {
   private timer = 0;
   /** Local port of our own health-check connection, to drop it when it arrives. */
   private probePort = -1;
-  private probeAccepted = false;
+  /** Whether the check's connection has been accepted. */
+  private probeSeen = false;
+  /**
+   * Connections accepted during a check before its own connection knows its
+   * port (the server side often sees it first): held for those few
+   * milliseconds, so that the check's connection is never handed over.
+   */
+  private heldDuringProbe: Socket[] | undefined;
   private soon = false;
 
   constructor(
@@ -113,12 +121,19 @@ export class Listener {
 
   private accepted(socket: Socket): void {
     this.lastAccept = Date.now();
+    if (this.heldDuringProbe) return void this.heldDuringProbe.push(socket);
     if (this.probePort !== -1 && socket.remotePort === this.probePort) {
-      this.probeAccepted = true;
-      socket.destroy();
-      return;
+      this.probeSeen = true;
+      return void socket.destroy();
     }
     this.onSocket(socket);
+  }
+
+  /** Hands over the connections held while the check's port was unknown. */
+  private releaseHeld(): void {
+    const held = this.heldDuringProbe ?? [];
+    this.heldDuringProbe = undefined;
+    for (const socket of held) this.accepted(socket);
   }
 
   private schedule(): void {
@@ -134,20 +149,25 @@ export class Listener {
     if (!now && Date.now() - this.lastAccept < every) return;
     const target = this.selfAddress();
     if (!target) return;
-    this.probeAccepted = false;
+    this.probeSeen = false;
+    this.heldDuringProbe = [];
     const accepted = await new Promise<boolean>((resolve) => {
       const probe = connect(target);
-      const done = (ok: boolean) => {
+      const done = (result: boolean) => {
         clearTimeout(t);
         probe.destroy();
+        this.releaseHeld();
         this.probePort = -1;
-        resolve(ok);
+        resolve(result);
       };
-      probe.once("connect", () => this.probePort = probe.localPort ?? -1);
+      probe.once("connect", () => {
+        this.probePort = probe.localPort ?? -1;
+        this.releaseHeld();
+      });
       probe.once("error", () => done(false));
-      const t = unrefTimeout(() => done(this.probeAccepted), 2000);
+      const t = unrefTimeout(() => done(this.probeSeen), 2000);
       const poll = () => {
-        if (this.probeAccepted) done(true);
+        if (this.probeSeen) done(true);
         else if (!probe.destroyed) unrefTimeout(poll, 20);
       };
       poll();
@@ -180,6 +200,35 @@ export class Listener {
       unrefTimeout(() => this.reopen(), 10_000);
     });
   }
+}
+
+/** A listening socket systemd handed over (socket activation), and its name if it has one. */
+export interface InheritedSocket {
+  fd: number;
+  name?: string;
+}
+
+let inherited: InheritedSocket[] | undefined;
+
+/**
+ * The listening sockets systemd passed this process (sd_listen_fds(3):
+ * `LISTEN_PID`, `LISTEN_FDS`, `LISTEN_FDNAMES`, descriptors from 3 on); none
+ * when not socket-activated. Read once: the variables are then removed, so
+ * child processes do not take them for theirs.
+ */
+export function inheritedSockets(): InheritedSocket[] {
+  if (inherited) return inherited;
+  inherited = [];
+  const pid = Deno.env.get("LISTEN_PID");
+  const count = Number(Deno.env.get("LISTEN_FDS") ?? "0");
+  const names = (Deno.env.get("LISTEN_FDNAMES") ?? "").split(":");
+  if (pid !== undefined && Number(pid) === Deno.pid && Number.isInteger(count) && count > 0) {
+    for (let i = 0; i < count; i++) {
+      inherited.push({ fd: 3 + i, name: names[i] || undefined });
+    }
+  }
+  for (const v of ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"]) Deno.env.delete(v);
+  return inherited;
 }
 
 /**

@@ -26,6 +26,15 @@ export class TlsContexts {
 
   constructor(private config: ResolvedConfig) {}
 
+  /**
+   * Reads certificates again from now on (with a new configuration); what
+   * was loaded keeps serving new connections until its replacement is.
+   */
+  reset(config: ResolvedConfig): void {
+    this.config = config;
+    this.byHost.clear();
+  }
+
   /** Loads (once) the TLS material of a host. */
   get(host: string): Promise<HostTls> {
     let p = this.byHost.get(host);

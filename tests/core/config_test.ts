@@ -90,7 +90,7 @@ Deno.test("mistakes stop start-up with a message naming the option", () => {
         localhost: { ssl: { certificate: "/nonexistent.crt", key: "/nonexistent.key" } },
       },
     }, /"ssl.certificate" \(host "localhost"\): file \/nonexistent.crt does not exist/],
-    [{}, /"virtual_hosts": expected at least one host/],
+    [{ virtual_hosts: {} }, /"virtual_hosts": expected at least one host/],
     [{ virtual_hosts: { "Not A Host!": {} } }, /not a valid lower-case domain name/],
     [
       { virtual_hosts: { localhost: { c2s_ports: [1] } } },
@@ -128,4 +128,18 @@ Deno.test("config files: missing, broken, without a default export", async () =>
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("a configuration that names no virtual_hosts serves localhost and says so", () => {
+  const config = validateConfig({ data_path: "d", c2s_ports: [5999] }, {
+    configDir: "/tmp",
+    builtinModulesDir: ModuleManager.builtinDir,
+  });
+  assert.deepEqual(config.hosts, ["localhost"]);
+  assert.equal(config.defaultHost, true);
+  const named = validateConfig(base, {
+    configDir: "/tmp",
+    builtinModulesDir: ModuleManager.builtinDir,
+  });
+  assert.equal(named.defaultHost, false);
 });

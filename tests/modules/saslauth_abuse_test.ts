@@ -14,7 +14,14 @@ const PLAIN = {
   allow_unencrypted_plain_auth: true,
 };
 
-/** The filter the README gives for fail2ban, as a JavaScript regular expression. */
+/** The fail2ban filter shipped in contrib/, as a JavaScript regular expression. */
+const FILTER = await Deno.readTextFile(
+  new URL("../../contrib/fail2ban/cadence.conf", import.meta.url),
+);
+const FAILREGEX = new RegExp(
+  /^failregex = (.*)$/m.exec(FILTER)![1].replace("<HOST>", "(?<host>\\S+)"),
+);
+/** The same line, taken apart. */
 const FAIL2BAN = /authentication failed for (\S+) from (\S+) \((\S+): (\S+)/;
 
 function auth(user: string, password: string): string {
@@ -70,8 +77,9 @@ Deno.test("failures are counted per address across connections, logged in one li
     c.close();
     await stopLogging(); // flush
     const lines = (await Deno.readTextFile(`${dir}/cadence.log`)).split("\n")
-      .filter((l) => FAIL2BAN.test(l));
+      .filter((l) => FAILREGEX.test(l));
     assert.equal(lines.length, 5, lines.join("\n"));
+    assert.ok(lines.every((l) => FAILREGEX.exec(l)!.groups!.host === "127.0.0.1"));
     const [, jid, ip, mechanism, condition] = FAIL2BAN.exec(lines[0])!;
     assert.deepEqual([jid, ip, mechanism, condition], [
       "juliet@localhost",

@@ -55,3 +55,42 @@ Deno.test("a listener that cannot bind says where", async () => {
     b.close();
   }
 });
+
+Deno.test("an idle listener checks itself: left alone when it accepts, reopened when it does not", async () => {
+  const warnings: string[] = [];
+  const log = { ...getLogger("test"), warn: (m: string) => void warnings.push(m) };
+  let accepted = 0;
+  const l = new Listener({ host: "127.0.0.1", port: 0, log, healthCheckMs: 100 }, (s) => {
+    accepted++;
+    s.destroy();
+  });
+  await l.start();
+  const connectOnce = () =>
+    new Promise<void>((resolve, reject) => {
+      const c = connect({ host: "127.0.0.1", port: l.port()! }, () => {
+        c.destroy();
+        resolve();
+      });
+      c.on("error", reject);
+    });
+  try {
+    // Idle and healthy: several checks, no reopening, and its own probes are not handed over.
+    await new Promise((r) => setTimeout(r, 500));
+    assert.deepEqual(warnings, []);
+    assert.equal(accepted, 0);
+    // Its accept path stops (as Deno's does at EMFILE): the check notices and reopens.
+    // deno-lint-ignore no-explicit-any
+    (l as any).server.removeAllListeners("connection");
+    for (let i = 0; i < 100 && warnings.length === 0; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.match(warnings[0] ?? "", /stopped accepting/);
+    for (let i = 0; i < 50 && accepted === 0; i++) {
+      await connectOnce().catch(() => {});
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(accepted > 0, "the reopened listener does not accept");
+  } finally {
+    l.close();
+  }
+});

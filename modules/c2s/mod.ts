@@ -1,10 +1,12 @@
 /**
  * Client connections (RFC 6120): listens on `c2s_ports` (plain TCP, with
  * STARTTLS offered by the tls module) and `c2s_direct_tls_ports` (XEP-0368,
- * ALPN `xmpp-client`), opens streams, announces stream features, and closes
- * every stream at shutdown.
+ * ALPN `xmpp-client`) — or on the sockets systemd passed (socket
+ * activation) — opens streams, announces stream features, and closes every
+ * stream at shutdown.
  *
- * Limits, each refused with the stream error RFC 6120 names:
+ * Limits (options in ./settings.ts), each refused with the stream error
+ * RFC 6120 names:
  * - `c2s_unauthed_stanza_size_limit` (10,000) before authentication and
  *   `c2s_stanza_size_limit` (256 KiB) after; the parser's other caps;
  * - `c2s_timeout` (300 s): a stream not bound to a resource by then is closed;
@@ -18,100 +20,42 @@
  *   mod_limits; on by default; `limits = false` turns them off), with
  *   `unlimited_jids`/`unlimited_users` exempt.
  *
+ * When the configuration is reloaded (SIGHUP), reading pauses on every
+ * stream until the hosts and modules are in place again; then the options
+ * are read anew and the listeners follow the new ports.
+ *
  * One instance serves the whole server (`meta.scope = "global"`); the host a
  * stream is for comes from its header's `to`.
  * @module
  */
 import type { Socket } from "node:net";
-import { clientAddress, Connection } from "../core/net/connection.ts";
-import { Listener, openFileLimit } from "../core/net/listener.ts";
-import type { Module } from "../core/moduleapi.ts";
-import { Session } from "../core/session.ts";
-import { StreamParser } from "../core/xml/parser.ts";
-import { prepDomain } from "../core/jid.ts";
-import { escapeAttr, Stanza } from "../core/xml/stanza.ts";
-import { isPromise } from "../core/events.ts";
-import { unrefTimeout } from "../core/timers.ts";
+import { clientAddress, Connection } from "../../core/net/connection.ts";
+import type { Module } from "../../core/moduleapi.ts";
+import { Session } from "../../core/session.ts";
+import { StreamParser } from "../../core/xml/parser.ts";
+import { prepDomain } from "../../core/jid.ts";
+import { escapeAttr, Stanza } from "../../core/xml/stanza.ts";
+import { isPromise } from "../../core/events.ts";
+import { unrefTimeout } from "../../core/timers.ts";
+import { FD_RESERVE, readSettings } from "./settings.ts";
+import { C2sListeners } from "./listeners.ts";
+
+export { parseRate } from "./settings.ts";
 
 export const meta = { scope: "global" };
 
 const STREAM_OPEN = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' " +
   "xmlns:stream='http://etherx.jabber.org/streams'";
 const STREAMS_NS = "urn:ietf:params:xml:ns:xmpp-streams";
-/** Descriptors kept free for storage, logs and the runtime itself. */
-const FD_RESERVE = 100;
-
-/** "100kb/s" → bytes per second (decimal units, as Prosody's mod_limits). */
-export function parseRate(rate: unknown): number | undefined {
-  if (typeof rate === "number") return rate;
-  if (typeof rate !== "string") return undefined;
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([bkmg])[a-z]*\/s\s*$/i.exec(rate);
-  if (!m) return undefined;
-  return Number(m[1]) * 10 ** { b: 0, k: 3, m: 6, g: 9 }[m[2].toLowerCase() as "b"];
-}
-
-/** "2s" or 2 → seconds. */
-function parseBurst(burst: unknown): number | undefined {
-  if (typeof burst === "number") return burst;
-  const m = typeof burst === "string" ? /^\s*(\d+(?:\.\d+)?)\s*s?\s*$/.exec(burst) : null;
-  return m ? Number(m[1]) : undefined;
-}
 
 export default function c2s(module: Module) {
   const log = module.log;
   const sessions = new Set<Session>();
-  const listeners: Listener[] = [];
   const defaultHost = module.localHosts()[0];
-
-  const authedLimit = module.getOptionInteger("c2s_stanza_size_limit", 256 * 1024, {
-    min: 10_000,
-  });
-  const unauthedLimit = Math.min(
-    authedLimit,
-    module.getOptionInteger("c2s_unauthed_stanza_size_limit", 10_000, { min: 1000 }),
-  );
-  const timeoutSec = module.getOptionPeriod("c2s_timeout", 300);
-  const closeTimeoutMs = module.getOptionPeriod("c2s_close_timeout", 5) * 1000;
-  const maxSendBuffer = module.getOptionInteger("max_send_buffer_size", 1 << 20, { min: 16384 });
-  const sendTimeoutMs = module.getOptionPeriod("send_timeout", 180) * 1000;
-  const perIpLimit = module.getOptionInteger("c2s_max_unauthed_per_ip", 32, { min: 1 });
-  const fdLimit = openFileLimit();
-  const fdCap = fdLimit === undefined ? Infinity : Math.max(16, fdLimit - FD_RESERVE);
-  let maxConnections = module.getOptionInteger("c2s_max_connections", fdCap, { min: 1 });
-  if (maxConnections > fdCap) {
-    log.warn("c2s_max_connections {wanted} lowered to {cap}: the open-file limit is {limit}", {
-      wanted: maxConnections,
-      cap: fdCap,
-      limit: fdLimit,
-    });
-    maxConnections = fdCap;
-  }
-  const rate = readRate();
-  // Prosody's code reads unlimited_jids, its documentation says unlimited_users: both work.
-  const unlimited = new Set([
-    ...module.getOptionInheritedSet("unlimited_jids"),
-    ...module.getOptionInheritedSet("unlimited_users"),
-  ]);
+  let settings = readSettings(module);
+  const listeners = new C2sListeners(log, (socket, directTls) => accept(socket, directTls));
   /** Unauthenticated connections per remote address. */
   const unauthed = new Map<string, number>();
-
-  function readRate() {
-    const limits = module.getOption<
-      Record<string, { rate?: unknown; burst?: unknown } | false> | false
-    >("limits", {});
-    if (limits === false || limits.c2s === false) return undefined; // limits turned off
-    const c = limits.c2s ?? {};
-    const bytesPerSecond = c.rate === undefined ? 100_000 : parseRate(c.rate);
-    const burstSeconds = c.burst === undefined ? 2 : parseBurst(c.burst);
-    if (bytesPerSecond === undefined || burstSeconds === undefined) {
-      throw new Error(
-        `config option "limits" (c2s): expected { rate: "100kb/s", burst: "2s" }, got ${
-          JSON.stringify(c)
-        }`,
-      );
-    }
-    return { bytesPerSecond, burstSeconds };
-  }
 
   function countUnauthed(ip: string, delta: number) {
     const n = (unauthed.get(ip) ?? 0) + delta;
@@ -125,7 +69,7 @@ export default function c2s(module: Module) {
   /** Turns a connection away before any stream: header, error, close. */
   function refuse(socket: Socket, condition: string, text: string) {
     socket.on("error", () => {});
-    for (const l of listeners) l.checkSoon(); // a burst may have run out of descriptors
+    listeners.checkSoon(); // a burst may have run out of descriptors
     if (refusing >= FD_RESERVE / 2) return socket.destroy(); // no descriptors to spare
     refusing++;
     socket.once("close", () => refusing--);
@@ -141,25 +85,21 @@ export default function c2s(module: Module) {
 
   function accept(socket: Socket, directTls: boolean) {
     const ip = clientAddress(socket);
-    if (sessions.size >= maxConnections) {
+    if (sessions.size >= settings.maxConnections) {
       log.warn("refusing a connection from {ip}: {n} connections open (c2s_max_connections)", {
         ip,
         n: sessions.size,
       });
       return refuse(socket, "resource-constraint", "The server is full; try again later");
     }
-    if ((unauthed.get(ip) ?? 0) >= perIpLimit) {
+    if ((unauthed.get(ip) ?? 0) >= settings.perIpLimit) {
       log.info("refusing a connection from {ip}: too many unauthenticated connections", { ip });
       return refuse(socket, "policy-violation", "Too many unauthenticated connections");
     }
-    const conn = new Connection(socket, false, {
-      maxSendBuffer,
-      rate,
-      closeTimeoutMs,
-      sendTimeoutMs,
-    });
+    const { authedLimit, unauthedLimit, timeoutSec, unlimited } = settings;
+    const conn = new Connection(socket, false, settings.connection);
     const session = new Session(conn, log);
-    session.closeTimeoutMs = closeTimeoutMs;
+    session.closeTimeoutMs = settings.connection.closeTimeoutMs;
     sessions.add(session);
     countUnauthed(ip, 1);
     let countedUnauthed = true;
@@ -315,38 +255,30 @@ export default function c2s(module: Module) {
 
   module.hookGlobal("server-started", async () => {
     for (const host of module.localHosts()) await module.loadTls(host);
-    const interfaces = module.getOptionArray<string>(
-      "c2s_interfaces",
-      module.getOptionArray<string>("interfaces", ["*"]),
-    );
-    for (const port of module.getOptionArray<number>("c2s_ports", [5222])) {
-      for (const iface of interfaces) await listen(iface, port, false);
-    }
-    for (const port of module.getOptionArray<number>("c2s_direct_tls_ports", [5223])) {
-      for (const iface of interfaces) await listen(iface, port, true);
+    await listeners.update(settings);
+  });
+
+  // A configuration reload: no stanza is read while hosts and modules are replaced.
+  module.hookGlobal("config-reloading", () => {
+    for (const s of sessions) s.conn.suspend(true);
+  });
+  module.hookGlobal("config-reloaded", async () => {
+    try {
+      settings = readSettings(module);
+      await listeners.update(settings);
+    } finally {
+      for (const s of sessions) s.conn.suspend(false);
     }
   });
 
-  async function listen(iface: string, port: number, directTls: boolean): Promise<void> {
-    const l = new Listener(
-      { host: iface, port, log },
-      (socket) => accept(socket, directTls),
-    );
-    try {
-      await l.start();
-    } catch (e) {
-      throw new Error(`c2s ${(e as Error).message}`);
+  module.hookGlobal("host-deactivated", (host) => {
+    for (const s of [...sessions]) {
+      if (s.host === host) s.close({ condition: "host-gone", text: `${host} is no longer served` });
     }
-    listeners.push(l);
-    log.info("c2s listening on {where}{tls}", {
-      where: l.address(),
-      tls: directTls ? " (direct TLS)" : "",
-    });
-  }
+  });
 
   module.hookGlobal("server-stopping", async (event) => {
-    for (const l of listeners) l.close();
-    listeners.length = 0;
+    listeners.close();
     const open = [...sessions].map((s) =>
       new Promise<void>((resolve) => {
         if (s.conn.closed) return resolve();
@@ -362,6 +294,6 @@ export default function c2s(module: Module) {
   }, -100);
 
   /** The addresses listened on, for tests and logs. */
-  module.exports.addresses = () => listeners.map((l) => l.address());
+  module.exports.addresses = () => listeners.addresses();
   module.exports.sessions = sessions;
 }
