@@ -111,6 +111,20 @@ export class Session {
     return this.conn.buffered;
   }
 
+  /**
+   * Drops what the old stream had queued behind the element that restarts
+   * the stream (STARTTLS, SASL success): it was sent before the restart and
+   * must not be taken as part of the new stream (RFC 6120 §5.4.3.3, §6.4.6).
+   */
+  discardQueued(): void {
+    if (this.queue?.length) {
+      this.log.debug("dropping {n} elements sent before the stream restart", {
+        n: this.queue.length,
+      });
+    }
+    this.queue = undefined;
+  }
+
   /** Takes one parsed element into the session's ordered processing. */
   receive(stanza: Stanza): void {
     if (this.destroyed) return;

@@ -145,6 +145,7 @@ export default function c2s(module: Module) {
     session.resetStream = () => {
       session.notopen = true;
       parser.reset();
+      session.discardQueued();
       if (session.username !== undefined) {
         authenticated();
         parser.setOptions({ maxStanzaSize: authedLimit });
