@@ -2,9 +2,12 @@
  * A complete Cadence configuration: every option the core reads, with its
  * default. Option names are Prosody's, so Prosody's documentation applies.
  *
- * Copy it, change what you need, and run
+ * Copy it to cadence.config.ts, change what you need, and run
  *
- *     deno run -A main.ts start --config cadence.config.ts
+ *     deno run -A main.ts start
+ *
+ * (The file is found as ./cadence.config.ts, or by $CADENCE_CONFIG, or by
+ * --config FILE. SIGHUP makes a running server read it again.)
  *
  * Relative paths are relative to this file's directory.
  * @module
@@ -29,6 +32,24 @@ export default defineConfig({
   /** Whether clients may create accounts in-band (XEP-0077). Default: false. */
   allow_registration: false,
 
+  /** Resources one account may have bound at once. Default: 10. */
+  max_user_sessions: 10,
+
+  /**
+   * SASL mechanisms not to offer. E.g. ["SCRAM-SHA-1-PLUS", "SCRAM-SHA-256-PLUS"]
+   * for slixmpp ≤ 1.8, which refuses servers that offer -PLUS (see README).
+   * Default: [].
+   */
+  disable_sasl_mechanisms: [],
+
+  /**
+   * Failed authentications allowed from one address within limit_auth_period
+   * seconds; past them, attempts from it get temporary-auth-failure without
+   * a password being checked. Defaults: 5 and 30.
+   */
+  limit_auth_max: 5,
+  limit_auth_period: 30,
+
   // --- Modules ---------------------------------------------------------------
 
   /**
@@ -51,6 +72,9 @@ export default defineConfig({
   /** Addresses to listen on; "*" means every interface. Default: ["*"]. */
   interfaces: ["*"],
 
+  /** Addresses for client connections only (overrides interfaces). Default: interfaces. */
+  // c2s_interfaces: ["*"],
+
   /** Client ports with STARTTLS. Default: [5222]. */
   c2s_ports: [5222],
 
@@ -66,8 +90,41 @@ export default defineConfig({
   /** Largest stanza a client may send, in bytes. Default: 262144 (256 KiB). */
   c2s_stanza_size_limit: 256 * 1024,
 
-  /** Seconds an unauthenticated connection may stay open. Default: 300. */
+  /** Largest stanza before authentication, in bytes. Default: 10000. */
+  c2s_unauthed_stanza_size_limit: 10_000,
+
+  /** Seconds a connection may take to authenticate and bind a resource. Default: 300. */
   c2s_timeout: 300,
+
+  /** Unauthenticated connections allowed at once from one address. Default: 32. */
+  c2s_max_unauthed_per_ip: 32,
+
+  /**
+   * Client connections in all; past it new ones are refused with
+   * resource-constraint. Default (and most): the open-file limit less 100.
+   */
+  // c2s_max_connections: 10_000,
+
+  /**
+   * Bytes of output that may wait for a client that reads too slowly; past
+   * it the stream is closed and what was not written goes where messages
+   * for an unavailable resource go (other resources, offline storage).
+   * Default: 1048576 (1 MiB).
+   */
+  max_send_buffer_size: 1 << 20,
+
+  /** Seconds output may wait with nothing taken by the client before its stream is closed. Default: 180. */
+  send_timeout: 180,
+
+  /**
+   * Inbound rate limits, as Prosody's mod_limits ("kb" is 1000 bytes). A
+   * client that sends faster is read more slowly. false turns them off.
+   * Default: { c2s: { rate: "100kb/s", burst: "2s" } }.
+   */
+  limits: { c2s: { rate: "100kb/s", burst: "2s" } },
+
+  /** JIDs the rate limits do not apply to. Default: []. */
+  unlimited_jids: [],
 
   /** Seconds to wait for the client's </stream:stream> after ours. Default: 5. */
   c2s_close_timeout: 5,
