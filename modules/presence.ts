@@ -322,9 +322,11 @@ export default function presenceModule(module: Module) {
   }
 
   // A session that ends while available goes unavailable (RFC 6121 §4.5.2).
-  module.hook("resource-unbind", async ({ session }) => {
+  module.hook("resource-unbind", async ({ session, error }) => {
     if (!session.presence && !session.directed) return;
     const unavailable = presence({ type: "unavailable", from: session.full_jid });
+    // As Prosody: contacts see why a resource went without saying goodbye.
+    if (error) unavailable.textTag("status", `Disconnected: ${error}`);
     if (session.presence) {
       await broadcast(session, unavailable);
     } else {

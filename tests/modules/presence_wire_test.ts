@@ -210,3 +210,20 @@ Deno.test("approving again while subscribed both ways sends presence and probes 
     ]);
   });
 });
+
+Deno.test("a resource that goes without saying goodbye: contacts get unavailable with the reason", async () => {
+  await withServer(["juliet", "romeo"], async (t, clients) => {
+    await setItem(t, "juliet", "romeo@localhost", "from");
+    await setItem(t, "romeo", "juliet@localhost", "to");
+    const romeo = await online(t, clients, "romeo");
+    const juliet = await online(t, clients, "juliet");
+    await romeo.waitFor(/from="juliet@localhost\/r"/);
+    romeo.clear();
+    juliet.socket.destroy(); // no </stream:stream>, no unavailable
+    await romeo.waitFor(/<\/presence>/);
+    assert.match(
+      romeo.received,
+      /<presence type="unavailable" from="juliet@localhost\/r" to="romeo@localhost"><status>Disconnected: connection closed<\/status><\/presence>/,
+    );
+  });
+});
