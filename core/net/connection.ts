@@ -58,7 +58,10 @@ export function clientAddress(socket: Socket): string {
 const HELD = 1, THROTTLED = 2, STOPPED = 4, SUSPENDED = 8;
 
 export class Connection {
+  /** The socket read and written: the TCP socket, or the TLS socket over it. */
   socket: Socket;
+  /** The TCP socket underneath (the same as `socket` until TLS). */
+  private raw: Socket;
   secure: boolean;
   readonly ip: string;
   closed = false;
@@ -94,9 +97,12 @@ export class Connection {
   private throttleTimer = 0;
   /** Bytes read but not yet passed on, waiting for the bucket to refill. */
   private waiting: Uint8Array | undefined;
+  /** Bumped when TLS starts: bytes read before then belong to the plaintext layer. */
+  private layer = 0;
 
   constructor(socket: Socket, secure: boolean, opts: ConnectionOptions = {}) {
     this.socket = socket;
+    this.raw = socket;
     this.secure = secure;
     this.ip = clientAddress(socket);
     this.maxSendBuffer = opts.maxSendBuffer ?? 1 << 20;
@@ -212,8 +218,28 @@ export class Connection {
   private setPaused(reason: number, on: boolean): void {
     const before = this.paused;
     this.paused = on ? before | reason : before & ~reason;
-    if (before === 0 && this.paused !== 0) this.socket.pause();
-    else if (before !== 0 && this.paused === 0 && !this.closed) this.socket.resume();
+    if (before === 0 && this.paused !== 0) this.readFromPeer(false);
+    else if (before !== 0 && this.paused === 0 && !this.closed) this.readFromPeer(true);
+  }
+
+  /**
+   * Starts or stops reading the peer. Under TLS, pausing the TLS socket does
+   * not stop the TCP socket underneath from reading (the peer could go on
+   * sending, and the bytes would pile up here), and pausing that socket does
+   * not come back from resume(): its handle is stopped and started instead.
+   */
+  private readFromPeer(on: boolean): void {
+    if (this.raw === this.socket) {
+      if (on) this.socket.resume();
+      else this.socket.pause();
+      return;
+    }
+    // deno-lint-ignore no-explicit-any
+    const handle = (this.raw as any)._handle as
+      | { readStart(): unknown; readStop(): unknown }
+      | undefined;
+    if (on) handle?.readStart();
+    else handle?.readStop();
   }
 
   // --- inbound rate limit ------------------------------------------------------
@@ -256,7 +282,9 @@ export class Connection {
     const now = Math.min(chunk.length, Math.max(0, Math.floor(this.tokens)));
     this.tokens -= now;
     if (now === chunk.length) return this.deliver(chunk);
+    const layer = this.layer;
     if (now > 0) this.deliver(chunk.subarray(0, now));
+    if (layer !== this.layer) return; // STARTTLS began: the rest was sent in plaintext
     this.waiting = chunk.subarray(now);
     this.setPaused(THROTTLED, true);
     this.scheduleRelease();
@@ -277,7 +305,9 @@ export class Connection {
     this.refill();
     const now = Math.min(waiting.length, Math.max(0, Math.floor(this.tokens)));
     this.tokens -= now;
+    const layer = this.layer;
     if (now > 0) this.deliver(waiting.subarray(0, now));
+    if (layer !== this.layer) return; // STARTTLS began: the rest was sent in plaintext
     if (now < waiting.length) {
       this.waiting = waiting.subarray(now);
       return this.scheduleRelease();
@@ -306,6 +336,13 @@ export class Connection {
     alpn?: string[],
   ): void {
     const plain = this.socket;
+    // Bytes the rate limit held back were sent before TLS: they must never be
+    // read as if they came through it (plaintext injection, CVE-2011-0411).
+    this.layer++;
+    this.waiting = undefined;
+    clearTimeout(this.throttleTimer);
+    if (this.rate) this.tokens = this.rate.capacity;
+    this.paused &= ~THROTTLED;
     // Stop reading first: a read already in flight would swallow the client's TLS hello.
     plain.pause();
     plain.removeAllListeners("data");
@@ -323,7 +360,7 @@ export class Connection {
     this.secure = true;
     this.attach(tls);
     tls.on("error", () => tls.destroy());
-    if (this.paused !== 0) tls.pause();
+    if (this.paused !== 0) this.readFromPeer(false);
   }
 
   /** The ALPN protocol the client and the server agreed on, if any. */

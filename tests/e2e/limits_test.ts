@@ -364,3 +364,60 @@ Deno.test("the listener survives running out of file descriptors (ulimit -n 256,
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("plaintext the rate limit held back when STARTTLS began is never read as encrypted", async () => {
+  await withServer({
+    c2s_require_encryption: true,
+    limits: { c2s: { rate: "2kb/s", burst: "1s" } },
+  }, async (t) => {
+    const c = await RawClient.connect(t.port);
+    try {
+      c.send(streamHeader());
+      await c.waitFor(/<\/stream:features>/);
+      await new Promise((r) => setTimeout(r, 1000)); // the bucket is full again
+      c.clear();
+      // <starttls/>, then more than the bucket holds, then an injected stream header.
+      c.send(
+        "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>" + " ".repeat(2500) + streamHeader(),
+      );
+      await c.waitFor(/<proceed /);
+      await c.startTls();
+      await new Promise((r) => setTimeout(r, 2500)); // long enough for the bucket to refill
+      assert.equal(c.received, "", "the server answered a stream header sent in plaintext");
+      c.send(streamHeader()); // the client's own, over TLS
+      await c.waitFor(/<\/stream:features>/);
+    } finally {
+      c.close();
+    }
+  });
+});
+
+Deno.test("the rate limit holds under TLS too: a client cannot push faster than it allows", async () => {
+  await withServer({
+    c2s_require_encryption: true,
+    limits: { c2s: { rate: "2kb/s", burst: "1s" } },
+    unlimited_jids: [],
+  }, async (t) => {
+    const c = await RawClient.connect(t.port);
+    try {
+      c.send(streamHeader());
+      await c.waitFor(/<starttls /);
+      c.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+      await c.waitFor(/<proceed /);
+      await c.startTls();
+      c.send(streamHeader());
+      await c.waitFor(/<\/stream:features>/);
+      // 40 MB of one endless body: the server reads it no faster than 2 kB/s.
+      c.send("<message to='romeo@localhost'><body>");
+      const mib = new Uint8Array(1 << 20).fill(0x61);
+      for (let i = 0; i < 40; i++) c.socket.write(mib);
+      await new Promise((r) => setTimeout(r, 2000));
+      assert.ok(
+        c.socket.writableLength > 30 << 20,
+        `the server took ${40 - c.socket.writableLength / (1 << 20)} MB in 2 s`,
+      );
+    } finally {
+      c.close();
+    }
+  });
+});
