@@ -341,7 +341,9 @@ async function unauthScenario(o: BenchOptions, suts: ServerUnderTest[]): Promise
 function speedIndex(): { ms: number; opsPerSecond: number; digests: number } {
   const digests = 200_000;
   const input = new Uint8Array(64).fill(7);
-  for (let i = 0; i < 5_000; i++) createHash("sha256").update(input).digest(); // warm
+  // Warm up long enough for the JIT to settle (5,000 was too few: the first reading came
+  // out up to 2× slower than one at the end of the same run on an idle machine).
+  for (let i = 0; i < 50_000; i++) createHash("sha256").update(input).digest();
   const t0 = performance.now();
   for (let i = 0; i < digests; i++) createHash("sha256").update(input).digest();
   const ms = performance.now() - t0;

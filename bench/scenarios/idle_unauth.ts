@@ -4,8 +4,10 @@
  * header, read the server's features and then sit idle without
  * authenticating. Reports how many the server accepted (answered with its
  * stream features) and kept open through the hold, the server's RSS delta
- * in all and per kept connection, its CPU while they sit, and RSS once
- * they are gone. A server that caps unauthenticated connections per
+ * right after opening (per accepted connection) and after the hold (per
+ * kept connection; a server may time unauthenticated streams out, as
+ * ejabberd does after 30 s), its CPU while they sit, and RSS once they are
+ * gone. A server that caps unauthenticated connections per
  * address shows it here as connections refused or closed.
  * @module
  */
@@ -29,6 +31,10 @@ export interface UnauthRun {
   errors: string[];
   openMs: number;
   rssBeforeKiB: number;
+  /** RSS right after the last connection was opened (before the hold). */
+  rssOpenedKiB: number;
+  /** (rssOpened − rssBefore) ÷ accepted, KiB. */
+  kibPerAccepted: number;
   rssHeldKiB: number;
   /** RSS delta ÷ connections kept, KiB. */
   kibPerConnection: number;
@@ -84,6 +90,7 @@ export async function runIdleUnauth(
       await conn.waitFor(FEATURES_END, STEP_TIMEOUT_MS);
       conn.discardIncoming();
     });
+    const rssOpenedKiB = await server.rssKiB();
     const holdCpuSlicesMs = await sampleCpu(server, holdSeconds);
     const rssHeldKiB = await server.rssKiB();
     const kept = open.filter((c) => !c.closed).length;
@@ -98,6 +105,8 @@ export async function runIdleUnauth(
       errors: opened.errors,
       openMs: opened.elapsedMs,
       rssBeforeKiB,
+      rssOpenedKiB,
+      kibPerAccepted: opened.completed > 0 ? (rssOpenedKiB - rssBeforeKiB) / opened.completed : NaN,
       rssHeldKiB,
       kibPerConnection: kept > 0 ? (rssHeldKiB - rssBeforeKiB) / kept : NaN,
       holdSeconds,
@@ -117,8 +126,10 @@ export async function runIdleUnauth(
 export function describeUnauthRun(r: UnauthRun): string {
   return `${r.connected}/${r.attempted} connected, ${r.accepted} got stream features, ` +
     `${r.kept} still open after ${r.holdSeconds} s (opened in ${seconds(r.openMs)}); ` +
-    `RSS ${mib(r.rssBeforeKiB)} → ${mib(r.rssHeldKiB)} = ${r.kibPerConnection.toFixed(1)} ` +
-    `KiB/connection kept; server CPU over the hold ${seconds(r.holdCpuMs)}; ` +
+    `RSS ${mib(r.rssBeforeKiB)} → ${mib(r.rssOpenedKiB)} just opened = ` +
+    `${r.kibPerAccepted.toFixed(1)} KiB/connection accepted → ${mib(r.rssHeldKiB)} after the ` +
+    `hold = ${r.kibPerConnection.toFixed(1)} KiB/connection kept; server CPU over the hold ` +
+    `${seconds(r.holdCpuMs)}; ` +
     `RSS after all dropped ${mib(r.rssAfterCloseKiB)}; exit ${r.exitCode}` +
     details(r.errors, r.serverOutput);
 }
@@ -127,10 +138,17 @@ export function describeUnauthRun(r: UnauthRun): string {
 export function unauthRows(runs: UnauthRun[], connections: number): Row[] {
   const name = `idle-unauth ${connections} conn.`;
   return [
-    row(name, "KiB per unauth connection kept", runs.map((r) => r.kibPerConnection), 1),
+    row(name, "KiB per connection accepted, just opened", runs.map((r) => r.kibPerAccepted), 1),
+    row(name, "KiB per connection kept, after hold", runs.map((r) => r.kibPerConnection), 1),
     row(
       name,
-      "RSS MiB delta, all connections",
+      "RSS MiB delta, just opened",
+      runs.map((r) => (r.rssOpenedKiB - r.rssBeforeKiB) / 1024),
+      1,
+    ),
+    row(
+      name,
+      "RSS MiB delta, after hold",
       runs.map((r) => (r.rssHeldKiB - r.rssBeforeKiB) / 1024),
       1,
     ),
