@@ -77,7 +77,11 @@ export interface ParserOptions {
   maxAttributes: number;
   /** Longest attribute value; default 64 KiB. */
   maxAttributeLength: number;
-  /** Most whitespace between two stanzas; default the stanza size limit. */
+  /**
+   * Most whitespace between two stanzas in one burst of input (a second's
+   * pause starts the count again, so keepalives never add up); default the
+   * stanza size limit.
+   */
   maxGap: number;
   /** The namespace stanzas must be in by default; default "jabber:client". */
   defaultNs: string;
@@ -93,6 +97,8 @@ class StreamError extends Error {
 }
 
 const LT = 60, GT = 62, SLASH = 47, BANG = 33, QUESTION = 63, QUOT = 34, APOS = 39;
+/** A pause in the input this long ends a burst of whitespace (see `maxGap`). */
+const GAP_PAUSE_MS = 1000;
 
 // XML 1.0 forbids these characters anywhere, even as character references.
 // deno-lint-ignore no-control-regex
@@ -119,6 +125,8 @@ function rootScope(): Scope {
 interface Frame {
   qname: string;
   scope: Scope;
+  /** The element's namespace. */
+  uri: string;
   /** undefined for the stream element. */
   el: Stanza | undefined;
 }
@@ -164,8 +172,9 @@ export class StreamParser {
   private offset = 0;
   /** Offset where the current stanza (or unfinished markup between stanzas) began. */
   private stanzaStart = 0;
-  /** Whitespace seen since the last stanza. */
+  /** Whitespace seen since the last stanza (in this burst of input). */
   private gap = 0;
+  private lastFeed = 0;
   private stack: Frame[] = [];
   /** Bumped by reset(): a loop working on the old stream stops. */
   private generation = 0;
@@ -211,6 +220,11 @@ export class StreamParser {
    */
   feed(chunk: Uint8Array): void {
     if (this.phase === Phase.Done) return;
+    // Whitespace between stanzas is counted per burst: a pause starts the count
+    // again, so keepalives never add up, while a flood does.
+    const now = performance.now();
+    if (now - this.lastFeed > GAP_PAUSE_MS) this.gap = 0;
+    this.lastFeed = now;
     let text: string;
     try {
       text = this.decoder.decode(chunk, { stream: true });
@@ -256,6 +270,11 @@ export class StreamParser {
       }
       pos = next;
       this.scan = pos;
+      // An open stanza is measured after every token, not only when a read ends
+      // mid-token: reads that always end on a '>' must not let it grow unseen.
+      if (this.stack.length > 1 && this.offset + pos - this.stanzaStart > this.opts.maxStanzaSize) {
+        throw this.limit("stanza too large");
+      }
     }
     if (this.phase === Phase.Done || generation !== this.generation) return;
     if (pos > 0) {
@@ -418,6 +437,9 @@ export class StreamParser {
       this.scan = Math.max(pos + 2, buf.length - 1);
       return -1;
     }
+    if (this.offset + end + 2 > this.opts.maxHeaderSize) {
+      throw this.limit("the stream header is too large");
+    }
     const encoding = /\sencoding\s*=\s*["']([^"']*)["']/.exec(head)?.[1];
     if (encoding !== undefined && encoding.toLowerCase() !== "utf-8") {
       throw new StreamError("unsupported-encoding", `encoding ${encoding} is not UTF-8`);
@@ -513,10 +535,21 @@ export class StreamParser {
       throw new StreamError("bad-namespace-prefix", `prefix ${prefix} is not declared`);
     }
 
-    if (depth === 0) return this.openStream(qname, local, uri, scope, names, values, selfClosing);
+    if (depth === 0) {
+      // The header may well arrive whole, in one read: measured here too.
+      if (this.offset + pos + tag.length + 2 > opts.maxHeaderSize) {
+        throw this.limit("the stream header is too large");
+      }
+      return this.openStream(qname, local, uri, scope, names, values, selfClosing);
+    }
 
     const attrs: Record<string, string> = {};
-    if (uri !== opts.defaultNs) attrs.xmlns = uri;
+    // The stream's default namespace is left out (the Stanza convention), except
+    // on an element inside another namespace: a forwarded <message
+    // xmlns='jabber:client'/> keeps it, or it would serialise into its parent's.
+    if (uri !== opts.defaultNs || (depth > 1 && this.stack[depth - 1].uri !== uri)) {
+      attrs.xmlns = uri;
+    }
     let expanded: Set<string> | undefined;
     for (let k = 0; k < names.length; k++) {
       const name = names[k];
@@ -545,7 +578,7 @@ export class StreamParser {
       if (depth === 1) this.stanzaDone(el, pos + tag.length + 2);
       return;
     }
-    this.stack.push({ qname, scope, el });
+    this.stack.push({ qname, scope, uri, el });
   }
 
   private checkName(name: string, what: string): void {
@@ -580,7 +613,7 @@ export class StreamParser {
     }
     this.phase = Phase.Open;
     this.gap = 0;
-    this.stack.push({ qname, scope, el: undefined });
+    this.stack.push({ qname, scope, uri, el: undefined });
     this.handlers.streamOpen(attrs);
     if (selfClosing && this.phase === Phase.Open && this.stack.length === 1) this.closeStream();
   }

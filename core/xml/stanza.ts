@@ -5,7 +5,9 @@
  * Conventions (as in Prosody): the stream's default namespace (`jabber:client`)
  * is not stored, so `attrs.xmlns` is `undefined` on ordinary stanzas and their
  * children; any other namespace is stored in `attrs.xmlns` of every element in
- * it. The serializer leaves out an `xmlns` equal to the parent's.
+ * it. A `jabber:client` element inside another namespace (a forwarded
+ * message) says so explicitly; lookups treat `undefined` and `jabber:client`
+ * alike. The serializer leaves out an `xmlns` equal to the parent's.
  *
  * @example
  * ```ts
@@ -20,6 +22,12 @@ export type Attrs = Record<string, string | undefined>;
 export type Node = Stanza | string;
 
 const STANZAS_NS = "urn:ietf:params:xml:ns:xmpp-stanzas";
+const CLIENT_NS = "jabber:client";
+
+/** Whether two stored namespaces are the same (undefined is jabber:client). */
+function sameNs(a: string | undefined, b: string | undefined): boolean {
+  return a === b || (a ?? CLIENT_NS) === (b ?? CLIENT_NS);
+}
 
 export class Stanza {
   name: string;
@@ -89,7 +97,7 @@ export class Stanza {
     const ns = xmlns ?? this.attrs.xmlns;
     for (const c of this.children) {
       if (typeof c === "string") continue;
-      if ((name === undefined || c.name === name) && c.attrs.xmlns === ns) return c;
+      if ((name === undefined || c.name === name) && sameNs(c.attrs.xmlns, ns)) return c;
     }
     return undefined;
   }
@@ -105,7 +113,7 @@ export class Stanza {
   /** First child element in namespace `xmlns`, whatever its name. */
   childWithNs(xmlns: string): Stanza | undefined {
     for (const c of this.children) {
-      if (typeof c !== "string" && c.attrs.xmlns === xmlns) return c;
+      if (typeof c !== "string" && sameNs(c.attrs.xmlns, xmlns)) return c;
     }
     return undefined;
   }
@@ -121,7 +129,7 @@ export class Stanza {
     for (const c of this.children) {
       if (typeof c === "string") continue;
       if (name !== undefined && c.name !== name) continue;
-      if (xmlns !== undefined && c.attrs.xmlns !== xmlns) continue;
+      if (xmlns !== undefined && !sameNs(c.attrs.xmlns, xmlns)) continue;
       yield c;
     }
   }
@@ -142,7 +150,8 @@ export class Stanza {
   removeChildren(name?: string, xmlns?: string): this {
     this.children = this.children.filter((c) =>
       typeof c === "string" ||
-      !((name === undefined || c.name === name) && (xmlns === undefined || c.attrs.xmlns === xmlns))
+      !((name === undefined || c.name === name) &&
+        (xmlns === undefined || sameNs(c.attrs.xmlns, xmlns)))
     );
     return this;
   }

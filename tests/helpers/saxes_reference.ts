@@ -134,7 +134,10 @@ export class SaxesStreamParser {
     }
     const attrs: Record<string, string> = {};
     const uri = tag.uri;
-    if (uri !== this.opts.defaultNs) attrs.xmlns = uri;
+    // (As Cadence's parser: jabber:client is kept on an element inside another namespace.)
+    const parent = this.stack[this.stack.length - 1];
+    const parentUri = parent?.attrs.xmlns ?? this.opts.defaultNs;
+    if (uri !== this.opts.defaultNs || parentUri !== uri) attrs.xmlns = uri;
     const attributes = tag.attributes as Record<string, SaxesAttributeNS>;
     for (const key in attributes) {
       const a = attributes[key];

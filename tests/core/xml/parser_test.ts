@@ -245,3 +245,69 @@ Deno.test("XML rules: characters, references, declaration, CDATA", () => {
   t.feed(HEADER + "<message><![CDATA[<b>&amp;</b>]]>&#x1F600;</message>");
   assert.equal(t.out.stanzas[0].getText(), "<b>&amp;</b>\u{1F600}");
 });
+
+Deno.test("an open stanza is measured after every token, whatever the reads look like", () => {
+  const t = collect({ maxStanzaSize: 10_000 });
+  t.feed(HEADER + "<message>");
+  const piece = enc.encode("<a/>".repeat(1000)); // every read ends on a '>'
+  let fed = 0;
+  for (; fed < 500 && t.out.errors.length === 0; fed++) t.feed(piece);
+  assert.deepEqual(t.out.errors.map((e) => e[1]), ["stanza too large"]);
+  assert.ok(fed <= 3, `read ${fed * piece.length} characters of one stanza`);
+});
+
+Deno.test("a stream header that arrives whole is measured too", () => {
+  const t = collect();
+  t.feed(enc.encode(
+    `<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' x='${
+      "a".repeat(60_000)
+    }'>`,
+  ));
+  assert.deepEqual(t.out.errors.map((e) => e[1]), ["the stream header is too large"]);
+  assert.deepEqual(t.out.opens, []);
+});
+
+Deno.test("whitespace keepalives never add up; a flood of whitespace does", () => {
+  const realNow = performance.now;
+  let clock = 0;
+  performance.now = () => clock;
+  try {
+    const t = collect({ maxStanzaSize: 1000 });
+    t.feed(HEADER + "<presence/>");
+    // One space every 30 s for a long time: 5,000 bytes against a limit of 1,000.
+    for (let i = 0; i < 5000; i++) {
+      clock += 30_000;
+      t.feed(enc.encode(" "));
+    }
+    assert.deepEqual(t.out.errors, []);
+    // 2,000 bytes without a pause: past the limit.
+    for (let i = 0; i < 2000 && t.out.errors.length === 0; i++) t.feed(enc.encode(" "));
+    assert.deepEqual(t.out.errors.map((e) => e[1]), ["too much whitespace between stanzas"]);
+  } finally {
+    performance.now = realNow;
+  }
+});
+
+Deno.test("a jabber:client element inside another namespace keeps its namespace", () => {
+  const t = collect();
+  t.feed(
+    HEADER +
+      "<message to='a@b'><forwarded xmlns='urn:xmpp:forward:0'>" +
+      "<message xmlns='jabber:client' from='c@d' to='a@b'><body>inner</body></message>" +
+      "</forwarded></message>",
+  );
+  const outer = t.out.stanzas[0];
+  assert.equal(
+    outer.toString(),
+    '<message to="a@b"><forwarded xmlns="urn:xmpp:forward:0">' +
+      '<message xmlns="jabber:client" from="c@d" to="a@b"><body>inner</body></message>' +
+      "</forwarded></message>",
+  );
+  const inner = outer.getChild("forwarded", "urn:xmpp:forward:0")!.getChild(
+    "message",
+    "jabber:client",
+  )!;
+  assert.equal(inner.getChildText("body"), "inner");
+  // And the same after storage's parseXml.
+  assert.equal(parseXml(outer.toString()).toString(), outer.toString());
+});
