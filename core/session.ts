@@ -156,8 +156,13 @@ export class Session {
     this.busy = false;
     const q = this.queue;
     while (q && q.length && !this.busy && !this.destroyed) this.run(q.shift()!);
-    if (!this.busy) this.conn.hold(false);
+    if (this.busy) return;
+    if (this.peerHasClosed) return this.peerClosed(); // its last stanzas are done
+    this.conn.hold(false);
   }
+
+  /** The peer sent `</stream:stream>` while stanzas before it were still being handled. */
+  private peerHasClosed = false;
 
   /**
    * Closes the stream: with a stream error when `reason` names one, then
@@ -191,8 +196,16 @@ export class Session {
     this.destroy(reason);
   }
 
-  /** The peer sent `</stream:stream>`: answer it if need be, and end the connection. */
+  /**
+   * The peer sent `</stream:stream>`: once the stanzas it sent before are
+   * handled, answer it if need be and end the connection.
+   */
   peerClosed(): void {
+    if (this.busy) {
+      // Stanzas sent before the close are handled first, in order (as Prosody does).
+      this.peerHasClosed = true;
+      return;
+    }
     this.close();
     this.conn.close();
   }

@@ -132,3 +132,30 @@ Deno.test("binding without a resource gets a server-chosen one", async () => {
     await t.stop();
   }
 });
+
+Deno.test("stanzas sent just before </stream:stream> are handled, not dropped with the session", async () => {
+  const t = await startTestServer({
+    authentication: "internal_plain",
+    c2s_require_encryption: false,
+    allow_unencrypted_plain_auth: true,
+  });
+  const c = await RawClient.connect(t.port);
+  try {
+    await t.server.users("localhost")!.createUser("alice", "pw");
+    await t.server.users("localhost")!.createUser("bob", "pw");
+    await c.login("alice", "pw");
+    // Bob is offline: each message waits on storage, and the close comes behind them.
+    let burst = "";
+    for (let i = 0; i < 5; i++) {
+      burst += `<message to='bob@localhost' type='chat' id='m${i}'><body>${i}</body></message>`;
+    }
+    c.send(burst + "</stream:stream>");
+    await c.waitFor(/<\/stream:stream>/);
+    await c.waitClosed();
+    const stored = await t.server.storage.open("localhost", "offline", "archive").find("bob");
+    assert.deepEqual(stored.map((i) => i.stanza.attrs.id), ["m0", "m1", "m2", "m3", "m4"]);
+  } finally {
+    c.close();
+    await t.stop();
+  }
+});
