@@ -32,7 +32,7 @@ export default defineConfig({
   /** Whether clients may create accounts in-band (XEP-0077). Default: false. */
   allow_registration: false,
 
-  /** Resources one account may have bound at once. Default: 10. */
+  /** Resources one account may have bound at once (and streams waiting to bind one). Default: 10. */
   max_user_sessions: 10,
 
   /**
@@ -96,7 +96,7 @@ export default defineConfig({
   /** Seconds a connection may take to authenticate and bind a resource. Default: 300. */
   c2s_timeout: 300,
 
-  /** Unauthenticated connections allowed at once from one address. Default: 32. */
+  /** Connections from one address that have not bound a resource yet (authenticated or not). Default: 32. */
   c2s_max_unauthed_per_ip: 32,
 
   /**

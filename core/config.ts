@@ -62,7 +62,7 @@ export interface Config extends HostOptions {
   c2s_unauthed_stanza_size_limit?: number;
   c2s_timeout?: number;
   c2s_close_timeout?: number;
-  /** Unauthenticated connections allowed from one address; default 32. */
+  /** Connections from one address that have not bound a resource yet; default 32. */
   c2s_max_unauthed_per_ip?: number;
   /** Client connections in all; default the open-file limit less 100. */
   c2s_max_connections?: number;

@@ -553,8 +553,8 @@ export class Module {
     return this.ctx.sessions.sendToInterestedResources(username, host, stanza);
   }
 
-  /** SASL succeeded: the session belongs to `username` from now on. */
-  authenticate(session: Session, username: string): boolean {
+  /** SASL succeeded: the session belongs to `username` from now on (true), or why not. */
+  authenticate(session: Session, username: string): true | string {
     return this.ctx.sessions.makeAuthenticated(session, username);
   }
 

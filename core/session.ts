@@ -49,6 +49,8 @@ export class Session {
   /** Directed presence sent by this resource, by full JID (presence module). */
   directed: Set<string> | undefined = undefined;
   secure: boolean;
+  /** The host whose certificate TLS presented (SNI on direct TLS), for channel binding. */
+  tlsHost: string | undefined = undefined;
   streamid = "";
   /** Becomes true when the session is gone; stale references see it. */
   destroyed = false;
@@ -64,6 +66,8 @@ export class Session {
   resetStream: () => void = () => {};
   /** The SASL exchange in progress (saslauth module). */
   sasl_handler: unknown = undefined;
+  /** Runs when a resource is bound (the session manager calls it); set by the c2s module. */
+  onBound: () => void = () => {};
   /** Runs when the session ends; set by the c2s module. */
   onDestroy: (reason: CloseReason) => void = () => {};
 
@@ -80,6 +84,11 @@ export class Session {
   /** The client's address (IPv4 as a.b.c.d also on dual-stack sockets). */
   get ip(): string {
     return this.conn.ip;
+  }
+
+  /** What per-address limits count this client by (its IPv6 /64, or its IPv4 address). */
+  get ipGroup(): string {
+    return this.conn.ipGroup;
   }
 
   /** How long `close()` waits for the peer's `</stream:stream>` (ms; `c2s_close_timeout`). */

@@ -48,15 +48,46 @@ export class SessionManager {
   readonly full = new Map<string, Session>();
   readonly bare = new Map<string, UserSessions>();
 
+  /** Authenticated sessions of each account (bare JID) that have not bound a resource yet. */
+  private unbound = new Map<string, number>();
+  private counted = new WeakSet<Session>();
+
   constructor(private hosts: SessionHosts) {}
 
-  /** SASL succeeded: the session belongs to `username` now (c2s_unauthed → c2s_unbound). */
-  makeAuthenticated(session: Session, username: string): boolean {
+  /**
+   * SASL succeeded: the session belongs to `username` now (c2s_unauthed →
+   * c2s_unbound). Returns true, or why not: an invalid username, or too many
+   * of the account's streams waiting to bind (`max_user_sessions` caps those
+   * too, or unbound streams would slip past the cap on resources).
+   */
+  makeAuthenticated(session: Session, username: string): true | string {
     const node = prepNode(username);
-    if (node === undefined) return false;
+    if (node === undefined) return "Invalid username";
+    const bareJid = node + "@" + session.host;
+    const waiting = this.unbound.get(bareJid) ?? 0;
+    if (waiting >= this.maxSessions(session.host)) {
+      return "Too many connections of this account are waiting to bind a resource";
+    }
     session.username = node;
     if (session.type === "c2s_unauthed") session.type = "c2s_unbound";
+    if (!this.counted.has(session)) {
+      this.counted.add(session);
+      this.unbound.set(bareJid, waiting + 1);
+    }
     return true;
+  }
+
+  private maxSessions(host: string): number {
+    return Number(this.hosts.option(host, "max_user_sessions") ?? 10);
+  }
+
+  /** The session is bound, or gone: it no longer waits to bind. */
+  private settle(session: Session): void {
+    if (!this.counted.delete(session)) return;
+    const bareJid = session.username + "@" + session.host;
+    const n = (this.unbound.get(bareJid) ?? 1) - 1;
+    if (n > 0) this.unbound.set(bareJid, n);
+    else this.unbound.delete(bareJid);
   }
 
   /**
@@ -87,7 +118,7 @@ export class SessionManager {
     const bareJid = username + "@" + session.host;
     let user = this.bare.get(bareJid);
     const old = user?.sessions.get(resource);
-    const limit = Number(this.hosts.option(session.host, "max_user_sessions") ?? 10);
+    const limit = this.maxSessions(session.host);
     if (user && !old && user.sessions.size >= limit) {
       throw new BindError(
         "wait",
@@ -113,12 +144,15 @@ export class SessionManager {
     session.type = "c2s";
     user.sessions.set(resource, session);
     this.full.set(session.full_jid, session);
+    this.settle(session);
+    session.onBound();
     const r = events.fire("resource-bind", { session });
     if (isPromise(r)) await r;
   }
 
   /** Removes a session from the tables and fires the unbind events. */
   async destroySession(session: Session, error?: string): Promise<void> {
+    this.settle(session);
     const fullJid = session.full_jid;
     if (!fullJid || this.full.get(fullJid) !== session) return;
     const events = this.hosts.events(session.host);

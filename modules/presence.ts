@@ -25,6 +25,8 @@ import { parseXml } from "../core/xml/parser.ts";
 import { element, presence, type Stanza } from "../core/xml/stanza.ts";
 
 const SUBSCRIPTION_TYPES = new Set(["subscribe", "subscribed", "unsubscribe", "unsubscribed"]);
+/** Addresses one session's directed presence is remembered for. */
+const MAX_DIRECTED = 1000;
 const DELAY_NS = "urn:xmpp:delay";
 const hasFrom = (s?: string) => s === "from" || s === "both";
 const hasTo = (s?: string) => s === "to" || s === "both";
@@ -116,10 +118,23 @@ export default function presenceModule(module: Module) {
     }
     if (type === "probe") return undefined; // routed: the contact's server answers
     if (type === undefined || type === "unavailable") {
-      // Directed presence, remembered so that going offline undoes it.
+      // Directed presence, remembered so that going offline undoes it (to a
+      // bounded number of addresses: each costs memory and a stanza later).
       const to = stanza.attrs.to;
-      if (type === undefined) (origin.directed ??= new Set()).add(to);
-      else origin.directed?.delete(to);
+      if (type === undefined) {
+        const directed = origin.directed ??= new Set();
+        if (!directed.has(to) && directed.size >= MAX_DIRECTED) {
+          origin.send(
+            stanza.errorReply(
+              "wait",
+              "resource-constraint",
+              `Directed presence is kept for at most ${MAX_DIRECTED} addresses`,
+            ),
+          );
+          return true;
+        }
+        directed.add(to);
+      } else origin.directed?.delete(to);
     }
     return undefined; // routed as usual
   }

@@ -8,8 +8,9 @@
  * `c2s_require_encryption` nothing is offered before TLS;
  * `disable_sasl_mechanisms` takes mechanisms off the list.
  *
- * Abuse: after 3 failed attempts on one stream it is closed with
- * `policy-violation` (RFC 6120 §6.4.5). Failures are counted per address
+ * Abuse: after 3 wrong credentials on one stream, or 5 failures of any kind,
+ * it is closed with `policy-violation` (RFC 6120 §6.4.5). Wrong credentials
+ * are counted per address
  * across connections: past `limit_auth_max` (5) within `limit_auth_period`
  * (30 s) further attempts from it get `temporary-auth-failure` without a
  * password being checked. Every failure is logged at `info`, in one line a
@@ -40,16 +41,19 @@ const BIND_NS = "urn:ietf:params:xml:ns:xmpp-bind";
 const SESSION_NS = "urn:ietf:params:xml:ns:xmpp-session";
 const CB_NS = "urn:xmpp:sasl-cb:0";
 const MAX_FAILURES = 3;
+const MAX_ATTEMPTS = 5;
+/** Conditions that are wrong credentials (or refused as a guesser). */
+const COUNTED = new Set(["not-authorized", "temporary-auth-failure"]);
 
 interface SaslState {
   mechanism: SaslMechanism | undefined;
+  /** Wrong credentials so far. */
   failures: number;
+  /** Failures of any other kind so far. */
+  attempts: number;
 }
 
-/** Conditions that count as a failed attempt (bad credentials, or refused as a guesser). */
-const COUNTED = new Set(["not-authorized", "temporary-auth-failure"]);
-
-export default function saslauth(module: Module) {
+export default async function saslauth(module: Module) {
   const requireEncryption = module.getOptionBoolean("c2s_require_encryption", true);
   const allowUnencryptedPlain = module.getOptionBoolean("allow_unencrypted_plain_auth", false)!;
   const disabled = new Set(
@@ -62,6 +66,15 @@ export default function saslauth(module: Module) {
     "/saslauth/failures",
     () => new KeyedThrottle({ capacity: limitMax, perSeconds: limitPeriod }),
   );
+  // The secret SCRAM's made-up salts for unknown users come from, kept across
+  // restarts: a salt that changed after each restart would give them away.
+  const secrets = module.openStore<{ fakeSaltKey: string }>("saslauth");
+  let secret = await secrets.get(null);
+  if (!secret) {
+    secret = { fakeSaltKey: crypto.getRandomValues(new Uint8Array(32)).toBase64() };
+    await secrets.set(null, secret);
+  }
+  const fakeSaltKey = Uint8Array.fromBase64(secret.fakeSaltKey);
 
   /** The host's auth provider, with usernames nodeprepped before lookups. */
   function profile(): SaslProfile {
@@ -84,9 +97,10 @@ export default function saslauth(module: Module) {
     return out;
   }
 
+  /** tls-server-end-point of the certificate this connection was actually given. */
   function binding(session: Session): ChannelBinding | undefined {
     if (!session.secure) return undefined;
-    const tls = module.tlsFor();
+    const tls = module.tlsFor(session.tlsHost ?? module.host);
     return tls ? { type: "tls-server-end-point", data: tls.endPoint } : undefined;
   }
 
@@ -118,7 +132,11 @@ export default function saslauth(module: Module) {
   });
 
   function state(session: Session): SaslState {
-    return (session.sasl_handler ??= { mechanism: undefined, failures: 0 }) as SaslState;
+    return (session.sasl_handler ??= {
+      mechanism: undefined,
+      failures: 0,
+      attempts: 0,
+    }) as SaslState;
   }
 
   function fail(session: Session, condition: string, text?: string) {
@@ -127,7 +145,11 @@ export default function saslauth(module: Module) {
     session.send(f);
     const st = state(session);
     st.mechanism = undefined;
-    if (COUNTED.has(condition) && ++st.failures >= MAX_FAILURES) {
+    // Wrong credentials close the stream at the third; any failure (an abort, a
+    // malformed exchange, a mechanism a client falls back from) at the fifth,
+    // RFC 6120's most, so that none repeats without end.
+    if (COUNTED.has(condition)) st.failures++;
+    if (COUNTED.has(condition) ? st.failures >= MAX_FAILURES : ++st.attempts >= MAX_ATTEMPTS) {
       // RFC 6120 §6.4.5: past the retries, a policy-violation stream error.
       session.close({
         condition: "policy-violation",
@@ -154,7 +176,7 @@ export default function saslauth(module: Module) {
     if (step.status === "failure") {
       const mechanism = state(session).mechanism?.name ?? "?";
       if (step.condition === "not-authorized") {
-        failures.take(session.ip);
+        failures.take(session.ipGroup);
         logFailure(session, mechanism, step.condition, step.username);
       }
       const r = module.fireEvent("authentication-failure", {
@@ -165,9 +187,12 @@ export default function saslauth(module: Module) {
       if (isPromise(r)) Promise.resolve(r).catch(module.logError);
       return fail(session, step.condition, step.text);
     }
+    const mechanism = state(session).mechanism?.name ?? "?";
     state(session).mechanism = undefined;
-    if (!module.authenticate(session, step.username)) {
-      return fail(session, "not-authorized", "Invalid username");
+    const refused = module.authenticate(session, step.username);
+    if (refused !== true) {
+      logFailure(session, mechanism, "temporary-auth-failure", step.username);
+      return fail(session, "temporary-auth-failure", refused);
     }
     session.sasl_handler = undefined;
     session.send(element("success", { xmlns: SASL_NS }).text(step.data ? encode(step.data) : ""));
@@ -183,7 +208,7 @@ export default function saslauth(module: Module) {
       return true;
     }
     const name = stanza.attrs.mechanism ?? "";
-    if (!failures.allowed(session.ip)) {
+    if (!failures.allowed(session.ipGroup)) {
       // This address failed too often lately: no password is checked for now.
       logFailure(session, name, "temporary-auth-failure (too many failures from this address)");
       fail(session, "temporary-auth-failure", "Too many failed attempts; try again later");
@@ -191,7 +216,7 @@ export default function saslauth(module: Module) {
     }
     const offered = mechanismsFor(session);
     const mechanism = offered.includes(name)
-      ? createMechanism(name, profile(), { channelBinding: binding(session) })
+      ? createMechanism(name, profile(), { channelBinding: binding(session), fakeSaltKey })
       : undefined;
     if (!mechanism) {
       fail(session, "invalid-mechanism");

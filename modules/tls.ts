@@ -30,6 +30,7 @@ export default function tls(module: Module) {
     session.send(element("proceed", { xmlns: TLS_NS }));
     session.conn.startTls(tls.context);
     session.secure = true;
+    session.tlsHost = module.host;
     session.resetStream();
     return true;
   });

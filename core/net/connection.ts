@@ -54,6 +54,29 @@ export function clientAddress(socket: Socket): string {
   return ip.startsWith("::ffff:") && ip.includes(".") ? ip.slice(7) : ip;
 }
 
+/**
+ * What per-address limits count by: an IPv4 address, or an IPv6 address's
+ * /64 prefix (one subscriber's network: anyone given a /64 has 2^64
+ * addresses to spread over).
+ *
+ * @example
+ * ```ts
+ * addressGroup("2001:db8::1"); // "2001:db8:0:0::/64"
+ * addressGroup("192.0.2.7");   // "192.0.2.7"
+ * ```
+ */
+export function addressGroup(ip: string): string {
+  if (!ip.includes(":")) return ip;
+  const [head, tail = ""] = ip.split("::");
+  const left = head ? head.split(":") : [];
+  const right = tail ? tail.split(":") : [];
+  const groups = ip.includes("::")
+    ? [...left, ...Array(Math.max(0, 8 - left.length - right.length)).fill("0"), ...right]
+    : left;
+  return groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, "").toLowerCase()).join(":") +
+    "::/64";
+}
+
 /** Why reading is paused: bits, so each reason pauses and resumes independently. */
 const HELD = 1, THROTTLED = 2, STOPPED = 4, SUSPENDED = 8;
 
@@ -64,6 +87,8 @@ export class Connection {
   private raw: Socket;
   secure: boolean;
   readonly ip: string;
+  /** What per-address limits count by (the /64 for IPv6). */
+  readonly ipGroup: string;
   closed = false;
   /** Called with each chunk of bytes read. */
   onData: (chunk: Uint8Array) => void = () => {};
@@ -105,6 +130,7 @@ export class Connection {
     this.raw = socket;
     this.secure = secure;
     this.ip = clientAddress(socket);
+    this.ipGroup = addressGroup(this.ip);
     this.maxSendBuffer = opts.maxSendBuffer ?? 1 << 20;
     this.closeTimeoutMs = opts.closeTimeoutMs ?? 5000;
     this.sendTimeoutMs = opts.sendTimeoutMs ?? 180_000;

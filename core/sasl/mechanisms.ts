@@ -49,7 +49,7 @@ export function availableMechanisms(
 export function createMechanism(
   name: string,
   profile: SaslProfile,
-  opts: { channelBinding?: ChannelBinding },
+  opts: { channelBinding?: ChannelBinding; fakeSaltKey?: Uint8Array },
 ): SaslMechanism | undefined {
   switch (name) {
     case "PLAIN":

@@ -106,7 +106,7 @@ export async function deriveScramCredentials(
 }
 
 /** Per-process secret for the fake salts given to unknown users. */
-const fakeSaltKey = crypto.getRandomValues(new Uint8Array(32));
+const processFakeSaltKey = crypto.getRandomValues(new Uint8Array(32));
 
 /** RFC 5802 attribute list "a=1,b=2" (values may contain "="). */
 function attributes(s: string): Map<string, string> | undefined {
@@ -149,6 +149,12 @@ export class ScramMechanism implements SaslMechanism {
       channelBinding?: ChannelBinding;
       /** Fixed server nonce part (tests with RFC vectors). */
       serverNonce?: string;
+      /**
+       * Secret the made-up salts of unknown users derive from. Keep it across
+       * restarts (saslauth stores one), or an unknown user's salt changes at
+       * each restart while a real user's does not. Default: one per process.
+       */
+      fakeSaltKey?: Uint8Array;
     } = {},
   ) {
     this.name = `SCRAM-${hash}${plus ? "-PLUS" : ""}`;
@@ -202,7 +208,10 @@ export class ScramMechanism implements SaslMechanism {
     this.clientFirstBare = bare;
     this.creds = (await this.profile.scramCredentials?.(username, this.hash)) ?? null;
     const salt = this.creds?.salt ??
-      toBase64((hmac("SHA-256", fakeSaltKey, encoder.encode(username))).slice(0, 16));
+      toBase64(
+        hmac("SHA-256", this.opts.fakeSaltKey ?? processFakeSaltKey, encoder.encode(username))
+          .slice(0, 16),
+      );
     const iterations = this.creds?.iterations ?? 4096;
     const serverNonce = this.opts.serverNonce ??
       toBase64(crypto.getRandomValues(new Uint8Array(18)));

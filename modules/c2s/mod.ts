@@ -10,7 +10,8 @@
  * - `c2s_unauthed_stanza_size_limit` (10,000) before authentication and
  *   `c2s_stanza_size_limit` (256 KiB) after; the parser's other caps;
  * - `c2s_timeout` (300 s): a stream not bound to a resource by then is closed;
- * - `c2s_max_unauthed_per_ip` (32) unauthenticated connections per address and
+ * - `c2s_max_unauthed_per_ip` (32) connections per address that have not bound
+ *   a resource yet (authenticated or not), and
  *   `c2s_max_connections` in all (default: the open-file limit less 100);
  * - `max_send_buffer_size` (1 MiB) of output waiting for a client that reads
  *   too slowly, or `send_timeout` (180 s) without it taking any; past either
@@ -29,7 +30,7 @@
  * @module
  */
 import type { Socket } from "node:net";
-import { clientAddress, Connection } from "../../core/net/connection.ts";
+import { addressGroup, clientAddress, Connection } from "../../core/net/connection.ts";
 import type { Module } from "../../core/moduleapi.ts";
 import { Session } from "../../core/session.ts";
 import { StreamParser } from "../../core/xml/parser.ts";
@@ -92,7 +93,8 @@ export default function c2s(module: Module) {
       });
       return refuse(socket, "resource-constraint", "The server is full; try again later");
     }
-    if ((unauthed.get(ip) ?? 0) >= settings.perIpLimit) {
+    const group = addressGroup(ip); // an IPv6 client counts by its /64
+    if ((unauthed.get(group) ?? 0) >= settings.perIpLimit) {
       log.info("refusing a connection from {ip}: too many unauthenticated connections", { ip });
       return refuse(socket, "policy-violation", "Too many unauthenticated connections");
     }
@@ -101,12 +103,12 @@ export default function c2s(module: Module) {
     const session = new Session(conn, log);
     session.closeTimeoutMs = settings.connection.closeTimeoutMs;
     sessions.add(session);
-    countUnauthed(ip, 1);
+    countUnauthed(group, 1);
     let countedUnauthed = true;
-    const authenticated = () => {
+    const established = () => {
       if (!countedUnauthed) return;
       countedUnauthed = false;
-      countUnauthed(ip, -1);
+      countUnauthed(group, -1);
     };
     const parser = new StreamParser({
       streamOpen: (attrs) => streamOpened(session, attrs),
@@ -142,12 +144,13 @@ export default function c2s(module: Module) {
       if (unsent.length) unbound.then(() => undelivered(session, unsent));
     };
     session.process = (stanza) => module.processStanza(session, stanza);
+    // A connection counts against its address until it has bound a resource.
+    session.onBound = established;
     session.resetStream = () => {
       session.notopen = true;
       parser.reset();
       session.discardQueued();
       if (session.username !== undefined) {
-        authenticated();
         parser.setOptions({ maxStanzaSize: authedLimit });
         if (unlimited.has(`${session.username}@${session.host}`)) conn.setRate(undefined);
       }
@@ -165,7 +168,7 @@ export default function c2s(module: Module) {
     session.onDestroy = (reason) => {
       clearTimeout(timer);
       sessions.delete(session);
-      authenticated();
+      established();
       const error = reason === undefined
         ? undefined
         : typeof reason === "string"
@@ -179,9 +182,12 @@ export default function c2s(module: Module) {
       const tls = module.tlsFor(defaultHost);
       if (!tls) return session.close("internal-server-error");
       // XEP-0368: the certificate of the host the client names (SNI), else the first host's.
+      session.tlsHost = defaultHost;
       conn.startTls(tls.context, (name) => {
         const host = prepDomain(name);
-        return host === undefined ? undefined : module.tlsFor(host)?.context;
+        const context = host === undefined ? undefined : module.tlsFor(host)?.context;
+        if (context) session.tlsHost = host;
+        return context;
       }, ["xmpp-client"]);
       session.secure = true;
     }

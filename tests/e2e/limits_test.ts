@@ -120,7 +120,7 @@ Deno.test("unauthenticated connections per address and connections in all are ca
       /<stream:error><policy-violation [^>]*\/><text [^>]*>Too many unauthenticated/,
     );
     await fourth.waitClosed();
-    // Once one of them has authenticated, the address may open another.
+    // Once one of them has bound a resource, the address may open another.
     const [first] = open;
     first.clear();
     first.send(
@@ -129,6 +129,10 @@ Deno.test("unauthenticated connections per address and connections in all are ca
       }</auth>`,
     );
     await first.waitFor(/<success/);
+    first.send(streamHeader());
+    await first.waitFor(/<bind /);
+    first.send("<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>");
+    await first.waitFor(/<\/jid>/);
     const fifth = await RawClient.connect(t.port);
     await fifth.login("romeo", "pw");
     for (const c of [...open, fifth]) c.close();
@@ -419,5 +423,56 @@ Deno.test("the rate limit holds under TLS too: a client cannot push faster than 
     } finally {
       c.close();
     }
+  });
+});
+
+Deno.test("authenticated streams that bind nothing still count against their address and their account", async () => {
+  const auth = `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${
+    btoa("\0juliet\0pw")
+  }</auth>`;
+  await withServer({ c2s_max_unauthed_per_ip: 3, max_user_sessions: 100 }, async (t) => {
+    const open: RawClient[] = [];
+    for (let i = 0; i < 3; i++) {
+      const c = await RawClient.connect(t.port);
+      open.push(c);
+      c.send(streamHeader() + auth);
+      await c.waitFor(/<success/);
+    }
+    const fourth = await RawClient.connect(t.port);
+    await fourth.waitFor(/<policy-violation [^>]*\/><text [^>]*>Too many unauthenticated/);
+    // Binding frees the place.
+    open[0].send(streamHeader());
+    await open[0].waitFor(/<bind /);
+    open[0].send("<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>");
+    await open[0].waitFor(/<\/jid>/);
+    const fifth = await RawClient.connect(t.port);
+    fifth.send(streamHeader());
+    await fifth.waitFor(/<\/stream:features>/);
+    for (const c of [...open, fourth, fifth]) c.close();
+  });
+  await withServer({ max_user_sessions: 2 }, async (t) => {
+    const open: RawClient[] = [];
+    for (let i = 0; i < 2; i++) {
+      const c = await RawClient.connect(t.port);
+      open.push(c);
+      c.send(streamHeader() + auth);
+      await c.waitFor(/<success/);
+    }
+    const third = await RawClient.connect(t.port);
+    open.push(third);
+    third.send(streamHeader() + auth);
+    await third.waitFor(/<temporary-auth-failure\/><text>Too many connections of this account/);
+    for (const c of open) c.close();
+  });
+});
+
+Deno.test("any SASL failure counts: a stream that only aborts is closed after five", async () => {
+  await withServer({}, async (t) => {
+    const c = await RawClient.connect(t.port);
+    c.send(streamHeader());
+    await c.waitFor(/<\/stream:features>/);
+    for (let i = 0; i < 5; i++) c.send("<abort xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>");
+    await c.waitFor(/<stream:error><policy-violation /);
+    await c.waitClosed();
   });
 });

@@ -227,3 +227,21 @@ Deno.test("a resource that goes without saying goodbye: contacts get unavailable
     );
   });
 });
+
+Deno.test("directed presence is remembered for at most 1,000 addresses; past them it is refused", async () => {
+  await withServer(["juliet"], async (t, clients) => {
+    const juliet = await online(t, clients, "juliet");
+    let burst = "";
+    for (let i = 0; i < 1000; i++) burst += `<presence to='room${i}@elsewhere.example'/>`;
+    juliet.send(burst);
+    juliet.send("<presence to='room1000@elsewhere.example' id='over'/>");
+    await juliet.waitFor(/<presence [^>]*id="over"[^>]*type="error"[\s\S]*<resource-constraint /);
+    assert.equal(t.server.sessions.full.get("juliet@localhost/r")!.directed!.size, 1000);
+    // An address already remembered may still be sent to.
+    juliet.clear();
+    juliet.send("<presence to='room5@elsewhere.example' id='again'/>");
+    juliet.send("<iq type='get' id='ping' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>");
+    await juliet.waitFor(/id="ping"/);
+    assert.doesNotMatch(juliet.received, /id="again"[^>]*type="error"[^]*?<resource-constraint /);
+  });
+});

@@ -94,3 +94,4 @@ Deno.test("an idle listener checks itself: left alone when it accepts, reopened 
     l.close();
   }
 });
+
