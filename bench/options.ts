@@ -46,6 +46,8 @@ export interface BenchOptions {
   floodSeconds: number;
   /** Idle unauthenticated connections the idle-unauth scenario opens. */
   unauth: number;
+  /** Cadence's abuse limits off in flood and idle-unauth (rate limit, per-address cap). */
+  noLimits: boolean;
 }
 
 /** Usage text for `--help`. */
@@ -66,6 +68,10 @@ export const USAGE = `deno task bench [options]
   --flood-body N     body bytes of each flood message (default 2048)
   --flood-seconds S  time limit of the flood's sending phase (default 120)
   --unauth N         idle unauthenticated connections opened by idle-unauth (default 2000)
+  --no-limits        flood and idle-unauth: run Cadence with its abuse limits off (no inbound
+                     rate limit, no per-address cap on unauthenticated connections), so
+                     the flood's 100 MB really flows into the output buffer cap and every
+                     idle connection is held; by default they show the limits at work
   --server DIR       run main.ts from another checkout (to compare versions)
   --peers            also run each scenario on Debian's prosody (0.12) and ejabberd (23),
                      started by the bench with equivalent settings: per run, Cadence, then
@@ -100,6 +106,7 @@ export function parseOptions(args: string[]): BenchOptions | "help" {
       "flood-body": { type: "string", default: "2048" },
       "flood-seconds": { type: "string", default: "120" },
       unauth: { type: "string", default: "2000" },
+      "no-limits": { type: "boolean", default: false },
       help: { type: "boolean", default: false },
     },
   });
@@ -127,6 +134,7 @@ export function parseOptions(args: string[]): BenchOptions | "help" {
     floodBody: count("flood-body", values["flood-body"], 1, 200_000),
     floodSeconds: count("flood-seconds", values["flood-seconds"], 1, 3600),
     unauth: count("unauth", values.unauth, 1, 1_000_000),
+    noLimits: values["no-limits"],
   };
 }
 

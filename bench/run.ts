@@ -19,7 +19,13 @@ import {
   seconds,
   type TableRow,
 } from "./report.ts";
-import { type AccountSetup, CADENCE, type ServerUnderTest, type Template } from "./servers.ts";
+import {
+  type AccountSetup,
+  CADENCE,
+  NO_LIMITS,
+  type ServerUnderTest,
+  type Template,
+} from "./servers.ts";
 import { PROSODY_SUT } from "./peers/prosody.ts";
 import { EJABBERD_SUT } from "./peers/ejabberd.ts";
 import {
@@ -295,6 +301,13 @@ async function presenceScenario(
   return { name: "presence", setup: PRESENCE_SETUP, servers: g.servers() };
 }
 
+/** Says whether Cadence's abuse limits were on, for flood and idle-unauth. */
+function limitsNote(o: BenchOptions): string {
+  return o.noLimits
+    ? `; Cadence with --no-limits (${JSON.stringify(NO_LIMITS)})`
+    : "; Cadence with its default limits (inbound rate limit, 32 unauthenticated per address)";
+}
+
 async function floodScenario(o: BenchOptions, suts: ServerUnderTest[]): Promise<ScenarioResult> {
   const g = new Gathered(suts);
   const shape = {
@@ -302,7 +315,7 @@ async function floodScenario(o: BenchOptions, suts: ServerUnderTest[]): Promise<
     bodyBytes: o.floodBody,
     limitSeconds: o.floodSeconds,
   };
-  await withTemplates("flood", g, floodSetup(o.concurrency), async (templates) => {
+  await withTemplates("flood", g, floodSetup(o.concurrency, o.noLimits), async (templates) => {
     const runs = await interleave(
       "flood",
       g,
@@ -313,28 +326,33 @@ async function floodScenario(o: BenchOptions, suts: ServerUnderTest[]): Promise<
     );
     for (const [sut, r] of runs) g.of(sut).rows.push(...floodRows(r));
   });
-  return { name: "flood", setup: floodDescription(shape), servers: g.servers() };
+  return { name: "flood", setup: floodDescription(shape) + limitsNote(o), servers: g.servers() };
 }
 
 async function unauthScenario(o: BenchOptions, suts: ServerUnderTest[]): Promise<ScenarioResult> {
   const g = new Gathered(suts);
   try {
     await checkFileLimit(o.unauth);
-    await withTemplates("idle-unauth", g, unauthSetup(o.concurrency), async (templates) => {
-      const runs = await interleave(
-        "idle-unauth",
-        g,
-        templates,
-        o.runs,
-        (sut, t) => runIdleUnauth(sut, t, o.unauth, o.concurrency, o.holdSeconds),
-        describeUnauthRun,
-      );
-      for (const [sut, r] of runs) g.of(sut).rows.push(...unauthRows(r, o.unauth));
-    });
+    await withTemplates(
+      "idle-unauth",
+      g,
+      unauthSetup(o.concurrency, o.noLimits),
+      async (templates) => {
+        const runs = await interleave(
+          "idle-unauth",
+          g,
+          templates,
+          o.runs,
+          (sut, t) => runIdleUnauth(sut, t, o.unauth, o.concurrency, o.holdSeconds),
+          describeUnauthRun,
+        );
+        for (const [sut, r] of runs) g.of(sut).rows.push(...unauthRows(r, o.unauth));
+      },
+    );
   } catch (e) {
     for (const sut of suts) g.fail(sut, "idle-unauth", e);
   }
-  return { name: "idle-unauth", setup: UNAUTH_SETUP, servers: g.servers() };
+  return { name: "idle-unauth", setup: UNAUTH_SETUP + limitsNote(o), servers: g.servers() };
 }
 
 /** A fixed CPU-bound workload: 200,000 SHA-256 digests of 64 bytes (node:crypto). */

@@ -26,6 +26,8 @@ export interface AccountSetup {
   rosters?: { hub: string; contacts: string[] };
   /** "plain": plaintext passwords, no TLS (the default); "scram": hashed passwords and STARTTLS. */
   auth?: "plain" | "scram";
+  /** Extra options for Cadence only (e.g. its abuse limits turned off by `--no-limits`). */
+  cadence?: ConfigOptions;
 }
 
 /** A server running for one measured run. */
@@ -87,17 +89,32 @@ export const CADENCE_MODULES = [
 export const AUTOLOADED = ["c2s", "iq", "presence", "message", "offline"];
 
 /** Cadence's configuration for an auth mode. */
-export function cadenceConfig(auth: "plain" | "scram" = "plain"): ConfigOptions {
+export function cadenceConfig(
+  auth: "plain" | "scram" = "plain",
+  extra: ConfigOptions = {},
+): ConfigOptions {
   if (auth === "scram") {
-    return { authentication: "internal_hashed", modules_enabled: [...CADENCE_MODULES, "tls"] };
+    return {
+      authentication: "internal_hashed",
+      modules_enabled: [...CADENCE_MODULES, "tls"],
+      ...extra,
+    };
   }
   return {
     authentication: "internal_plain",
     c2s_require_encryption: false,
     allow_unencrypted_plain_auth: true,
     modules_enabled: CADENCE_MODULES,
+    ...extra,
   };
 }
+
+/**
+ * Cadence's abuse limits turned off (`--no-limits`), so that flood measures
+ * the output buffer cap with 100 MB really flowing (not the sender's rate
+ * limit) and idle-unauth holds every connection (not 32 per address).
+ */
+export const NO_LIMITS: ConfigOptions = { limits: false, c2s_max_unauthed_per_ip: 1_000_000 };
 
 /** Writes a setup to a JSON file in a new temporary directory; returns the file. */
 async function setupFile(setup: AccountSetup): Promise<string> {
@@ -120,7 +137,7 @@ export const CADENCE: ServerUnderTest = {
       (auth === "plain" ? "; login-scram: internal_hashed, + tls, encryption required" : ""),
   }),
   async prepare(setup) {
-    const dir = await prepareTemplate(cadenceConfig(setup.auth), async (config) => {
+    const dir = await prepareTemplate(cadenceConfig(setup.auth, setup.cadence), async (config) => {
       const file = await setupFile(setup);
       try {
         // The checkout that runs the server seeds its own data format, if it has the script.
@@ -145,7 +162,8 @@ export const CADENCE: ServerUnderTest = {
     });
     return { dir, setup };
   },
-  start: (template) => ServerProcess.start(cadenceConfig(template.setup.auth), template.dir),
+  start: (template) =>
+    ServerProcess.start(cadenceConfig(template.setup.auth, template.setup.cadence), template.dir),
   remove: (template) => removeAccounts(template.dir),
 };
 

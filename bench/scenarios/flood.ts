@@ -14,7 +14,13 @@
 import type { BenchConnection } from "../connection.ts";
 import { OPEN_MODE, OPEN_SETUP, target, warmAccounts, warmUp } from "../open_logins.ts";
 import { details, mib, type Row, row, seconds } from "../report.ts";
-import type { AccountSetup, RunningServer, ServerUnderTest, Template } from "../servers.ts";
+import {
+  type AccountSetup,
+  NO_LIMITS,
+  type RunningServer,
+  type ServerUnderTest,
+  type Template,
+} from "../servers.ts";
 import { percentile } from "../stats.ts";
 import { isErrorStanza, openingTag, StanzaScanner } from "../stanza_scanner.ts";
 import { closeSession, openSession } from "../xmpp_steps.ts";
@@ -72,8 +78,9 @@ export interface FloodRun {
 }
 
 /** Accounts: the warm-up's, the sender, the receiver, the pinger. */
-export function floodSetup(concurrency: number): AccountSetup {
+export function floodSetup(concurrency: number, noLimits = false): AccountSetup {
   return {
+    cadence: noLimits ? NO_LIMITS : undefined,
     accounts: [
       ...warmAccounts(concurrency),
       { username: "flood-sender", password: "any" },

@@ -16,7 +16,7 @@ import { OPEN_SETUP, PHASE_LIMIT_MS, warmAccounts, warmUp } from "../open_logins
 import { runPool } from "../pool.ts";
 import { details, mib, type Row, row, seconds } from "../report.ts";
 import { SERVER_HOST } from "../server_process.ts";
-import type { AccountSetup, ServerUnderTest, Template } from "../servers.ts";
+import { type AccountSetup, NO_LIMITS, type ServerUnderTest, type Template } from "../servers.ts";
 import { sampleCpu } from "./idle_memory.ts";
 
 /** The figures of one run. */
@@ -46,8 +46,8 @@ export interface UnauthRun {
 }
 
 /** Accounts: only the warm-up's. */
-export function unauthSetup(concurrency: number): AccountSetup {
-  return { accounts: warmAccounts(concurrency) };
+export function unauthSetup(concurrency: number, noLimits = false): AccountSetup {
+  return { accounts: warmAccounts(concurrency), cadence: noLimits ? NO_LIMITS : undefined };
 }
 
 /** How the scenario was set up, for the report. */

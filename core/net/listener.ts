@@ -142,16 +142,35 @@ export class Listener {
     this.timer = unrefTimeout(() => this.check().finally(() => this.schedule()), every);
   }
 
-  /** When idle (or `now`), connects to itself; reopens if the connection is not accepted. */
+  /**
+   * When idle (or `now`), connects to itself; reopens if that connection is
+   * not accepted. A busy event loop can run the probe's timeout before the
+   * accept it is waiting for, so one failed probe is not enough: the
+   * listener is reopened only when two probes in a row fail and nothing at
+   * all was accepted meanwhile.
+   */
   private async check(now = false): Promise<void> {
     const every = this.opts.healthCheckMs ?? 10_000;
     if (this.closed || this.opts.fd !== undefined) return;
     if (!now && Date.now() - this.lastAccept < every) return;
+    const startedAt = Date.now();
+    for (let attempt = 0; attempt < 2; attempt++) {
+      if (await this.probe() || this.closed || this.lastAccept >= startedAt) return;
+    }
+    this.opts.log.warn(
+      "listener {where} stopped accepting (out of file descriptors?); reopening",
+      { where: this.address() },
+    );
+    this.reopen();
+  }
+
+  /** Connects to the listener; true if the connection was accepted within 3 s. */
+  private probe(): Promise<boolean> {
     const target = this.selfAddress();
-    if (!target) return;
+    if (!target) return Promise.resolve(true);
     this.probeSeen = false;
     this.heldDuringProbe = [];
-    const accepted = await new Promise<boolean>((resolve) => {
+    return new Promise<boolean>((resolve) => {
       const probe = connect(target);
       const done = (result: boolean) => {
         clearTimeout(t);
@@ -165,22 +184,13 @@ export class Listener {
         this.releaseHeld();
       });
       probe.once("error", () => done(false));
-      const t = unrefTimeout(() => done(this.probeSeen), 2000);
+      const t = unrefTimeout(() => done(this.probeSeen), 3000);
       const poll = () => {
         if (this.probeSeen) done(true);
         else if (!probe.destroyed) unrefTimeout(poll, 20);
       };
       poll();
     });
-    if (!accepted && !this.closed) {
-      this.opts.log.warn(
-        "listener {where} stopped accepting (out of file descriptors?); reopening",
-        {
-          where: this.address(),
-        },
-      );
-      this.reopen();
-    }
   }
 
   private selfAddress(): { host: string; port: number } | undefined {
