@@ -221,6 +221,28 @@ export class BenchConnection {
     if (rest) handler(rest);
   }
 
+  /**
+   * Whether the server has closed this connection, seen from the kernel's
+   * socket table without reading (a paused reader never sees the close):
+   * the socket is in CLOSE-WAIT (the server's FIN arrived), or gone (reset).
+   */
+  async peerHasClosed(): Promise<boolean> {
+    if (this.closed) return true;
+    const local = this.socket.localPort, remote = this.socket.remotePort;
+    if (local === undefined || remote === undefined) return true;
+    const hex = (port: number) => port.toString(16).toUpperCase().padStart(4, "0");
+    const want = new RegExp(
+      `^\\s*\\d+: [0-9A-F]+:${hex(local)} [0-9A-F]+:${hex(remote)} ([0-9A-F]{2})`,
+      "m",
+    );
+    for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+      const m = want.exec(await Deno.readTextFile(table).catch(() => ""));
+      // 08 CLOSE_WAIT, 07 CLOSE; anything else (01 ESTABLISHED…) is still open.
+      if (m) return m[1] === "08" || m[1] === "07";
+    }
+    return true;
+  }
+
   /** Closes the socket at once. */
   destroy(): void {
     this.socket.destroy();

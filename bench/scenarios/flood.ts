@@ -300,7 +300,7 @@ export async function runFlood(
     const rssAfterKiB = await server.rssKiB();
     const rssPeakKiB = Math.max(sampler.peak, rssEndKiB, rssAfterKiB);
     sampler.peak = 0;
-    const receiverClosed = receiver.closed;
+    const receiverClosed = await receiver.peerHasClosed();
     receiver.destroy();
     await new Promise((resolve) => setTimeout(resolve, AFTER_MS));
     sampler.stop();
