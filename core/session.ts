@@ -29,6 +29,14 @@ export const STREAMS_NS = "urn:ietf:params:xml:ns:xmpp-streams";
 
 let counter = 0;
 
+/** What stream management puts between a session and its connection. */
+export interface OutgoingFilter {
+  /** Takes a stanza the session sends (and its serialisation); false if it cannot go out. */
+  send(stanza: Stanza, xml: string): boolean;
+  /** Resolves true once everything sent so far is acknowledged; false if the session ends first. */
+  flush(): Promise<boolean>;
+}
+
 export class Session {
   readonly id: string;
   type: SessionType = "c2s_unauthed";
@@ -59,6 +67,24 @@ export class Session {
   log: Logger;
   /** Free slot for modules: `session.ext.carbons = true`. */
   ext: Record<string, unknown> | undefined = undefined;
+  /**
+   * True while stream management keeps the session bound although its
+   * connection is gone (XEP-0198 resumption window): it stays online and
+   * what is sent to it is queued for a resuming client.
+   */
+  hibernating = false;
+
+  /**
+   * Set by stream management (smacks module): takes every stanza the session
+   * sends, to count and queue it before it is written.
+   */
+  outgoing: OutgoingFilter | undefined = undefined;
+  /**
+   * Set by stream management: called when the connection is lost without
+   * either side closing the stream; returning true keeps the session
+   * (hibernating) instead of ending it.
+   */
+  onConnectionLost: (() => boolean) | undefined = undefined;
 
   /** Handles one incoming element; set by the c2s module. */
   process: (stanza: Stanza) => unknown = () => undefined;
@@ -68,8 +94,20 @@ export class Session {
   sasl_handler: unknown = undefined;
   /** Runs when a resource is bound (the session manager calls it); set by the c2s module. */
   onBound: () => void = () => {};
-  /** Runs when the session ends; set by the c2s module. */
-  onDestroy: (reason: CloseReason) => void = () => {};
+  /**
+   * Runs when the session ends, with the stanzas sent to it that never got
+   * out (they go where stanzas for an unavailable resource go); set by the
+   * c2s module.
+   */
+  onDestroy: (reason: CloseReason, unsent: Stanza[]) => void = () => {};
+  /**
+   * Moves this session's connection onto `target` (stream resumption): from
+   * then on the connection serves `target`, and this session is retired.
+   * Set by the transport (c2s).
+   */
+  moveConnectionTo: (target: Session) => void = () => {
+    throw new Error("this transport cannot move its connection");
+  };
 
   private queue: Stanza[] | undefined = undefined;
   private busy = false;
@@ -103,12 +141,17 @@ export class Session {
   send(stanza: Stanza | string, xml?: string): boolean {
     if (this.destroyed) return false;
     if (typeof stanza === "string") return this.conn.write(stanza);
+    if (this.outgoing) return this.outgoing.send(stanza, xml ?? stanza.toString());
     return this.conn.write(xml ?? stanza.toString(), stanza);
   }
 
-  /** Resolves true once everything sent so far reached the network; false if the connection died. */
+  /**
+   * Resolves true once everything sent so far is safe: written to the
+   * network, or with stream management acknowledged by the client; false if
+   * the session ended first.
+   */
   flush(): Promise<boolean> {
-    return this.conn.flush();
+    return this.outgoing ? this.outgoing.flush() : this.conn.flush();
   }
 
   /**
@@ -219,12 +262,30 @@ export class Session {
     this.conn.close();
   }
 
-  /** Retires the session: it is removed everywhere and its sends become no-ops. */
-  destroy(reason?: CloseReason): void {
+  /**
+   * Retires the session: it is removed everywhere and its sends become
+   * no-ops. `unsent`: stanzas sent to it that never got out.
+   */
+  destroy(reason?: CloseReason, unsent: Stanza[] = []): void {
     if (this.destroyed) return;
     this.destroyed = true;
+    this.hibernating = false;
     this.queue = undefined;
-    this.onDestroy(reason);
+    this.onDestroy(reason, unsent);
     this.type = "c2s_destroyed";
+  }
+
+  /**
+   * Takes the session over onto another connection (stream resumption):
+   * called by the transport once `conn` serves this session.
+   */
+  attach(conn: Connection, secure: boolean, streamid: string): void {
+    this.conn = conn;
+    this.secure = secure;
+    this.streamid = streamid;
+    this.notopen = false;
+    this.closing = false;
+    this.peerHasClosed = false;
+    this.hibernating = false;
   }
 }

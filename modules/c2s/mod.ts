@@ -57,6 +57,10 @@ export default function c2s(module: Module) {
   const listeners = new C2sListeners(log, (socket, directTls) => accept(socket, directTls));
   /** Unauthenticated connections per remote address. */
   const unauthed = new Map<string, number>();
+  /** The connection serving each session (another one after a stream resumption). */
+  const connections = new WeakMap<Session, { release(): void }>();
+  /** Ended sessions' unbinding, which what they never got out must wait for. */
+  const unbinding = new WeakMap<Session, Promise<void>>();
 
   function countUnauthed(ip: string, delta: number) {
     const n = (unauthed.get(ip) ?? 0) + delta;
@@ -100,24 +104,26 @@ export default function c2s(module: Module) {
     }
     const { authedLimit, unauthedLimit, timeoutSec, unlimited } = settings;
     const conn = new Connection(socket, false, settings.connection);
-    const session = new Session(conn, log);
-    session.closeTimeoutMs = settings.connection.closeTimeoutMs;
-    sessions.add(session);
+    /** The session this connection serves; another one after a stream resumption. */
+    let current: Session | undefined = new Session(conn, log);
+    const first = current;
+    sessions.add(first);
     countUnauthed(group, 1);
     let countedUnauthed = true;
+    /** The connection now serves a bound session: it no longer counts against its address. */
     const established = () => {
       if (!countedUnauthed) return;
       countedUnauthed = false;
       countUnauthed(group, -1);
     };
     const parser = new StreamParser({
-      streamOpen: (attrs) => streamOpened(session, attrs),
-      stanza: (el) => session.receive(el),
-      streamClose: () => session.peerClosed(),
+      streamOpen: (attrs) => current && streamOpened(current, attrs),
+      stanza: (el) => current?.receive(el),
+      streamClose: () => current ? current.peerClosed() : conn.close(),
       error: (condition, text) => {
         // The stream is broken: nothing more will be parsed, so read no more.
         conn.stopReading();
-        session.close({ condition, text });
+        current?.close({ condition, text });
         conn.close();
       },
     }, { maxStanzaSize: unauthedLimit });
@@ -125,38 +131,42 @@ export default function c2s(module: Module) {
     conn.onError = (e) => {
       log.error("error reading from {ip}: {error}", { ip, error: e });
       conn.stopReading();
-      session.close("internal-server-error");
+      current?.close("internal-server-error");
       conn.close();
     };
     conn.onOverflow = () => {
       log.info("closing {who}: {bytes} bytes wait for a client that does not read them", {
-        who: session.full_jid ?? ip,
+        who: current?.full_jid ?? ip,
         bytes: conn.buffered,
       });
       conn.stopReading();
-      session.close({ condition: "policy-violation", text: "Too much data waiting to be read" });
+      current?.close({ condition: "policy-violation", text: "Too much data waiting to be read" });
       conn.close(); // it does not read: no point waiting for its </stream:stream>
     };
-    let unbound: Promise<void> = Promise.resolve();
     conn.onClose = (unsent) => {
-      session.destroy("connection closed");
+      clearTimeout(timer);
+      established();
+      const session = current;
+      current = undefined;
+      if (!session) return;
+      sessions.delete(session);
       // Stanzas that never got out go where stanzas for an unavailable resource go.
-      if (unsent.length) unbound.then(() => undelivered(session, unsent));
-    };
-    session.process = (stanza) => module.processStanza(session, stanza);
-    // A connection counts against its address until it has bound a resource.
-    session.onBound = established;
-    session.resetStream = () => {
-      session.notopen = true;
-      parser.reset();
-      session.discardQueued();
-      if (session.username !== undefined) {
-        parser.setOptions({ maxStanzaSize: authedLimit });
-        if (unlimited.has(`${session.username}@${session.host}`)) conn.setRate(undefined);
+      const stanzas = unsent.filter((u) => u instanceof Stanza);
+      if (session.destroyed) {
+        // Closed already (a stream error): once it is unbound.
+        if (stanzas.length) unbinding.get(session)?.then(() => undelivered(session, stanzas));
+        return;
       }
+      // Stream management may keep the session for a client that comes back.
+      if (!session.closing && session.onConnectionLost?.()) {
+        if (stanzas.length) undelivered(session, stanzas); // to it again, queued this time
+        return;
+      }
+      session.destroy("connection closed", stanzas);
     };
     const timer = timeoutSec === Infinity ? 0 : unrefTimeout(() => {
-      if (session.type === "c2s_unauthed" || session.type === "c2s_unbound") {
+      const session = current;
+      if (session?.type === "c2s_unauthed" || session?.type === "c2s_unbound") {
         session.close({
           condition: "connection-timeout",
           text: session.type === "c2s_unbound"
@@ -165,39 +175,87 @@ export default function c2s(module: Module) {
         });
       }
     }, timeoutSec * 1000);
-    session.onDestroy = (reason) => {
-      clearTimeout(timer);
-      sessions.delete(session);
-      established();
-      const error = reason === undefined
-        ? undefined
-        : typeof reason === "string"
-        ? reason
-        : reason.condition;
-      unbound = module.destroySession(session, error).catch((e) => {
-        log.error("error ending session {jid}: {error}", { jid: session.full_jid, error: e });
-      });
+
+    /** Sets up a session to be served by this connection. */
+    const serve = (session: Session) => {
+      session.closeTimeoutMs = settings.connection.closeTimeoutMs;
+      session.process = (stanza) => module.processStanza(session, stanza);
+      // A connection counts against its address until it has bound a resource.
+      session.onBound = established;
+      session.resetStream = () => {
+        session.notopen = true;
+        parser.reset();
+        session.discardQueued();
+        if (session.username !== undefined) {
+          parser.setOptions({ maxStanzaSize: authedLimit });
+          if (unlimited.has(`${session.username}@${session.host}`)) conn.setRate(undefined);
+        }
+      };
+      session.onDestroy = (reason, unsent) => {
+        if (current === session) {
+          sessions.delete(session);
+          clearTimeout(timer);
+          established();
+        }
+        const error = reason === undefined
+          ? undefined
+          : typeof reason === "string"
+          ? reason
+          : reason.condition;
+        const done = module.destroySession(session, error).catch((e) => {
+          log.error("error ending session {jid}: {error}", { jid: session.full_jid, error: e });
+        });
+        unbinding.set(session, done);
+        if (unsent.length) done.then(() => undelivered(session, unsent));
+      };
+      session.moveConnectionTo = (target) => {
+        if (current !== session || target === session) return;
+        // The target's old connection, if it still has one, no longer serves it.
+        const old = connections.get(target);
+        old?.release();
+        current = target;
+        connections.set(target, handle);
+        sessions.add(target);
+        target.attach(conn, session.secure, session.streamid);
+        target.tlsHost = session.tlsHost;
+        serve(target);
+        established();
+        sessions.delete(session);
+        session.destroy("resumed on this connection");
+      };
     };
+    /** This connection, as the session it serves knows it. */
+    const handle = {
+      /** Stops serving the current session (it moved elsewhere) and closes. */
+      release() {
+        if (current) sessions.delete(current);
+        current = undefined;
+        conn.stopReading();
+        conn.write("</stream:stream>");
+        conn.close();
+      },
+    };
+    connections.set(first, handle);
+    serve(first);
     if (directTls) {
       const tls = module.tlsFor(defaultHost);
-      if (!tls) return session.close("internal-server-error");
+      if (!tls) return first.close("internal-server-error");
       // XEP-0368: the certificate of the host the client names (SNI), else the first host's.
-      session.tlsHost = defaultHost;
+      first.tlsHost = defaultHost;
       conn.startTls(tls.context, (name) => {
         const host = prepDomain(name);
         const context = host === undefined ? undefined : module.tlsFor(host)?.context;
-        if (context) session.tlsHost = host;
+        if (context) first.tlsHost = host;
         return context;
       }, ["xmpp-client"]);
-      session.secure = true;
+      first.secure = true;
     }
   }
 
   /** Fires `delivery/failure` for each stanza a dead connection never wrote. */
-  function undelivered(session: Session, unsent: unknown[]) {
+  function undelivered(session: Session, unsent: Stanza[]) {
     if (session.full_jid === undefined) return;
     for (const item of unsent) {
-      if (!(item instanceof Stanza)) continue;
       try {
         const r = module.fireOn(session.host, "delivery/failure", { session, stanza: item });
         if (isPromise(r)) {
