@@ -117,6 +117,7 @@ export const DEFAULT_MODULES = [
   "time",
   "ping",
   "register",
+  "smacks",
   // Not in Prosody's default list, but on by default in Cadence:
   "lastactivity",
   "server_contact_info",

@@ -518,9 +518,9 @@ export class Module {
 
   // --- sessions: who is online, and sending to them ----------------------------
 
-  /** The bound session with this full JID, on any host of the server. */
+  /** The bound session with this full JID, on any host of the server (not one that ended). */
   fullSession(jid: string): Session | undefined {
-    return this.ctx.sessions.full.get(jid);
+    return this.ctx.sessions.fullSession(jid);
   }
 
   /** The connected resources of a user of this host (`host`: another of the server's). */

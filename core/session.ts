@@ -30,7 +30,9 @@ export const STREAMS_NS = "urn:ietf:params:xml:ns:xmpp-streams";
 let counter = 0;
 
 /** What stream management puts between a session and its connection. */
-export interface OutgoingFilter {
+export interface StreamFilter {
+  /** Sees each element the client sent, in order, just before it is handled. */
+  received(element: Stanza): void;
   /** Takes a stanza the session sends (and its serialisation); false if it cannot go out. */
   send(stanza: Stanza, xml: string): boolean;
   /** Resolves true once everything sent so far is acknowledged; false if the session ends first. */
@@ -75,10 +77,10 @@ export class Session {
   hibernating = false;
 
   /**
-   * Set by stream management (smacks module): takes every stanza the session
-   * sends, to count and queue it before it is written.
+   * Set by stream management (smacks module): sees every element received
+   * and takes every stanza sent, to count and queue them.
    */
-  outgoing: OutgoingFilter | undefined = undefined;
+  filter: StreamFilter | undefined = undefined;
   /**
    * Set by stream management: called when the connection is lost without
    * either side closing the stream; returning true keeps the session
@@ -141,17 +143,18 @@ export class Session {
   send(stanza: Stanza | string, xml?: string): boolean {
     if (this.destroyed) return false;
     if (typeof stanza === "string") return this.conn.write(stanza);
-    if (this.outgoing) return this.outgoing.send(stanza, xml ?? stanza.toString());
+    if (this.filter) return this.filter.send(stanza, xml ?? stanza.toString());
     return this.conn.write(xml ?? stanza.toString(), stanza);
   }
 
   /**
    * Resolves true once everything sent so far is safe: written to the
    * network, or with stream management acknowledged by the client; false if
-   * the session ended first.
+   * the session ended first. Never await it while handling one of this
+   * session's own stanzas: the acknowledgement is read only after that.
    */
   flush(): Promise<boolean> {
-    return this.outgoing ? this.outgoing.flush() : this.conn.flush();
+    return this.filter ? this.filter.flush() : this.conn.flush();
   }
 
   /**
@@ -190,6 +193,7 @@ export class Session {
   private run(stanza: Stanza): void {
     let r: unknown;
     try {
+      this.filter?.received(stanza);
       r = this.process(stanza);
     } catch (e) {
       this.log.error("error processing stanza: {error}", { error: e });

@@ -174,15 +174,29 @@ export class SessionManager {
     return this.bare.get(username + "@" + host);
   }
 
-  /** The connected (bound) resources of a user; empty when none. */
-  resources(username: string, host: string): Iterable<Session> {
-    return this.bare.get(username + "@" + host)?.sessions.values() ?? [];
+  /**
+   * The connected (bound) resources of a user; empty when none. A session
+   * that has ended but is not unbound yet (its unbind events are running)
+   * is left out here and below: nothing is delivered to it any more.
+   */
+  *resources(username: string, host: string): Iterable<Session> {
+    const sessions = this.bare.get(username + "@" + host)?.sessions;
+    if (!sessions) return;
+    for (const s of sessions.values()) if (!s.destroyed) yield s;
+  }
+
+  /** The bound session with this full JID, unless it has ended. */
+  fullSession(jid: string): Session | undefined {
+    const s = this.full.get(jid);
+    return s === undefined || s.destroyed ? undefined : s;
   }
 
   /** The resources with available presence. */
   available(username: string, host: string): Session[] {
     const out: Session[] = [];
-    for (const s of this.resources(username, host)) if (s.presence) out.push(s);
+    const sessions = this.bare.get(username + "@" + host)?.sessions;
+    if (!sessions) return out;
+    for (const s of sessions.values()) if (s.presence && !s.destroyed) out.push(s);
     return out;
   }
 
@@ -194,8 +208,10 @@ export class SessionManager {
   top(username: string, host: string): Session[] {
     let best = -1;
     const out: Session[] = [];
-    for (const s of this.resources(username, host)) {
-      if (!s.presence || s.priority < 0 || s.priority < best) continue;
+    const sessions = this.bare.get(username + "@" + host)?.sessions;
+    if (!sessions) return out;
+    for (const s of sessions.values()) {
+      if (!s.presence || s.destroyed || s.priority < 0 || s.priority < best) continue;
       if (s.priority > best) {
         best = s.priority;
         out.length = 0;

@@ -96,7 +96,6 @@ export default function message(module: Module) {
       id: stanza.attrs.id,
       to: session.full_jid,
     });
-    module.send(stanza);
-    return true;
+    return module.send(stanza).then(() => true);
   });
 }

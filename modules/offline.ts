@@ -17,6 +17,8 @@ import type { Stanza } from "../core/xml/stanza.ts";
 const DELAY_NS = "urn:xmpp:delay";
 /** Output waiting for the client past which delivery waits for it to read. */
 const PACE = 128 * 1024;
+/** Messages sent before delivery waits for them to be safe (stream management's queue is capped). */
+const BATCH = 100;
 
 export default function offline(module: Module) {
   const store = module.openStore(undefined, "archive");
@@ -48,34 +50,69 @@ export default function offline(module: Module) {
   /** The stanzas sent from storage: if their connection dies, storage still has them. */
   const replayed = new WeakSet<Stanza>();
 
-  module.hook("message/offline/broadcast", async ({ origin }: { origin: Session }) => {
+  // Delivery runs on its own, not inside the handling of the client's presence:
+  // the client's acknowledgements (stream management), which delivery may wait
+  // for, are read only once that presence is handled.
+  module.hook("message/offline/broadcast", ({ origin }: { origin: Session }) => {
+    deliver(origin).catch((e) =>
+      module.log.error("offline delivery failed: {error}", { error: e })
+    );
+    return true;
+  });
+
+  async function deliver(origin: Session) {
     const username = origin.username!;
     const items = await store.find(username);
     let busy = inFlight.get(username);
     if (!busy) inFlight.set(username, busy = new Set());
-    const sent: string[] = [];
+    const mine = busy;
+    const release = (ids: string[]) => {
+      for (const id of ids) mine.delete(id);
+      if (mine.size === 0 && inFlight.get(username) === mine) inFlight.delete(username);
+    };
+    /**
+     * Removes `ids` from storage once everything sent so far is safe: written
+     * out, or acknowledged by the client under stream management. A
+     * connection (or a server) that dies first leaves them stored.
+     */
+    const settle = async (ids: string[]) => {
+      try {
+        if (await origin.flush()) {
+          await store.delete(username, { ids });
+          return true;
+        }
+        return false;
+      } catch (e) {
+        module.log.error("offline messages not removed: {error}", { error: e });
+        return false;
+      } finally {
+        release(ids);
+      }
+    };
+    // Under stream management a batch is removed once the client acknowledged
+    // it, before the next is sent (its queue is capped). Without it, "written
+    // out" only means the kernel took the bytes, so nothing is removed before
+    // everything was: a connection that dies midway leaves all of it stored.
+    const acked = origin.filter !== undefined;
+    let batch: string[] = [];
     for (const item of items) {
       if (origin.destroyed) break; // keep the rest for next time
       if (busy.has(item.id)) continue; // another resource is receiving it right now
-      // At the client's pace: the output cap is for clients that stop reading.
-      if (origin.backlog > PACE && !await origin.flush()) break;
+      if (acked && batch.length >= BATCH) {
+        const done = batch;
+        batch = [];
+        if (!await settle(done)) break;
+      } else if (origin.backlog > PACE && !await origin.flush()) {
+        break; // at the client's pace: the output cap is for clients that stop reading
+      }
       replayed.add(item.stanza);
       origin.send(item.stanza);
-      sent.push(item.id);
+      batch.push(item.id);
       busy.add(item.id);
     }
-    if (sent.length === 0) return true;
-    // Removed from storage only once written out completely: a connection that
-    // dies first (or a crash) leaves them stored for the next time.
-    origin.flush().then(async (written) => {
-      if (written) await store.delete(username, { ids: sent });
-    }).catch((e) => module.log.error("offline messages not removed: {error}", { error: e }))
-      .finally(() => {
-        for (const id of sent) busy.delete(id);
-        if (busy.size === 0 && inFlight.get(username) === busy) inFlight.delete(username);
-      });
-    return true;
-  });
+    if (batch.length) await settle(batch);
+    else release([]);
+  }
 
   // A stored message whose connection died is still stored: nothing to re-deliver.
   module.hook("delivery/failure", ({ stanza }: { stanza: Stanza }) => {

@@ -176,10 +176,10 @@ Deno.test("configuration files: found without --config, named in the output; the
     );
     r = await run(["check", "--config", `${dir}/readme.ts`], dir);
     const failures = r.out.split("\n").filter((l) =>
-      l.startsWith("FAIL") && !/^FAIL  port /.test(l)
+      l.startsWith("FAIL") && !/^FAIL {2}port /.test(l)
     );
     assert.deepEqual(failures, [], r.out + r.err);
-    assert.match(r.out, /ok    example\.com: no certificate yet/);
+    assert.match(r.out, /ok {4}example\.com: no certificate yet/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -59,8 +59,6 @@ export default function c2s(module: Module) {
   const unauthed = new Map<string, number>();
   /** The connection serving each session (another one after a stream resumption). */
   const connections = new WeakMap<Session, { release(): void }>();
-  /** Ended sessions' unbinding, which what they never got out must wait for. */
-  const unbinding = new WeakMap<Session, Promise<void>>();
 
   function countUnauthed(ip: string, delta: number) {
     const n = (unauthed.get(ip) ?? 0) + delta;
@@ -153,8 +151,7 @@ export default function c2s(module: Module) {
       // Stanzas that never got out go where stanzas for an unavailable resource go.
       const stanzas = unsent.filter((u) => u instanceof Stanza);
       if (session.destroyed) {
-        // Closed already (a stream error): once it is unbound.
-        if (stanzas.length) unbinding.get(session)?.then(() => undelivered(session, stanzas));
+        if (stanzas.length) undelivered(session, stanzas); // closed already (a stream error)
         return;
       }
       // Stream management may keep the session for a client that comes back.
@@ -202,11 +199,12 @@ export default function c2s(module: Module) {
           : typeof reason === "string"
           ? reason
           : reason.condition;
-        const done = module.destroySession(session, error).catch((e) => {
+        module.destroySession(session, error).catch((e) => {
           log.error("error ending session {jid}: {error}", { jid: session.full_jid, error: e });
         });
-        unbinding.set(session, done);
-        if (unsent.length) done.then(() => undelivered(session, unsent));
+        // Nothing is delivered to an ended session any more, so these go elsewhere
+        // now, ahead of anything sent to it from here on.
+        if (unsent.length) undelivered(session, unsent);
       };
       session.moveConnectionTo = (target) => {
         if (current !== session || target === session) return;

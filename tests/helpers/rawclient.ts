@@ -146,8 +146,11 @@ export class RawClient {
     this.socket.destroy();
   }
 
-  /** Logs in with SASL PLAIN (stream must allow it) and binds `resource`. */
-  async login(user: string, password: string, resource = "test"): Promise<string> {
+  /**
+   * Authenticates with SASL PLAIN (the stream must allow it) and restarts
+   * the stream; returns the new stream's features.
+   */
+  async authenticate(user: string, password: string): Promise<string> {
     this.send(streamHeader());
     await this.waitFor(/<\/stream:features>/);
     this.clear();
@@ -156,8 +159,14 @@ export class RawClient {
     await this.waitFor(/<success/);
     this.clear();
     this.send(streamHeader());
-    await this.waitFor(/<\/stream:features>/);
+    const features = (await this.waitFor(/<stream:features>[^]*<\/stream:features>/))[0];
     this.clear();
+    return features;
+  }
+
+  /** Logs in with SASL PLAIN (stream must allow it) and binds `resource`. */
+  async login(user: string, password: string, resource = "test"): Promise<string> {
+    await this.authenticate(user, password);
     this.send(
       `<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>` +
         `<resource>${resource}</resource></bind></iq>`,
