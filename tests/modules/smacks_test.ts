@@ -172,6 +172,13 @@ Deno.test("smacks: a cut connection hibernates; resume sends every unacknowledge
 
 Deno.test("smacks: when the window ends, what was not acknowledged goes to offline storage", async () => {
   await withServer({ smacks_hibernation_time: 1 }, async (t, clients) => {
+    // Romeo and juliet see each other's presence.
+    for (const [user, contact] of [["romeo", "juliet"], ["juliet", "romeo"]]) {
+      await t.server.rosters.modify(user, "localhost", (r) => {
+        r.items.set(`${contact}@localhost`, { subscription: "both", groups: [] });
+        return [`${contact}@localhost`];
+      });
+    }
     const { c: romeo } = await online(t, clients, "romeo");
     const { c: juliet, id } = await online(t, clients, "juliet", true);
     const to = "juliet@localhost/phone";
