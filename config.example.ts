@@ -55,8 +55,8 @@ export default defineConfig({
   /**
    * Modules to load. Left out, the modules of Prosody's default configuration
    * that Cadence has are on: roster, saslauth, tls, disco, carbons, private,
-   * blocklist, vcard, version, uptime, time, ping, register, lastactivity,
-   * server_contact_info. c2s, iq,
+   * blocklist, vcard, version, uptime, time, ping, register, smacks,
+   * lastactivity, server_contact_info. c2s, iq,
    * presence, message and offline are always loaded.
    */
   // modules_enabled: ["saslauth", "tls", "disco", "ping", "version", "time", "uptime"],
@@ -131,6 +131,27 @@ export default defineConfig({
 
   /** When a resource is bound twice: "kick_old" (default) or "kick_new". */
   conflict_resolve: "kick_old",
+
+  // --- Stream management (XEP-0198, module smacks) ------------------------------
+
+  /**
+   * How long a session whose connection was lost stays online for its client
+   * to resume it (seconds, or a period like "10 minutes"). Default: 600.
+   */
+  smacks_hibernation_time: 600,
+
+  /**
+   * Stanzas a client may leave unacknowledged. Past it a connected client's
+   * stream is closed (policy-violation) and a hibernating session ends; the
+   * stanzas go to the account's other resources or offline storage. Default: 500.
+   */
+  smacks_max_queue_size: 500,
+
+  /** Stanzas sent before the server asks for an acknowledgement. Default: 0 (at once). */
+  smacks_max_unacked_stanzas: 0,
+
+  /** Hibernating sessions one account may have; the oldest ends first. Default: 10. */
+  smacks_max_hibernated_sessions: 10,
 
   // --- TLS certificates --------------------------------------------------------
 
