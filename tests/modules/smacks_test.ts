@@ -359,3 +359,28 @@ Deno.test("smacks: offline messages leave storage once acknowledged, in batches 
     assert.ok(!second.closed);
   });
 });
+
+Deno.test("smacks: at shutdown, hibernating sessions hand what they hold to offline storage", async () => {
+  const t = await startTestServer(PLAIN);
+  const clients: RawClient[] = [];
+  let restarted: TestServer | undefined;
+  try {
+    for (const u of ["juliet", "romeo"]) await t.server.users("localhost")!.createUser(u, "pw");
+    const { c: romeo } = await online(t, clients, "romeo");
+    const { c: juliet } = await online(t, clients, "juliet", true);
+    const to = "juliet@localhost/phone";
+    juliet.socket.resetAndDestroy();
+    await until("the session hibernates", () => t.server.sessions.full.get(to)?.hibernating === true);
+    for (const m of ["m1", "m2"]) romeo.send(chat(to, m));
+    romeo.send(`<iq type='get' id='sync' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`);
+    await romeo.waitFor(/id="sync"/);
+    romeo.close();
+    await t.stop({ keepData: true });
+    restarted = await startTestServer(PLAIN, t.dataDir);
+    assert.deepEqual(await offlineIds(restarted, "juliet"), ["m1", "m2"]);
+  } finally {
+    for (const c of clients) c.close();
+    if (restarted) await restarted.stop();
+    else await t.stop().catch(() => {});
+  }
+});
