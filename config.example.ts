@@ -55,7 +55,7 @@ export default defineConfig({
   /**
    * Modules to load. Left out, the modules of Prosody's default configuration
    * that Cadence has are on: roster, saslauth, tls, disco, carbons, private,
-   * blocklist, vcard, version, uptime, time, ping, register, smacks,
+   * blocklist, vcard, version, uptime, time, ping, register, smacks, csi,
    * lastactivity, server_contact_info. c2s, iq,
    * presence, message and offline are always loaded.
    */
@@ -152,6 +152,12 @@ export default defineConfig({
 
   /** Hibernating sessions one account may have; the oldest ends first. Default: 10. */
   smacks_max_hibernated_sessions: 10,
+
+  /**
+   * Client State Indication (XEP-0352, module csi): stanzas held back for an
+   * inactive client before they go out anyway. Default: 256.
+   */
+  csi_queue_size: 256,
 
   // --- TLS certificates --------------------------------------------------------
 

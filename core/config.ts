@@ -118,6 +118,7 @@ export const DEFAULT_MODULES = [
   "ping",
   "register",
   "smacks",
+  "csi",
   // Not in Prosody's default list, but on by default in Cadence:
   "lastactivity",
   "server_contact_info",

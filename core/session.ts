@@ -82,6 +82,12 @@ export class Session {
    */
   filter: StreamFilter | undefined = undefined;
   /**
+   * Set by client state indication (csi module) while the client is
+   * inactive: may hold a stanza back (returns true); held stanzas go out
+   * later, in order, through {@link deliver}.
+   */
+  hold: ((stanza: Stanza, xml: string) => boolean) | undefined = undefined;
+  /**
    * Set by stream management: called when the connection is lost without
    * either side closing the stream; returning true keeps the session
    * (hibernating) instead of ending it.
@@ -143,8 +149,16 @@ export class Session {
   send(stanza: Stanza | string, xml?: string): boolean {
     if (this.destroyed) return false;
     if (typeof stanza === "string") return this.conn.write(stanza);
-    if (this.filter) return this.filter.send(stanza, xml ?? stanza.toString());
-    return this.conn.write(xml ?? stanza.toString(), stanza);
+    xml ??= stanza.toString();
+    if (this.hold?.(stanza, xml)) return true;
+    return this.deliver(stanza, xml);
+  }
+
+  /** Sends a stanza past {@link hold} (what was held, when it is let go). */
+  deliver(stanza: Stanza, xml: string): boolean {
+    if (this.destroyed) return false;
+    if (this.filter) return this.filter.send(stanza, xml);
+    return this.conn.write(xml, stanza);
   }
 
   /**

@@ -15,6 +15,7 @@ import type { Session } from "../core/session.ts";
 import type { Stanza } from "../core/xml/stanza.ts";
 
 const DELAY_NS = "urn:xmpp:delay";
+const CHATSTATES_NS = "http://jabber.org/protocol/chatstates";
 /** Output waiting for the client past which delivery waits for it to read. */
 const PACE = 128 * 1024;
 /** Messages sent before delivery waits for them to be safe (stream management's queue is capped). */
@@ -31,6 +32,8 @@ export default function offline(module: Module) {
       const { username, origin, stanza } = event;
       const type = stanza.attrs.type ?? "normal";
       if (type !== "chat" && type !== "normal") return;
+      // A chat state alone is stale by the time its recipient comes back (XEP-0160 §4).
+      if (!stanza.getChild("body") && stanza.childWithNs(CHATSTATES_NS)) return true;
       if (await store.count(username) >= limit) {
         origin.send(
           stanza.errorReply("wait", "resource-constraint", "Offline message storage is full"),

@@ -370,7 +370,10 @@ Deno.test("smacks: at shutdown, hibernating sessions hand what they hold to offl
     const { c: juliet } = await online(t, clients, "juliet", true);
     const to = "juliet@localhost/phone";
     juliet.socket.resetAndDestroy();
-    await until("the session hibernates", () => t.server.sessions.full.get(to)?.hibernating === true);
+    await until(
+      "the session hibernates",
+      () => t.server.sessions.full.get(to)?.hibernating === true,
+    );
     for (const m of ["m1", "m2"]) romeo.send(chat(to, m));
     romeo.send(`<iq type='get' id='sync' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`);
     await romeo.waitFor(/id="sync"/);
