@@ -239,6 +239,21 @@ class MemoryArchive implements ArchiveStore {
     });
   }
 
+  expire(before: number, limit: number): Promise<number> {
+    return settle(() => {
+      const old: Row[] = [];
+      for (const rows of this.t.values()) for (const r of rows) if (r.when < before) old.push(r);
+      old.sort((a, b) => a.when - b.when);
+      const gone = new Set(old.slice(0, Math.max(0, Math.floor(limit))));
+      for (const [user, rows] of [...this.t]) {
+        const left = rows.filter((r) => !gone.has(r));
+        if (left.length) this.t.set(user, left);
+        else this.t.delete(user);
+      }
+      return gone.size;
+    });
+  }
+
   async *users(): AsyncIterable<string> {
     for (const user of [...this.t.keys()]) if (user !== "") yield user;
   }

@@ -61,6 +61,8 @@ const MIGRATIONS = [
    CREATE INDEX archive_order ON archive (host, store, user, sort_id);
    CREATE INDEX archive_with ON archive (host, store, user, "with", sort_id);
    CREATE INDEX archive_when ON archive (host, store, user, "when");`,
+  // Expiry across users deletes the oldest items of a store by time.
+  `CREATE INDEX archive_expiry ON archive (host, store, "when");`,
 ];
 
 /** Host-level data (`user` null) is stored under the empty name, as Prosody's SQL driver does. */
@@ -375,6 +377,17 @@ class SqliteArchive implements ArchiveStore {
         `DELETE FROM archive WHERE sort_id IN (
            SELECT sort_id FROM archive WHERE ${w.sql} ORDER BY sort_id ${order} LIMIT -1 OFFSET ?)`,
       ).run(...w.params, keep);
+      return Number(changes);
+    });
+  }
+
+  expire(before: number, limit: number): Promise<number> {
+    return settle(() => {
+      const { changes } = this.db.sql(
+        `DELETE FROM archive WHERE sort_id IN (
+           SELECT sort_id FROM archive INDEXED BY archive_expiry
+           WHERE host = ? AND store = ? AND "when" < ? ORDER BY "when" LIMIT ?)`,
+      ).run(this.host, this.store, before, Math.max(0, Math.floor(limit)));
       return Number(changes);
     });
   }

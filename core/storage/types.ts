@@ -205,6 +205,12 @@ export interface ArchiveStore {
   ): Promise<void>;
   /** Deletes the matching items (all without a query); returns how many. */
   delete(user: string | null, query?: ArchiveQuery): Promise<number>;
+  /**
+   * Deletes, across every user of the archive, up to `limit` of the items
+   * stored with a `when` before `before`, oldest first; returns how many.
+   * Its cost follows `limit`, not the archive's size (expiry in batches).
+   */
+  expire(before: number, limit: number): Promise<number>;
   /** Users that have items in this archive (host-level data excluded). */
   users(): AsyncIterable<string>;
   readonly caps: ArchiveCaps;

@@ -446,6 +446,30 @@ export function driverSuite(name: string, make: DriverFactory): void {
     assert.equal(await a.count("juliet"), 3);
   }, { archiveItemLimit: 3 });
 
+  test("archive: expire deletes the oldest items of every user, a batch at a time", async (d) => {
+    const a = d.open(HOST, "mam", "archive");
+    const other = d.open(HOST, "other", "archive");
+    // Stored out of time order: expiry goes by `when`, not by storage order.
+    await a.append("juliet", "j3", message({}, "j3"), 30);
+    await a.append("romeo", "r1", message({}, "r1"), 10);
+    await a.append("juliet", "j1", message({}, "j1"), 15);
+    await a.append("romeo", "r5", message({}, "r5"), 50);
+    await a.append(null, "h2", message({}, "h2"), 20);
+    await other.append("juliet", "o1", message({}, "o1"), 1);
+    // Older than 40: r1, j1, h2, j3 — two per batch, oldest first.
+    assert.equal(await a.expire(40, 2), 2);
+    assert.deepEqual(bodies(await a.find("romeo")), ["r5"]);
+    assert.deepEqual(bodies(await a.find("juliet")), ["j3"]);
+    assert.deepEqual(bodies(await a.find(null)), ["h2"]);
+    assert.equal(await a.expire(40, 2), 2);
+    assert.equal(await a.expire(40, 2), 0);
+    assert.deepEqual(bodies(await a.find("juliet")), []);
+    assert.deepEqual(bodies(await a.find(null)), []);
+    assert.deepEqual(bodies(await a.find("romeo")), ["r5"]);
+    // Another store of the same host is untouched.
+    assert.deepEqual(bodies(await other.find("juliet")), ["o1"]);
+  });
+
   // --- purge ----------------------------------------------------------------
 
   test("purge removes every store of one user on one host, nothing else", async (d) => {

@@ -35,7 +35,7 @@ Deno.test("sqlite: creates the directory and one WAL database file in it", async
     const db = new DatabaseSync(d.path);
     try {
       assert.equal(db.prepare("PRAGMA journal_mode").get()?.journal_mode, "wal");
-      assert.equal(db.prepare("SELECT version FROM schema_version").get()?.version, 1);
+      assert.equal(db.prepare("SELECT version FROM schema_version").get()?.version, 2);
     } finally {
       db.close();
     }
@@ -124,8 +124,33 @@ Deno.test("sqlite: reopening an up-to-date file keeps it as it is", async () => 
     try {
       assert.deepEqual(
         db.prepare("SELECT version FROM schema_version").all().map((r) => r.version),
-        [1],
+        [2],
       );
+    } finally {
+      db.close();
+    }
+  });
+});
+
+Deno.test("sqlite: a file of schema version 1 is brought up to date, its data kept", async () => {
+  await withTempDir(async (dir) => {
+    const first = new SqliteDriver({ dataPath: dir });
+    await first.open("example.com", "mam", "archive").append("juliet", "a", message({}, "kept"), 5);
+    first.close();
+    // Make it what the first release wrote: no expiry index, version 1.
+    let db = new DatabaseSync(join(dir, "cadence.sqlite"));
+    db.exec("DROP INDEX archive_expiry; UPDATE schema_version SET version = 1");
+    db.close();
+    const again = new SqliteDriver({ dataPath: dir });
+    const item = await again.open("example.com", "mam", "archive").get("juliet", "a");
+    assert.equal(item?.stanza.getChildText("body"), "kept");
+    again.close();
+    db = new DatabaseSync(join(dir, "cadence.sqlite"));
+    try {
+      assert.equal(db.prepare("SELECT version FROM schema_version").get()?.version, 2);
+      const index = db.prepare("SELECT name FROM sqlite_master WHERE name = 'archive_expiry'")
+        .get();
+      assert.equal(index?.name, "archive_expiry");
     } finally {
       db.close();
     }
