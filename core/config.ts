@@ -119,7 +119,8 @@ export const DEFAULT_MODULES = [
   "register",
   "smacks",
   "csi",
-  // Not in Prosody's default list, but on by default in Cadence:
+  // Not in Prosody's default list (mam is commented out there), but on by default in Cadence:
+  "mam",
   "lastactivity",
   "server_contact_info",
 ];

@@ -693,21 +693,33 @@ function bareOf(jid: string): string {
 
 const UNITS: Record<string, number> = {
   second: 1,
+  sec: 1,
+  s: 1,
   minute: 60,
+  min: 60,
   hour: 3600,
+  h: 3600,
   day: 86400,
+  d: 86400,
   week: 604800,
+  w: 604800,
   month: 2629746,
+  mo: 2629746,
+  m: 2629746, // as in Prosody's archive_expires_after = "1m"
   year: 31556952,
+  y: 31556952,
 };
 
-/** Seconds from a number or text like "2 days"; "never"/false → Infinity. */
+/**
+ * Seconds from a number or text like "2 days", "10 minutes" or Prosody's
+ * short forms "1d", "1w", "1m" (a month), "1y"; "never"/false → Infinity.
+ */
 export function parsePeriod(v: unknown): number | undefined {
   if (v === false || v === "never") return Infinity;
   if (typeof v === "number") return v < 0 ? Infinity : v;
   if (typeof v !== "string") return undefined;
   const m = /^\s*(\d+(?:\.\d+)?)?\s*([a-z]+?)s?\s*$/i.exec(v);
   if (!m) return /^\s*\d+(\.\d+)?\s*$/.test(v) ? Number(v) : undefined;
-  const unit = UNITS[m[2].toLowerCase()];
+  const unit = UNITS[m[2].toLowerCase()] ?? UNITS[m[2].toLowerCase() + "s"];
   return unit === undefined ? undefined : Number(m[1] ?? 1) * unit;
 }

@@ -29,6 +29,12 @@ Deno.test("option getters read the host, then the global value, and coerce like 
     assert.equal(parsePeriod("2 days"), 172800);
     assert.equal(parsePeriod("10 minutes"), 600);
     assert.equal(parsePeriod("never"), Infinity);
+    // Prosody's short forms, as in archive_expires_after.
+    assert.equal(parsePeriod("1d"), 86400);
+    assert.equal(parsePeriod("1w"), 604800);
+    assert.equal(parsePeriod("1m"), 2629746);
+    assert.equal(parsePeriod("1y"), 31556952);
+    assert.equal(parsePeriod("1 fortnight"), undefined);
     assert.equal(m.getOptionPeriod("c2s_timeout", 1), 300);
     const a = m.shared("counters", () => ({ n: 0 }));
     a.n++;
