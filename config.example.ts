@@ -56,7 +56,7 @@ export default defineConfig({
    * Modules to load. Left out, the modules of Prosody's default configuration
    * that Cadence has are on: roster, saslauth, tls, disco, carbons, private,
    * blocklist, vcard, version, uptime, time, ping, register, smacks, csi,
-   * lastactivity, server_contact_info. c2s, iq,
+   * mam, lastactivity, server_contact_info. c2s, iq,
    * presence, message and offline are always loaded.
    */
   // modules_enabled: ["saslauth", "tls", "disco", "ping", "version", "time", "uptime"],
@@ -158,6 +158,30 @@ export default defineConfig({
    * inactive client before they go out anyway. Default: 256.
    */
   csi_queue_size: 256,
+
+  // --- Message archive (XEP-0313, module mam) -------------------------------------
+
+  /**
+   * What is archived for users who have not chosen: "always" (default),
+   * "roster" (only conversations with contacts) or "never". Prosody's
+   * default_archive_policy (true/false/"roster") is read too.
+   */
+  mam_default: "always",
+
+  /** Most messages one archive query returns per page. Default: 50. */
+  max_archive_query_results: 50,
+
+  /**
+   * How long archived messages are kept: a period ("1d", "1w", "1m", "1y",
+   * "2 weeks") or "never". Default: "1w", as Prosody.
+   */
+  archive_expires_after: "1w",
+
+  /** How often expired messages are removed (seconds). Default: 14400 (4 hours). */
+  archive_cleanup_interval: 14400,
+
+  /** Most messages one user's archive keeps (the oldest go first). Default: unlimited. */
+  // archive_max_items: 100000,
 
   // --- TLS certificates --------------------------------------------------------
 

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { RawClient } from "../helpers/rawclient.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 import { parseXml } from "../../core/xml/parser.ts";
-import type { Stanza } from "../../core/xml/stanza.ts";
+import { message, type Stanza } from "../../core/xml/stanza.ts";
 
 const MAM = "urn:xmpp:mam:2";
 const PLAIN = {
@@ -349,5 +349,43 @@ Deno.test("mam: preferences decide what is archived; roster, always and never", 
     juliet.clear();
     juliet.send(`<iq type='set' id='p4'><prefs xmlns='${MAM}' default='sometimes'/></iq>`);
     await juliet.waitFor(/id="p4"[^]*<bad-request/);
+  });
+});
+
+Deno.test("mam: archive_expires_after removes old messages in the background; archive_max_items keeps the newest", async () => {
+  await withServer({ archive_expires_after: "1w", archive_max_items: 3 }, async (t, login) => {
+    const juliet = await login("juliet");
+    const romeo = await login("romeo");
+    // Two messages from long ago, stored as the module stores them.
+    const archive = t.server.storage.open("localhost", "archive", "archive");
+    const now = Date.now() / 1000;
+    await archive.append(
+      "nurse",
+      null,
+      message({ type: "chat" }, "old1"),
+      now - 8 * 86400,
+      "x@localhost",
+    );
+    await archive.append(
+      "nurse",
+      null,
+      message({ type: "chat" }, "old2"),
+      now - 7.5 * 86400,
+      "x@localhost",
+    );
+    await archive.append(
+      "nurse",
+      null,
+      message({ type: "chat" }, "recent"),
+      now - 6 * 86400,
+      "x@localhost",
+    );
+    const mam = t.server.modules.get("localhost", "mam")!;
+    assert.equal(await (mam.exports.expire as () => Promise<number>)(), 2);
+    const left = await archive.find("nurse");
+    assert.deepEqual(left.map((i) => i.stanza.getChildText("body")), ["recent"]);
+    // Over the quota the oldest go.
+    await chat(romeo, juliet, 5);
+    assert.deepEqual(bodies((await query(juliet)).results), ["b2", "b3", "b4"]);
   });
 });
