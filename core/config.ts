@@ -119,6 +119,7 @@ export const DEFAULT_MODULES = [
   "register",
   "smacks",
   "csi",
+  "cloud_notify",
   // Not in Prosody's default list (mam is commented out there), but on by default in Cadence:
   "mam",
   "lastactivity",

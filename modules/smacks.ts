@@ -27,8 +27,10 @@
  * server asks for an acknowledgement), `smacks_max_hibernated_sessions` (10
  * per account; the oldest one ends when another would exceed it).
  *
- * Events: `smacks-hibernation-start`, `smacks-hibernation-end` (`{ origin,
- * queue }`) on the host.
+ * Events (on the host, as Prosody's): `smacks-hibernation-start`,
+ * `smacks-hibernation-end` (`{ origin, queue }`), and
+ * `smacks-hibernation-stanza-queued` (`{ origin, queue, stanza }`) for each
+ * stanza queued while the session hibernates.
  * @module
  */
 import type { Module } from "../core/moduleapi.ts";
@@ -86,6 +88,8 @@ export class StreamManagement implements StreamFilter {
     readonly session: Session,
     private readonly options: { maxQueue: number; maxUnacked: number },
     private readonly onQueueFull: (sm: StreamManagement) => void,
+    /** A stanza was queued while the session hibernates (push notifications act on it). */
+    private readonly onQueuedWhileAway: (sm: StreamManagement, stanza: Stanza) => void = () => {},
   ) {}
 
   /** Stanzas sent in all (not wrapped). */
@@ -106,7 +110,10 @@ export class StreamManagement implements StreamFilter {
       this.onQueueFull(this);
       return true; // queued: it goes where undelivered stanzas go
     }
-    if (this.session.hibernating) return true;
+    if (this.session.hibernating) {
+      this.onQueuedWhileAway(this, stanza);
+      return true;
+    }
     conn.write(xml);
     if (this.queue.length > this.options.maxUnacked) this.requestAck();
     return true;
@@ -222,7 +229,14 @@ export default function smacks(module: Module) {
       origin.send(failed("unexpected-request", "Stream management is already enabled"));
       return true;
     }
-    const sm = new StreamManagement(origin, options, queueFull);
+    const sm = new StreamManagement(origin, options, queueFull, (sm, stanza) => {
+      const r = module.fireEvent("smacks-hibernation-stanza-queued", {
+        origin: sm.session,
+        queue: sm.queue,
+        stanza,
+      });
+      if (r instanceof Promise) r.catch(module.logError);
+    });
     const resume = stanza.attrs.resume === "true" || stanza.attrs.resume === "1";
     const enabled = element("enabled", { xmlns: NS });
     if (resume) {
@@ -330,7 +344,11 @@ export default function smacks(module: Module) {
       jid: session.full_jid,
       n: sm.queue.length,
     });
-    module.fireEvent("smacks-hibernation-start", { origin: session, queue: sm.queue });
+    const started = module.fireEvent("smacks-hibernation-start", {
+      origin: session,
+      queue: sm.queue,
+    });
+    if (started instanceof Promise) started.catch(module.logError);
     return true;
   }
 

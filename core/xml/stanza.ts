@@ -92,12 +92,17 @@ export class Stanza {
     return this;
   }
 
-  /** First child element with this name and namespace; `xmlns` defaults to this element's own. */
+  /**
+   * First child element with this name and namespace; `xmlns` defaults to
+   * this element's own. A child without an `xmlns` of its own (built with
+   * `tag()`) is in this element's namespace, as it would be on the wire.
+   */
   getChild(name?: string, xmlns?: string): Stanza | undefined {
-    const ns = xmlns ?? this.attrs.xmlns;
+    const own = this.attrs.xmlns;
+    const ns = xmlns ?? own;
     for (const c of this.children) {
       if (typeof c === "string") continue;
-      if ((name === undefined || c.name === name) && sameNs(c.attrs.xmlns, ns)) return c;
+      if ((name === undefined || c.name === name) && sameNs(c.attrs.xmlns ?? own, ns)) return c;
     }
     return undefined;
   }
@@ -112,8 +117,9 @@ export class Stanza {
 
   /** First child element in namespace `xmlns`, whatever its name. */
   childWithNs(xmlns: string): Stanza | undefined {
+    const own = this.attrs.xmlns;
     for (const c of this.children) {
-      if (typeof c !== "string" && sameNs(c.attrs.xmlns, xmlns)) return c;
+      if (typeof c !== "string" && sameNs(c.attrs.xmlns ?? own, xmlns)) return c;
     }
     return undefined;
   }
@@ -148,10 +154,11 @@ export class Stanza {
 
   /** Removes children matching name and namespace (either may be left out to match any). */
   removeChildren(name?: string, xmlns?: string): this {
+    const own = this.attrs.xmlns;
     this.children = this.children.filter((c) =>
       typeof c === "string" ||
       !((name === undefined || c.name === name) &&
-        (xmlns === undefined || sameNs(c.attrs.xmlns, xmlns)))
+        (xmlns === undefined || sameNs(c.attrs.xmlns ?? own, xmlns)))
     );
     return this;
   }

@@ -92,3 +92,20 @@ Deno.test("removeChildren, mapTags, element()", () => {
   s.mapTags((c) => c.name === "b" ? element("c") : c);
   assert.equal(s.toString(), "<m>t<c/></m>");
 });
+
+Deno.test("a child built without an xmlns is in its parent's namespace, as on the wire", () => {
+  const PUBSUB = "http://jabber.org/protocol/pubsub";
+  const built = new Stanza("iq", { type: "set", id: "1" })
+    .tag("pubsub", { xmlns: PUBSUB }).tag("publish", { node: "n" }).tag("item").reset();
+  const pubsub = built.getChild("pubsub", PUBSUB)!;
+  // The same lookups as on the parsed form of the same XML.
+  const parsed = parseXml(built.toString()).getChild("pubsub", PUBSUB)!;
+  for (const el of [pubsub, parsed]) {
+    assert.equal(el.getChild("publish")?.attrs.node, "n");
+    assert.equal(el.getChild("publish", PUBSUB)?.attrs.node, "n");
+    assert.equal(el.getChild("publish", "jabber:client"), undefined);
+    assert.equal(el.childWithNs(PUBSUB)?.name, "publish");
+  }
+  pubsub.removeChildren("publish", PUBSUB);
+  assert.equal(pubsub.getChild("publish"), undefined);
+});
