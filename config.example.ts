@@ -56,7 +56,7 @@ export default defineConfig({
    * Modules to load. Left out, the modules of Prosody's default configuration
    * that Cadence has are on: roster, saslauth, tls, disco, carbons, private,
    * blocklist, vcard, version, uptime, time, ping, register, smacks, csi,
-   * mam, lastactivity, server_contact_info. c2s, iq,
+   * cloud_notify, mam, lastactivity, server_contact_info. c2s, iq,
    * presence, message and offline are always loaded.
    */
   // modules_enabled: ["saslauth", "tls", "disco", "ping", "version", "time", "uptime"],
@@ -182,6 +182,17 @@ export default defineConfig({
 
   /** Most messages one user's archive keeps (the oldest go first). Default: unlimited. */
   // archive_max_items: 100000,
+
+  // --- Push notifications (XEP-0357, module cloud_notify) -------------------------
+
+  /** Put the message body in notifications to app servers. Default: false. */
+  push_notification_with_body: false,
+
+  /** Put the sender's address in notifications. Default: true. */
+  push_notification_with_sender: true,
+
+  /** App registrations one account may have; the oldest goes first. Default: 5. */
+  push_max_devices: 5,
 
   // --- TLS certificates --------------------------------------------------------
 
