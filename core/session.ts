@@ -103,6 +103,12 @@ export class Session {
   /** Runs when a resource is bound (the session manager calls it); set by the c2s module. */
   onBound: () => void = () => {};
   /**
+   * Runs once SASL2 (XEP-0388) has authenticated the stream, which goes on
+   * without a restart: the transport applies the limits of authenticated
+   * streams (a stream restart after RFC 6120 SASL does it too).
+   */
+  onAuthenticated: () => void = () => {};
+  /**
    * Runs when the session ends, with the stanzas sent to it that never got
    * out (they go where stanzas for an unavailable resource go); set by the
    * c2s module.

@@ -55,6 +55,17 @@ export default function carbons(module: Module) {
   module.hook(`iq-set/self/${NS}:enable`, toggle(true));
   module.hook(`iq-set/self/${NS}:disable`, toggle(false));
 
+  // Inline with Bind2 (XEP-0386): `<enable xmlns='urn:xmpp:carbons:2'/>` in the client's `<bind/>`.
+  module.hook("advertise-bind-features", ({ features }: { features: Stanza }) => {
+    features.tag("feature", { var: NS }).up();
+  });
+  module.hook(
+    "enable-bind-features",
+    ({ session, request }: { session: Session; request: Stanza }) => {
+      if (request.getChild("enable", NS)) (session.ext ??= {}).carbons = true;
+    },
+  );
+
   /** Sends a wrapped copy to the user's enabled resources, except those in `skip`. */
   function copy(username: string, stanza: Stanza, kind: "sent" | "received", skip: Set<Session>) {
     const bareJid = `${username}@${module.host}`;

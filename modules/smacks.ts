@@ -35,6 +35,7 @@
  */
 import type { Module } from "../core/moduleapi.ts";
 import type { Session, StreamFilter } from "../core/session.ts";
+import type { Sasl2ResumeEvent } from "./saslauth/sasl2.ts";
 import { element, type Stanza } from "../core/xml/stanza.ts";
 
 const NS = "urn:xmpp:sm:3";
@@ -220,15 +221,8 @@ export default function smacks(module: Module) {
     }
   });
 
-  module.hookTag(NS, "enable", (origin, stanza) => {
-    if (origin.type !== "c2s") {
-      origin.send(failed("unexpected-request", "Bind a resource first"));
-      return true;
-    }
-    if (states.has(origin)) {
-      origin.send(failed("unexpected-request", "Stream management is already enabled"));
-      return true;
-    }
+  /** Turns stream management on for a bound session; returns the `<enabled/>`. */
+  function enable(origin: Session, resume: boolean): Stanza {
     const sm = new StreamManagement(origin, options, queueFull, (sm, stanza) => {
       const r = module.fireEvent("smacks-hibernation-stanza-queued", {
         origin: sm.session,
@@ -237,7 +231,6 @@ export default function smacks(module: Module) {
       });
       if (r instanceof Promise) r.catch(module.logError);
     });
-    const resume = stanza.attrs.resume === "true" || stanza.attrs.resume === "1";
     const enabled = element("enabled", { xmlns: NS });
     if (resume) {
       sm.token = crypto.getRandomValues(new Uint8Array(18)).toBase64({ alphabet: "base64url" });
@@ -247,11 +240,41 @@ export default function smacks(module: Module) {
       enabled.attrs.max = String(Math.floor(hibernationTime));
       origin.onConnectionLost = () => hibernate(sm);
     }
-    origin.send(enabled);
     states.set(origin, sm);
     origin.filter = sm;
+    return enabled;
+  }
+
+  const wantsResume = (el: Stanza) => el.attrs.resume === "true" || el.attrs.resume === "1";
+
+  module.hookTag(NS, "enable", (origin, stanza) => {
+    if (origin.type !== "c2s") {
+      origin.send(failed("unexpected-request", "Bind a resource first"));
+      return true;
+    }
+    if (states.has(origin)) {
+      origin.send(failed("unexpected-request", "Stream management is already enabled"));
+      return true;
+    }
+    // (<enabled/> is sent before the filter counts anything: it is not a stanza.)
+    origin.send(enable(origin, wantsResume(stanza)));
     return true;
   });
+
+  // Inline with SASL2 and Bind2 (XEP-0388, XEP-0386), as Prosody's mod_sasl2_sm.
+  module.hook("advertise-sasl-features", ({ features }: { features: Stanza }) => {
+    features.tag("sm", { xmlns: NS }).up();
+  });
+  module.hook("advertise-bind-features", ({ features }: { features: Stanza }) => {
+    features.tag("feature", { var: NS }).up();
+  });
+  module.hook(
+    "enable-bind-features",
+    ({ session, request, result }: { session: Session; request: Stanza; result: Stanza }) => {
+      const el = request.getChild("enable", NS);
+      if (el && !states.has(session)) result.addChild(enable(session, wantsResume(el)));
+    },
+  );
 
   module.hookTag(NS, "r", (origin) => {
     const sm = states.get(origin);
@@ -282,47 +305,90 @@ export default function smacks(module: Module) {
     origin.close();
   }
 
-  module.hookTag(NS, "resume", (origin, stanza) => {
-    if (origin.username === undefined) {
-      origin.send(failed("not-authorized", "Authenticate first"));
-      return true;
-    }
+  /**
+   * Checks a `<resume/>` from `origin`: the session to take over, or the
+   * `<failed/>` to answer (or "too-high" for an h beyond what was sent).
+   */
+  function resumable(
+    origin: Session,
+    el: Stanza,
+  ): { sm: StreamManagement; h: number } | Stanza | "too-high" {
+    if (origin.username === undefined) return failed("not-authorized", "Authenticate first");
     if (origin.type === "c2s") {
-      origin.send(failed("unexpected-request", "A bound session cannot resume another"));
-      return true;
+      return failed("unexpected-request", "A bound session cannot resume another");
     }
-    const previd = stanza.attrs.previd ?? "";
+    const previd = el.attrs.previd ?? "";
     const sm = byToken.get(previd);
     if (!sm || account(sm.session) !== account(origin)) {
       const old = ended.get(previd);
       const h = old && old.account === account(origin) ? old.handled : undefined;
-      origin.send(failed("item-not-found", "No session to resume with this id", h));
-      return true;
+      return failed("item-not-found", "No session to resume with this id", h);
     }
-    const h = parseCount(stanza.attrs.h);
-    if (h === undefined) {
-      origin.send(failed("bad-request", "Invalid 'h' in <resume/>"));
-      return true;
-    }
-    if ((h - sm.acked % WRAP + WRAP) % WRAP > sm.queue.length) {
-      tooHigh(origin, h, sm); // this stream closes; the session stays as it was
-      return true;
-    }
+    const h = parseCount(el.attrs.h);
+    if (h === undefined) return failed("bad-request", "Invalid 'h' in <resume/>");
+    if ((h - sm.acked % WRAP + WRAP) % WRAP > sm.queue.length) return "too-high";
+    return { sm, h };
+  }
+
+  /**
+   * Moves `origin`'s connection onto the session being resumed; `answer`
+   * puts `<resumed/>` on the wire (or into a SASL2 success); what follows it
+   * (the unacknowledged stanzas) is returned to run after.
+   */
+  function takeOver(origin: Session, sm: StreamManagement, h: number, previd: string) {
     const session = sm.session;
     const wasHibernating = session.hibernating;
     endHibernation(sm);
     origin.moveConnectionTo(session);
-    session.send(element("resumed", { xmlns: NS, h: String(sm.handled), previd }));
-    sm.acknowledge(h);
-    sm.resend();
-    module.log.debug("{jid} resumed its session ({n} stanzas sent again)", {
-      jid: session.full_jid,
-      n: sm.queue.length,
-    });
-    if (wasHibernating) {
-      module.fireEvent("smacks-hibernation-end", { origin: session, queue: sm.queue });
+    const resumed = element("resumed", { xmlns: NS, h: String(sm.handled), previd });
+    return {
+      session,
+      resumed,
+      after: () => {
+        sm.acknowledge(h);
+        sm.resend();
+        module.log.debug("{jid} resumed its session ({n} stanzas sent again)", {
+          jid: session.full_jid,
+          n: sm.queue.length,
+        });
+        if (wasHibernating) {
+          module.fireEvent("smacks-hibernation-end", { origin: session, queue: sm.queue });
+        }
+      },
+    };
+  }
+
+  module.hookTag(NS, "resume", (origin, stanza) => {
+    const r = resumable(origin, stanza);
+    if (r === "too-high") {
+      const sm = byToken.get(stanza.attrs.previd!)!;
+      tooHigh(origin, parseCount(stanza.attrs.h)!, sm); // this stream closes; the session stays
+      return true;
     }
+    if (!("sm" in r)) {
+      origin.send(r);
+      return true;
+    }
+    const done = takeOver(origin, r.sm, r.h, stanza.attrs.previd!);
+    done.session.send(done.resumed);
+    done.after();
     return true;
+  });
+
+  module.hook("sasl2-resume", (event: Sasl2ResumeEvent) => {
+    const r = resumable(event.session, event.request);
+    if (r === "too-high") {
+      event.success.addChild(failed("unexpected-request", "'h' is more than was sent"));
+      return;
+    }
+    if (!("sm" in r)) {
+      event.success.addChild(r);
+      return;
+    }
+    const done = takeOver(event.session, r.sm, r.h, event.request.attrs.previd!);
+    event.session = done.session;
+    event.success.addChild(done.resumed);
+    event.after.push(done.after);
   });
 
   function hibernate(sm: StreamManagement): boolean {

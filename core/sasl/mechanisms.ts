@@ -13,6 +13,7 @@
  */
 import { PlainMechanism } from "./plain.ts";
 import { ScramMechanism } from "./scram.ts";
+import { HT_SHA_256_NONE, HtMechanism } from "./ht.ts";
 import type { ChannelBinding, SaslMechanism, SaslProfile } from "./types.ts";
 
 export type {
@@ -62,6 +63,8 @@ export function createMechanism(
       return opts.channelBinding ? new ScramMechanism("SHA-1", true, profile, opts) : undefined;
     case "SCRAM-SHA-256-PLUS":
       return opts.channelBinding ? new ScramMechanism("SHA-256", true, profile, opts) : undefined;
+    case HT_SHA_256_NONE:
+      return profile.fastTokens ? new HtMechanism(profile) : undefined;
   }
   return undefined;
 }

@@ -26,6 +26,8 @@ export interface SaslProfile {
   testPassword?(username: string, password: string): Promise<boolean>;
   /** For SCRAM; null when there is no such user. */
   scramCredentials?(username: string, hash: ScramHash): Promise<ScramCredentials | null>;
+  /** For FAST token mechanisms: the keys of the user's valid tokens for one mechanism. */
+  fastTokens?(username: string, mechanism: string): Promise<{ id: string; key: Uint8Array }[]>;
 }
 
 export interface ChannelBinding {
@@ -47,7 +49,13 @@ export type SaslCondition =
 
 export type SaslStep =
   | { status: "challenge"; data: Uint8Array }
-  | { status: "success"; username: string; data?: Uint8Array }
+  | {
+    status: "success";
+    username: string;
+    data?: Uint8Array;
+    /** The FAST token that authenticated, when one did. */
+    token?: string;
+  }
   | {
     status: "failure";
     condition: SaslCondition;

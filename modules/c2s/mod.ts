@@ -179,14 +179,15 @@ export default function c2s(module: Module) {
       session.process = (stanza) => module.processStanza(session, stanza);
       // A connection counts against its address until it has bound a resource.
       session.onBound = established;
+      session.onAuthenticated = () => {
+        parser.setOptions({ maxStanzaSize: authedLimit });
+        if (unlimited.has(`${session.username}@${session.host}`)) conn.setRate(undefined);
+      };
       session.resetStream = () => {
         session.notopen = true;
         parser.reset();
         session.discardQueued();
-        if (session.username !== undefined) {
-          parser.setOptions({ maxStanzaSize: authedLimit });
-          if (unlimited.has(`${session.username}@${session.host}`)) conn.setRate(undefined);
-        }
+        if (session.username !== undefined) session.onAuthenticated();
       };
       session.onDestroy = (reason, unsent) => {
         if (current === session) {
