@@ -50,6 +50,21 @@ export default defineConfig({
   limit_auth_max: 5,
   limit_auth_period: 30,
 
+  /**
+   * SASL2 (XEP-0388) with Bind2 (XEP-0386): login, resource and stream
+   * management in one exchange. Default: true.
+   */
+  sasl2: true,
+
+  /** FAST tokens (XEP-0484), with SASL2, on encrypted streams. Default: true. */
+  fast: true,
+
+  /** How long a FAST token lasts (seconds or a period). Default: 21 days. */
+  fast_token_ttl: "21 days",
+
+  /** The key FAST tokens are derived from, relative to data_path. Default: "fast.key". */
+  fast_key_file: "fast.key",
+
   // --- Modules ---------------------------------------------------------------
 
   /**
