@@ -45,7 +45,7 @@ export const DATABASE_FILE = "cadence.sqlite";
  * Schema changes, in order: `MIGRATIONS[n]` takes a database from version n
  * to n + 1. Append only; never edit a released step.
  */
-const MIGRATIONS = [
+export const MIGRATIONS = [
   `CREATE TABLE keyval (
      host TEXT NOT NULL, store TEXT NOT NULL, user TEXT NOT NULL, value TEXT NOT NULL,
      PRIMARY KEY (host, store, user)) WITHOUT ROWID;
@@ -63,6 +63,21 @@ const MIGRATIONS = [
    CREATE INDEX archive_when ON archive (host, store, user, "when");`,
   // Expiry across users deletes the oldest items of a store by time.
   `CREATE INDEX archive_expiry ON archive (host, store, "when");`,
+  // Each user's items together, in storage order (`sort_id` counts per user),
+  // as a file per user would keep them: reading a page of one archive and
+  // deleting its oldest items touch few pages, whatever the other users hold.
+  `CREATE TABLE archive_v3 (
+     host TEXT NOT NULL, store TEXT NOT NULL, user TEXT NOT NULL, sort_id INTEGER NOT NULL,
+     key TEXT NOT NULL, "when" REAL NOT NULL, "with" TEXT NOT NULL, stanza TEXT NOT NULL,
+     PRIMARY KEY (host, store, user, sort_id)) WITHOUT ROWID;
+   INSERT INTO archive_v3 (host, store, user, sort_id, key, "when", "with", stanza)
+     SELECT host, store, user, sort_id, key, "when", "with", stanza FROM archive;
+   DROP TABLE archive;
+   DELETE FROM sqlite_sequence WHERE name = 'archive';
+   ALTER TABLE archive_v3 RENAME TO archive;
+   CREATE UNIQUE INDEX archive_key ON archive (host, store, user, key);
+   CREATE INDEX archive_with ON archive (host, store, user, "with", sort_id);
+   CREATE INDEX archive_when ON archive (host, store, user, "when");`,
 ];
 
 /** Host-level data (`user` null) is stored under the empty name, as Prosody's SQL driver does. */
@@ -302,10 +317,14 @@ class SqliteArchive implements ArchiveStore {
             throw new StorageError("quota-limit", "the archive is full");
           }
         }
+        const next = this.db.sql(
+          `SELECT COALESCE(MAX(sort_id), 0) + 1 AS n FROM archive
+           WHERE host = ? AND store = ? AND user = ?`,
+        ).get(...owner)!.n as number;
         this.db.sql(
-          `INSERT INTO archive (host, store, user, key, "when", "with", stanza)
-           VALUES (?, ?, ?, ?, ?, ?, ?)`,
-        ).run(...owner, id, when, withJid, json);
+          `INSERT INTO archive (host, store, user, sort_id, key, "when", "with", stanza)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+        ).run(...owner, next, id, when, withJid, json);
       });
       return id;
     });
@@ -374,22 +393,52 @@ class SqliteArchive implements ArchiveStore {
       const order = query.reverse ? "ASC" : "DESC";
       const keep = Math.max(0, Math.floor(query.truncate));
       const { changes } = this.db.sql(
-        `DELETE FROM archive WHERE sort_id IN (
+        `DELETE FROM archive WHERE host = ? AND store = ? AND user = ? AND sort_id IN (
            SELECT sort_id FROM archive WHERE ${w.sql} ORDER BY sort_id ${order} LIMIT -1 OFFSET ?)`,
-      ).run(...w.params, keep);
+      ).run(this.host, this.store, u(user), ...w.params, keep);
       return Number(changes);
     });
   }
 
+  /** The user the last expiry stopped at: the next one goes on from there. */
+  private expiryCursor = "";
+
   expire(before: number, limit: number): Promise<number> {
-    return settle(() => {
-      const { changes } = this.db.sql(
-        `DELETE FROM archive WHERE sort_id IN (
-           SELECT sort_id FROM archive INDEXED BY archive_expiry
-           WHERE host = ? AND store = ? AND "when" < ? ORDER BY "when" LIMIT ?)`,
-      ).run(this.host, this.store, before, Math.max(0, Math.floor(limit)));
-      return Number(changes);
-    });
+    // User by user, each one's old items in one run from the start of their
+    // archive: the pages touched follow what is deleted, not the archive's
+    // size. The walk goes round once, from where the last call stopped.
+    const max = Math.max(0, Math.floor(limit));
+    const owner = [this.host, this.store] as const;
+    const nextUser = (after: string, inclusive: boolean) =>
+      this.db.sql(
+        `SELECT user FROM archive WHERE host = ? AND store = ? AND user ${inclusive ? ">=" : ">"} ?
+         ORDER BY user LIMIT 1`,
+      ).get(...owner, after)?.user as string | undefined;
+    return settle(() =>
+      this.db.transaction(() => {
+        const start = this.expiryCursor;
+        let left = max;
+        let user = nextUser(start, true);
+        let wrapped = false;
+        while (left > 0) {
+          if (user === undefined || (wrapped && user >= start)) {
+            if (wrapped || start === "") break;
+            wrapped = true;
+            user = nextUser("", true);
+            continue;
+          }
+          const { changes } = this.db.sql(
+            `DELETE FROM archive WHERE host = ? AND store = ? AND user = ? AND sort_id IN (
+               SELECT sort_id FROM archive INDEXED BY archive_when
+               WHERE host = ? AND store = ? AND user = ? AND "when" < ? ORDER BY "when" LIMIT ?)`,
+          ).run(...owner, user, ...owner, user, before, left);
+          left -= Number(changes);
+          if (left > 0) user = nextUser(user, false);
+        }
+        this.expiryCursor = left > 0 ? "" : user!;
+        return max - left;
+      })
+    );
   }
 
   async *users(): AsyncIterable<string> {

@@ -207,8 +207,10 @@ export interface ArchiveStore {
   delete(user: string | null, query?: ArchiveQuery): Promise<number>;
   /**
    * Deletes, across every user of the archive, up to `limit` of the items
-   * stored with a `when` before `before`, oldest first; returns how many.
-   * Its cost follows `limit`, not the archive's size (expiry in batches).
+   * stored with a `when` before `before`; returns how many (fewer than
+   * `limit` only when none are left). Which users' go first is the driver's
+   * choice (SQLite goes user by user); its cost follows `limit`, not the
+   * archive's size, so expiry runs in batches.
    */
   expire(before: number, limit: number): Promise<number>;
   /** Users that have items in this archive (host-level data excluded). */
@@ -258,16 +260,17 @@ export interface StorageDriver {
 }
 
 /**
- * A new id that sorts by creation time: a UUIDv7, as Prosody's drivers use.
+ * A new id that sorts by creation time (`ms`, now by default): a UUIDv7, as
+ * Prosody's drivers use. Archive keys made this way keep the key index in
+ * time order, so expiring the oldest items touches few of its pages.
  *
  * @example
  * ```ts
  * newId(); // "0190b2c4-5e7a-7c3d-9f21-8a6b4c2d1e0f"
  * ```
  */
-export function newId(): string {
+export function newId(ms: number = Date.now()): string {
   const b = crypto.getRandomValues(new Uint8Array(16));
-  let ms = Date.now();
   for (let i = 5; i >= 0; i--) {
     b[i] = ms % 256;
     ms = Math.floor(ms / 256);

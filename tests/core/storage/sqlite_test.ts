@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { join } from "node:path";
-import { SqliteDriver } from "../../../core/storage/sqlite.ts";
+import { MIGRATIONS, SqliteDriver } from "../../../core/storage/sqlite.ts";
+import { encodeStanza } from "../../../core/storage/stanza_codec.ts";
 import { REMOVE, StorageError } from "../../../core/storage/types.ts";
 import { message } from "../../../core/xml/stanza.ts";
 import { driverSuite } from "./driver_suite.ts";
@@ -35,7 +36,7 @@ Deno.test("sqlite: creates the directory and one WAL database file in it", async
     const db = new DatabaseSync(d.path);
     try {
       assert.equal(db.prepare("PRAGMA journal_mode").get()?.journal_mode, "wal");
-      assert.equal(db.prepare("SELECT version FROM schema_version").get()?.version, 2);
+      assert.equal(db.prepare("SELECT version FROM schema_version").get()?.version, 3);
     } finally {
       db.close();
     }
@@ -124,7 +125,7 @@ Deno.test("sqlite: reopening an up-to-date file keeps it as it is", async () => 
     try {
       assert.deepEqual(
         db.prepare("SELECT version FROM schema_version").all().map((r) => r.version),
-        [2],
+        [MIGRATIONS.length],
       );
     } finally {
       db.close();
@@ -132,30 +133,50 @@ Deno.test("sqlite: reopening an up-to-date file keeps it as it is", async () => 
   });
 });
 
-Deno.test("sqlite: a file of schema version 1 is brought up to date, its data kept", async () => {
-  await withTempDir(async (dir) => {
-    const first = new SqliteDriver({ dataPath: dir });
-    await first.open("example.com", "mam", "archive").append("juliet", "a", message({}, "kept"), 5);
-    first.close();
-    // Make it what the first release wrote: no expiry index, version 1.
-    let db = new DatabaseSync(join(dir, "cadence.sqlite"));
-    db.exec("DROP INDEX archive_expiry; UPDATE schema_version SET version = 1");
-    db.close();
-    const again = new SqliteDriver({ dataPath: dir });
-    const item = await again.open("example.com", "mam", "archive").get("juliet", "a");
-    assert.equal(item?.stanza.getChildText("body"), "kept");
-    again.close();
-    db = new DatabaseSync(join(dir, "cadence.sqlite"));
-    try {
-      assert.equal(db.prepare("SELECT version FROM schema_version").get()?.version, 2);
-      const index = db.prepare("SELECT name FROM sqlite_master WHERE name = 'archive_expiry'")
-        .get();
-      assert.equal(index?.name, "archive_expiry");
-    } finally {
+for (const version of [1, 2]) {
+  Deno.test(`sqlite: a file of schema version ${version} is brought up to date, its data kept`, async () => {
+    await withTempDir(async (dir) => {
+      // What that release wrote: its schema, archive items in a global storage order.
+      let db = new DatabaseSync(join(dir, "cadence.sqlite"));
+      for (const step of MIGRATIONS.slice(0, version)) db.exec(step);
+      db.exec(`CREATE TABLE schema_version (version INTEGER NOT NULL);
+               INSERT INTO schema_version VALUES (${version})`);
+      const insert = db.prepare(
+        `INSERT INTO archive (host, store, user, key, "when", "with", stanza) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      );
+      const put = (user: string, key: string, when: number) =>
+        insert.run("example.com", "mam", user, key, when, "", encodeStanza(message({}, key)));
+      put("juliet", "j1", 5);
+      put("romeo", "r1", 1);
+      put("juliet", "j2", 2); // older, stored later
       db.close();
-    }
+
+      const again = new SqliteDriver({ dataPath: dir });
+      try {
+        const mam = again.open("example.com", "mam", "archive");
+        assert.deepEqual((await mam.find("juliet")).map((i) => i.id), ["j1", "j2"]);
+        assert.equal((await mam.get("romeo", "r1"))?.stanza.getChildText("body"), "r1");
+        // Storage order goes on after the migrated items.
+        await mam.append("juliet", "j3", message({}, "j3"), 1);
+        assert.deepEqual((await mam.find("juliet", { after: "j2" })).map((i) => i.id), ["j3"]);
+        assert.equal(await mam.expire(3, 10), 3);
+        assert.deepEqual((await mam.find("juliet")).map((i) => i.id), ["j1"]);
+      } finally {
+        again.close();
+      }
+      db = new DatabaseSync(join(dir, "cadence.sqlite"));
+      try {
+        assert.equal(
+          db.prepare("SELECT version FROM schema_version").get()?.version,
+          MIGRATIONS.length,
+        );
+        assert.equal(db.prepare("PRAGMA integrity_check").get()?.integrity_check, "ok");
+      } finally {
+        db.close();
+      }
+    });
   });
-});
+}
 
 Deno.test("sqlite: setKeys failing half-way rolls back and leaves no transaction open", async () => {
   await withTempDir(async (dir) => {
