@@ -155,6 +155,7 @@ export class FastTokens {
     const record = await this.store.get(user, client);
     const slot = record?.[name];
     if (!record || !slot) return false;
+    const changed = opts.count !== undefined || opts.invalidate || name === "next";
     if (opts.count !== undefined) slot.count = opts.count;
     if (opts.invalidate) {
       delete record[name];
@@ -162,7 +163,8 @@ export class FastTokens {
       record.current = slot; // the older token is retired (XEP-0484 §3.5)
       delete record.next;
     }
-    await this.store.set(user, client, record.current || record.next ? record : null);
+    // (A login with the current token and no count changes nothing: no write.)
+    if (changed) await this.store.set(user, client, record.current || record.next ? record : null);
     return !opts.invalidate && Date.now() > slot.issued + (slot.expiry - slot.issued) / 2;
   }
 
