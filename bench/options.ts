@@ -14,6 +14,7 @@ export const SCENARIOS = [
   "presence",
   "flood",
   "idle-unauth",
+  "mobile",
 ] as const;
 /** One scenario's name. */
 export type ScenarioName = typeof SCENARIOS[number];

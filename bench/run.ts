@@ -29,6 +29,15 @@ import {
 import { PROSODY_SUT } from "./peers/prosody.ts";
 import { EJABBERD_SUT } from "./peers/ejabberd.ts";
 import {
+  type ArchiveCost,
+  archiveCost,
+  archiveCostRows,
+  MOBILE_SETUP,
+  mobileRows,
+  type MobileRun,
+  runMobile,
+} from "./scenarios/mobile.ts";
+import {
   describeLoginRun,
   LOGIN_PLAIN,
   LOGIN_SCRAM,
@@ -355,6 +364,49 @@ async function unauthScenario(o: BenchOptions, suts: ServerUnderTest[]): Promise
   return { name: "idle-unauth", setup: UNAUTH_SETUP + limitsNote(o), servers: g.servers() };
 }
 
+/**
+ * Stream management, the archive and FAST. The peers (with `--peers`) run
+ * only mam-write, with their own mod_mam; the rest is Cadence only.
+ */
+async function mobileScenario(o: BenchOptions, suts: ServerUnderTest[]): Promise<ScenarioResult> {
+  const g = new Gathered(suts);
+  const runs: MobileRun[] = [];
+  const peerRuns = new Map<ServerUnderTest, ArchiveCost[]>();
+  for (let run = 1; run <= o.runs; run++) {
+    try {
+      runs.push(await runMobile((line) => log(`mobile run ${run}/${o.runs}: ${line}`)));
+    } catch (e) {
+      g.fail(CADENCE, `mobile run ${run}`, e);
+    }
+    for (const sut of suts.filter((s) => s !== CADENCE)) {
+      try {
+        const cost = await archiveCost(sut);
+        log(
+          `mobile run ${run}/${o.runs}: ${sut.name} mam-write: ${cost.routeCpuUs.toFixed(1)} ` +
+            `µs/msg without the archive, ${cost.routeMamCpuUs.toFixed(1)} with it`,
+        );
+        peerRuns.set(sut, [...(peerRuns.get(sut) ?? []), cost]);
+      } catch (e) {
+        g.fail(sut, `mobile run ${run}`, e);
+      }
+    }
+  }
+  g.of(CADENCE).runs.push(...runs);
+  g.of(CADENCE).rows.push(...mobileRows(runs));
+  for (const r of runs) g.of(CADENCE).errors.push(...r.notes);
+  for (const [sut, costs] of peerRuns) {
+    g.of(sut).runs.push(...costs);
+    g.of(sut).rows.push(...archiveCostRows(costs));
+  }
+  return {
+    name: "mobile",
+    setup: MOBILE_SETUP,
+    servers: g.servers(),
+    note: "the peers run mam-write only (Prosody's mod_mam on its file storage, ejabberd's " +
+      "mod_mam with default: always on Mnesia); the rest is Cadence only",
+  };
+}
+
 /** A fixed CPU-bound workload: 200,000 SHA-256 digests of 64 bytes (node:crypto). */
 function speedIndex(): { ms: number; opsPerSecond: number; digests: number } {
   const digests = 200_000;
@@ -451,6 +503,7 @@ async function main(): Promise<number> {
       if (name === "presence") results.push(await presenceScenario(options, suts));
       if (name === "flood") results.push(await floodScenario(options, suts));
       if (name === "idle-unauth") results.push(await unauthScenario(options, suts));
+      if (name === "mobile") results.push(await mobileScenario(options, suts));
     }
   } finally {
     await ServerProcess.stopAll();

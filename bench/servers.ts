@@ -28,6 +28,12 @@ export interface AccountSetup {
   auth?: "plain" | "scram";
   /** Extra options for Cadence only (e.g. its abuse limits turned off by `--no-limits`). */
   cadence?: ConfigOptions;
+  /**
+   * Every server archives every message (XEP-0313): Cadence's mam, Prosody's
+   * mod_mam (its default policy archives all), ejabberd's mod_mam with
+   * `default: always`; each on its benchmark storage.
+   */
+  archive?: boolean;
 }
 
 /** A server running for one measured run. */
@@ -92,11 +98,13 @@ export const AUTOLOADED = ["c2s", "iq", "presence", "message", "offline"];
 export function cadenceConfig(
   auth: "plain" | "scram" = "plain",
   extra: ConfigOptions = {},
+  archive = false,
 ): ConfigOptions {
+  const modules = [...CADENCE_MODULES, ...(archive ? ["mam"] : [])];
   if (auth === "scram") {
     return {
       authentication: "internal_hashed",
-      modules_enabled: [...CADENCE_MODULES, "tls"],
+      modules_enabled: [...modules, "tls"],
       ...extra,
     };
   }
@@ -104,7 +112,7 @@ export function cadenceConfig(
     authentication: "internal_plain",
     c2s_require_encryption: false,
     allow_unencrypted_plain_auth: true,
-    modules_enabled: CADENCE_MODULES,
+    modules_enabled: modules,
     ...extra,
   };
 }
@@ -137,33 +145,40 @@ export const CADENCE: ServerUnderTest = {
       (auth === "plain" ? "; login-scram: internal_hashed, + tls, encryption required" : ""),
   }),
   async prepare(setup) {
-    const dir = await prepareTemplate(cadenceConfig(setup.auth, setup.cadence), async (config) => {
-      const file = await setupFile(setup);
-      try {
-        // The checkout that runs the server seeds its own data format, if it has the script.
-        const theirs = `${serverRoot()}/bench/seed_accounts.ts`;
-        const script = await Deno.stat(theirs).then(
-          () => theirs,
-          () => new URL("./seed_accounts.ts", import.meta.url).pathname,
-        );
-        const out = await new Deno.Command(Deno.execPath(), {
-          args: ["run", "-A", script, config, file],
-          cwd: serverRoot(),
-          stdout: "piped",
-          stderr: "piped",
-        }).output();
-        if (!out.success) {
-          const text = new TextDecoder().decode(out.stderr) + new TextDecoder().decode(out.stdout);
-          throw new Error(`seed_accounts.ts failed (exit ${out.code}):\n${text.slice(-2000)}`);
+    const dir = await prepareTemplate(
+      cadenceConfig(setup.auth, setup.cadence, setup.archive),
+      async (config) => {
+        const file = await setupFile(setup);
+        try {
+          // The checkout that runs the server seeds its own data format, if it has the script.
+          const theirs = `${serverRoot()}/bench/seed_accounts.ts`;
+          const script = await Deno.stat(theirs).then(
+            () => theirs,
+            () => new URL("./seed_accounts.ts", import.meta.url).pathname,
+          );
+          const out = await new Deno.Command(Deno.execPath(), {
+            args: ["run", "-A", script, config, file],
+            cwd: serverRoot(),
+            stdout: "piped",
+            stderr: "piped",
+          }).output();
+          if (!out.success) {
+            const text = new TextDecoder().decode(out.stderr) +
+              new TextDecoder().decode(out.stdout);
+            throw new Error(`seed_accounts.ts failed (exit ${out.code}):\n${text.slice(-2000)}`);
+          }
+        } finally {
+          await Deno.remove(file).catch(() => {});
         }
-      } finally {
-        await Deno.remove(file).catch(() => {});
-      }
-    });
+      },
+    );
     return { dir, setup };
   },
   start: (template) =>
-    ServerProcess.start(cadenceConfig(template.setup.auth, template.setup.cadence), template.dir),
+    ServerProcess.start(
+      cadenceConfig(template.setup.auth, template.setup.cadence, template.setup.archive),
+      template.dir,
+    ),
   remove: (template) => removeAccounts(template.dir),
 };
 

@@ -58,8 +58,14 @@ const MODULES: Record<string, string> = {
  * The configuration; `httpPort` adds the HTTP API used to create accounts in
  * a template; `tls` (login-scram) stores SCRAM hashes and requires STARTTLS.
  */
-function config(port: number, httpPort?: number, tls?: PeerCertificate): string {
+function config(
+  port: number,
+  httpPort?: number,
+  tls?: PeerCertificate,
+  archive = false,
+): string {
   const modules = Object.keys(MODULES).map((m) => `  ${m}: {}`);
+  if (archive) modules.push("  mod_mam:", "    default: always");
   const lines = [
     "hosts:",
     `  - ${HOST}`,
@@ -110,11 +116,12 @@ async function startVm(
   port: number,
   auth: "plain" | "scram" | undefined,
   httpPort?: number,
+  archive = false,
 ): Promise<ServerProcess> {
   // The setup node (with httpPort) need not settle: nothing is measured on it.
   const file = `${dir}/ejabberd.yml`;
   const tls = auth === "scram" ? await peerCertificate() : undefined;
-  await Deno.writeTextFile(file, config(port, httpPort, tls));
+  await Deno.writeTextFile(file, config(port, httpPort, tls, archive));
   await Deno.mkdir(`${dir}/spool`, { recursive: true });
   return await ServerProcess.spawn({
     command: ERL,
@@ -252,7 +259,13 @@ export const EJABBERD_SUT: ServerUnderTest = {
   async start(template: Template) {
     const dir = await Deno.makeTempDir({ prefix: "ejabberd-bench-" });
     await copyTree(`${template.dir}/setup/spool`, `${dir}/spool`);
-    return await startVm(dir, await freePort(), template.setup.auth);
+    return await startVm(
+      dir,
+      await freePort(),
+      template.setup.auth,
+      undefined,
+      template.setup.archive,
+    );
   },
   remove: (template) => removeAccounts(template.dir),
 };

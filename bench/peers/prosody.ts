@@ -44,19 +44,20 @@ function lua(s: string): string {
   return JSON.stringify(s); // ASCII names and passwords: JSON's escapes are Lua's
 }
 
-function config(dir: string, port: number, tls?: PeerCertificate): string {
+function config(dir: string, port: number, tls?: PeerCertificate, archive = false): string {
+  const modules = [...MODULES, ...(archive ? ["mam"] : [])];
   const auth = tls
     ? [
       'authentication = "internal_hashed"',
       "c2s_require_encryption = true",
       `ssl = { certificate = ${lua(tls.cert)}, key = ${lua(tls.key)} }`,
-      `modules_enabled = { ${[...MODULES, "tls"].map(lua).join(", ")} }`,
+      `modules_enabled = { ${[...modules, "tls"].map(lua).join(", ")} }`,
     ]
     : [
       'authentication = "internal_plain"',
       "c2s_require_encryption = false",
       "allow_unencrypted_plain_auth = true",
-      `modules_enabled = { ${MODULES.map(lua).join(", ")} }`,
+      `modules_enabled = { ${modules.map(lua).join(", ")} }`,
     ];
   return [
     "run_as_root = true -- the bench runs as root; Prosody refuses to otherwise",
@@ -162,7 +163,7 @@ export const PROSODY_SUT: ServerUnderTest = {
     await Deno.mkdir(`${dir}/certs`);
     const file = `${dir}/prosody.cfg.lua`;
     const tls = template.setup.auth === "scram" ? await peerCertificate() : undefined;
-    await Deno.writeTextFile(file, config(dir, port, tls));
+    await Deno.writeTextFile(file, config(dir, port, tls, template.setup.archive));
     return await ServerProcess.spawn({
       command: PROSODY,
       args: ["-F", "--config", file],
