@@ -56,6 +56,7 @@ export interface MobileRun {
   expiry: { size: number; deleted: number; ms: number }[];
   hibernatingKiB: number;
   boundKiB: number;
+  plainBoundKiB: number;
   scramLoginCpuMs: number;
   fastLoginCpuMs: number;
   notes: string[];
@@ -66,8 +67,9 @@ export const MOBILE_SETUP = "modules as the other scenarios plus smacks and mam;
   "archiving every message: Cadence on SQLite, Prosody mod_mam on its file storage, ejabberd " +
   "mod_mam default: always on Mnesia); mam-query: 200 queries for the latest 50 of 100,000 " +
   "archived messages; mam-expiry in this process on the SQLite driver, batches of 1,000, 1,000 " +
-  "messages per user interleaved at random; sm-hibernate: 2,000 resumable sessions, connections " +
-  "cut; login-fast: 2,000 logins each way, 50 at a time, STARTTLS, SASL2 with Bind2";
+  "messages per user interleaved at random; sm-hibernate: 2,000 sessions bound without SM (a " +
+  "fresh server), then 2,000 resumable ones whose connections are cut; " +
+  "login-fast: 2,000 logins each way, 50 at a time, STARTTLS, SASL2 with Bind2";
 
 /** Seeds `n` chat messages into a user's archive in a Cadence data directory, in one transaction. */
 function seedArchive(dataDir: string, user: string, n: number) {
@@ -228,7 +230,11 @@ export async function expiry(size: number) {
   }
 }
 
-async function hibernation(notes: string[]) {
+/**
+ * RSS per session: K sessions bound (with stream management enabled when
+ * `sm`), then, with `sm`, their connections cut so that they hibernate.
+ */
+export async function hibernation(notes: string[], sm: boolean) {
   const K = 2000;
   const setup: AccountSetup = {
     accounts: [...warmAccounts(50), ...numbered("sm", K)],
@@ -249,13 +255,19 @@ async function hibernation(notes: string[]) {
           "phone",
           OPEN_MODE,
         );
-        c.send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>");
-        await c.waitFor(/<enabled /, T);
+        if (sm) {
+          c.send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>");
+          await c.waitFor(/<enabled /, T);
+        }
         conns.push(c);
       });
       if (r.failed) notes.push(`sm-hibernate: ${r.failed} sessions failed: ${r.errors[0]}`);
       await settle(server);
       const bound = await server.rssKiB();
+      if (!sm) {
+        for (const c of conns) c.destroy();
+        return { boundKiB: (bound - before) / conns.length, hibernatingKiB: NaN };
+      }
       for (const c of conns) c.destroy(); // cut, no </stream:stream>
       await new Promise((res) => setTimeout(res, 3000));
       await settle(server);
@@ -423,11 +435,11 @@ export async function runMobile(log: (s: string) => void): Promise<MobileRun> {
       } ms per 1,000)`,
     );
   }
-  const h = await hibernation(notes);
+  const plainSessions = await hibernation(notes, false);
+  const h = await hibernation(notes, true);
   log(
-    `sm-hibernate: ${h.boundKiB.toFixed(1)} KiB/session bound, ${
-      h.hibernatingKiB.toFixed(1)
-    } KiB hibernating`,
+    `sm-hibernate: ${plainSessions.boundKiB.toFixed(1)} KiB/session bound without SM, ` +
+      `${h.boundKiB.toFixed(1)} with SM, ${h.hibernatingKiB.toFixed(1)} KiB hibernating`,
   );
   const f = await fastLogins(notes);
   log(`login-fast: SCRAM ${f.scram.toFixed(3)} ms CPU/login, FAST ${f.fast.toFixed(3)} ms`);
@@ -440,6 +452,7 @@ export async function runMobile(log: (s: string) => void): Promise<MobileRun> {
     expiry: exp,
     hibernatingKiB: h.hibernatingKiB,
     boundKiB: h.boundKiB,
+    plainBoundKiB: plainSessions.boundKiB,
     scramLoginCpuMs: f.scram,
     fastLoginCpuMs: f.fast,
     notes,
@@ -471,6 +484,12 @@ export function mobileRows(runs: MobileRun[]): Row[] {
     );
   }
   rows.push(
+    row(
+      "sm-hibernate",
+      "KiB per bound session without SM",
+      runs.map((r) => r.plainBoundKiB),
+      1,
+    ),
     row("sm-hibernate", "KiB per bound SM session", runs.map((r) => r.boundKiB), 1),
     row("sm-hibernate", "KiB per hibernating session", runs.map((r) => r.hibernatingKiB), 1),
     row(
