@@ -131,20 +131,42 @@ export default function mam(module: Module) {
   /** Messages archived already, with their id: re-routed ones are not stored twice. */
   const archived = new WeakMap<Stanza, { user: string; id: string }>();
 
-  // Outgoing: into the sender's archive, before the message goes anywhere.
+  /** Removes stanza-ids claiming to come from `by`'s archive: only this server adds those. */
+  function stripIdsBy(stanza: Stanza, by: string) {
+    stanza.children = stanza.children.filter((c) =>
+      typeof c === "string" || c.name !== "stanza-id" || c.attrs.xmlns !== SID_NS ||
+      c.attrs.by !== by
+    );
+  }
+
+  // Outgoing: into the sender's archive, before the message goes anywhere. Its
+  // stanza-id goes with it as far as the sender's other resources' carbons
+  // (carbons runs at -0.5), so that they know its place in their archive, as
+  // with Prosody; the recipient does not see it (below).
   async function outgoing({ origin, stanza }: StanzaEvent) {
     const user = origin.username;
-    if (origin.type !== "c2s" || user === undefined || !archivable(stanza)) return;
+    if (origin.type !== "c2s" || user === undefined) return;
+    stripIdsBy(stanza, self(user)); // made up by the client
+    if (!archivable(stanza)) return;
     const withJid = stanza.attrs.to === undefined ? self(user) : bare(stanza.attrs.to);
     if (!await wanted(user, withJid)) return;
     try {
-      archived.set(stanza, { user, id: await store(user, stanza, withJid) });
+      const id = await store(user, stanza, withJid);
+      archived.set(stanza, { user, id });
+      addStanzaId(stanza, self(user), id);
     } catch (e) {
       module.log.error("could not archive a message from {user}: {error}", { user, error: e });
     }
   }
-  module.hook("pre-message/bare", outgoing, -1);
-  module.hook("pre-message/full", outgoing, -1);
+  module.hook("pre-message/bare", outgoing, -0.25);
+  module.hook("pre-message/full", outgoing, -0.25);
+  function hideSenderId({ origin, stanza }: StanzaEvent) {
+    if (origin.type === "c2s" && origin.username !== undefined) {
+      stripIdsBy(stanza, self(origin.username));
+    }
+  }
+  module.hook("pre-message/bare", hideSenderId, -1);
+  module.hook("pre-message/full", hideSenderId, -1);
 
   // Incoming: into the recipient's archive, marked with its id, before delivery.
   async function incoming(event: StanzaEvent) {

@@ -125,14 +125,32 @@ Deno.test("carbons: the forwarded message is in jabber:client; odd resources get
     assert.equal(inMsg.getChildText("body"), "in");
 
     odd.clear();
-    a.send("<message to='romeo@localhost' type='chat' id='m2'><body>out</body></message>");
-    await romeo.waitFor(/<body>out<\/body>/);
+    // With a stanza-id made up by the client: the server's own replaces it.
+    a.send(
+      "<message to='romeo@localhost' type='chat' id='m2'><body>out</body>" +
+        "<stanza-id xmlns='urn:xmpp:sid:0' by='juliet@localhost' id='made-up'/></message>",
+    );
+    const toRomeo = parseXml(
+      (await romeo.waitFor(/<message [^]*?<body>out<\/body>[^]*?<\/message>/))[0],
+    );
     const sent = await carbon(odd, "sent");
     assert.match(sent.raw, /<forwarded xmlns="urn:xmpp:forward:0"><message xmlns="jabber:client" /);
     const outMsg = inner(sent.parsed, "sent");
     assert.equal(outMsg.attrs.xmlns, "jabber:client");
     assert.equal(outMsg.attrs.from, "juliet@localhost/a");
     assert.equal(outMsg.getChildText("body"), "out");
+    // The sent copy carries the message's id in juliet's archive (as Prosody's does);
+    // romeo sees only his own archive's.
+    const sids = (m: Stanza) => m.tags().filter((c) => c.name === "stanza-id").map((c) => c.attrs);
+    const [ours] = sids(outMsg);
+    assert.equal(sids(outMsg).length, 1);
+    assert.equal(ours.by, "juliet@localhost");
+    assert.notEqual(ours.id, "made-up");
+    const archived = await t.server.storage.open("localhost", "archive", "archive")
+      .find("juliet", { reverse: true, limit: 1 });
+    assert.equal(archived[0].id, ours.id);
+    assert.equal(archived[0].stanza.getChild("stanza-id", "urn:xmpp:sid:0"), undefined);
+    assert.deepEqual(sids(toRomeo).map((a) => a.by), ["romeo@localhost"]);
   } finally {
     for (const c of clients) c.close();
     await t.stop();
