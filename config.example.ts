@@ -162,6 +162,13 @@ export default defineConfig({
    */
   smacks_max_queue_size: 500,
 
+  /**
+   * The same cap in size: the characters of XML waiting unacknowledged for one
+   * session (not a Prosody option; 500 stanzas alone could hold 100+ MiB).
+   * Default: 4 MiB.
+   */
+  smacks_max_queue_bytes: 4194304,
+
   /** Stanzas sent before the server asks for an acknowledgement. Default: 0 (at once). */
   smacks_max_unacked_stanzas: 0,
 

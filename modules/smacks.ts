@@ -77,6 +77,9 @@ export class StreamManagement implements StreamFilter {
   /** Unacknowledged stanzas, oldest first, and when each was sent (ms). */
   readonly queue: Stanza[] = [];
   readonly sentAt: number[] = [];
+  /** The size of each queued stanza (characters of its XML), and their sum. */
+  private readonly sizes: number[] = [];
+  queuedBytes = 0;
   /** The resumption id, when the client asked to be able to resume. */
   token: string | undefined;
   /** An `<r/>` is on its way or about to be sent. */
@@ -87,7 +90,7 @@ export class StreamManagement implements StreamFilter {
 
   constructor(
     readonly session: Session,
-    private readonly options: { maxQueue: number; maxUnacked: number },
+    private readonly options: { maxQueue: number; maxQueueBytes: number; maxUnacked: number },
     private readonly onQueueFull: (sm: StreamManagement) => void,
     /** A stanza was queued while the session hibernates (push notifications act on it). */
     private readonly onQueuedWhileAway: (sm: StreamManagement, stanza: Stanza) => void = () => {},
@@ -107,7 +110,11 @@ export class StreamManagement implements StreamFilter {
     if (!isStanza(stanza)) return this.session.hibernating ? false : conn.write(xml);
     this.queue.push(stanza);
     this.sentAt.push(Date.now());
-    if (this.queue.length > this.options.maxQueue) {
+    this.sizes.push(xml.length);
+    this.queuedBytes += xml.length;
+    if (
+      this.queue.length > this.options.maxQueue || this.queuedBytes > this.options.maxQueueBytes
+    ) {
       this.onQueueFull(this);
       return true; // queued: it goes where undelivered stanzas go
     }
@@ -149,6 +156,7 @@ export class StreamManagement implements StreamFilter {
     if (n > this.queue.length) return false;
     this.queue.splice(0, n);
     this.sentAt.splice(0, n);
+    for (const size of this.sizes.splice(0, n)) this.queuedBytes -= size;
     this.acked += n;
     this.ackRequested = false;
     if (this.waiters.length) {
@@ -170,6 +178,8 @@ export class StreamManagement implements StreamFilter {
     this.hibernationTimer?.stop();
     const left = this.queue.splice(0);
     this.sentAt.splice(0);
+    this.sizes.splice(0);
+    this.queuedBytes = 0;
     return left;
   }
 
@@ -197,11 +207,15 @@ export class StreamManagement implements StreamFilter {
 export default function smacks(module: Module) {
   const hibernationTime = module.getOptionPeriod("smacks_hibernation_time", 600);
   const maxQueue = module.getOptionInteger("smacks_max_queue_size", 500, { min: 1 });
+  // Not a Prosody option: the count alone lets 500 large stanzas hold 100+ MiB per session.
+  const maxQueueBytes = module.getOptionInteger("smacks_max_queue_bytes", 4 * 1024 * 1024, {
+    min: 1024,
+  });
   const maxUnacked = module.getOptionInteger("smacks_max_unacked_stanzas", 0, { min: 0 });
   const maxHibernated = module.getOptionInteger("smacks_max_hibernated_sessions", 10, {
     min: 1,
   });
-  const options = { maxQueue, maxUnacked };
+  const options = { maxQueue, maxQueueBytes, maxUnacked };
 
   const states = new WeakMap<Session, StreamManagement>();
   /** Resumable sessions by resumption id. */
@@ -433,9 +447,10 @@ export default function smacks(module: Module) {
 
   function queueFull(sm: StreamManagement) {
     const session = sm.session;
-    module.log.info("{jid}: {n} stanzas unacknowledged; ending the session", {
+    module.log.info("{jid}: {n} stanzas ({bytes} bytes) unacknowledged; ending the session", {
       jid: session.full_jid,
       n: sm.queue.length,
+      bytes: sm.queuedBytes,
     });
     if (session.hibernating) expire(sm, "too many stanzas waiting");
     else {

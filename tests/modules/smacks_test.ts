@@ -302,6 +302,36 @@ Deno.test("smacks: a client that never acknowledges is stopped at smacks_max_que
   });
 });
 
+Deno.test("smacks: a hibernating session ends at smacks_max_queue_bytes, losing nothing", async () => {
+  await withServer({ smacks_max_queue_bytes: 8192 }, async (t, clients) => {
+    const { c: romeo } = await online(t, clients, "romeo");
+    const { c: juliet, id } = await online(t, clients, "juliet", true);
+    const to = "juliet@localhost/phone";
+    juliet.socket.resetAndDestroy();
+    await until(
+      "the session hibernates",
+      () => t.server.sessions.full.get(to)?.hibernating === true,
+    );
+    // 3 KB each: the third takes the queue past 8 KiB (the count cap is far).
+    const big = "x".repeat(3000);
+    for (const m of ["b1", "b2"]) romeo.send(chat(to, m, big));
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(t.server.sessions.full.get(to)?.hibernating, true, "below the cap it waits");
+    romeo.send(chat(to, "b3", big));
+    await until("the session ends", () => !t.server.sessions.full.has(to));
+    await until(
+      "the messages are stored",
+      async () => (await offlineIds(t, "juliet")).length === 3,
+    );
+    assert.deepEqual(await offlineIds(t, "juliet"), ["b1", "b2", "b3"]);
+    const again = await RawClient.connect(t.port);
+    clients.push(again);
+    await again.authenticate("juliet", "pw");
+    again.send(`<resume xmlns='${SM}' previd='${id}' h='0'/>`);
+    await again.waitFor(/<failed xmlns="urn:xmpp:sm:3"[^>]*><item-not-found /);
+  });
+});
+
 /** Answers the server's `<r/>` with the number of stanzas received so far, until stopped. */
 function autoAck(c: RawClient): () => void {
   let on = true;
