@@ -15,7 +15,11 @@ function standIn() {
     hibernating: false,
     conn: { write: (xml: string) => (written.push(xml), true) },
   } as unknown as Session;
-  const sm = new StreamManagement(session, { maxQueue: 100, maxUnacked: 1000 }, () => {});
+  const sm = new StreamManagement(session, {
+    maxQueue: 100,
+    maxQueueBytes: 1 << 30,
+    maxUnacked: 1000,
+  }, () => {});
   return { sm, written };
 }
 
