@@ -71,7 +71,8 @@ export const MIGRATIONS = [
      key TEXT NOT NULL, "when" REAL NOT NULL, "with" TEXT NOT NULL, stanza TEXT NOT NULL,
      PRIMARY KEY (host, store, user, sort_id)) WITHOUT ROWID;
    INSERT INTO archive_v3 (host, store, user, sort_id, key, "when", "with", stanza)
-     SELECT host, store, user, sort_id, key, "when", "with", stanza FROM archive;
+     SELECT host, store, user, sort_id, key, "when", "with", stanza FROM archive
+     ORDER BY host, store, user, sort_id;
    DROP TABLE archive;
    DELETE FROM sqlite_sequence WHERE name = 'archive';
    ALTER TABLE archive_v3 RENAME TO archive;
