@@ -408,24 +408,26 @@ class SqliteArchive implements ArchiveStore {
     // User by user, each one's old items in one run from the start of their
     // archive: the pages touched follow what is deleted, not the archive's
     // size. The walk goes round once, from where the last call stopped.
-    const max = Math.max(0, Math.floor(limit));
+    const max = Math.floor(limit);
+    if (!(max > 0)) return Promise.resolve(0);
     const owner = [this.host, this.store] as const;
-    const nextUser = (after: string, inclusive: boolean) =>
+    // The next user after `after` (and below `below`), in SQLite's order of names.
+    const nextUser = (after: string, inclusive: boolean, below?: string) =>
       this.db.sql(
         `SELECT user FROM archive WHERE host = ? AND store = ? AND user ${inclusive ? ">=" : ">"} ?
-         ORDER BY user LIMIT 1`,
-      ).get(...owner, after)?.user as string | undefined;
+         ${below === undefined ? "" : "AND user < ?"} ORDER BY user LIMIT 1`,
+      ).get(...owner, after, ...(below === undefined ? [] : [below]))?.user as string | undefined;
     return settle(() =>
       this.db.transaction(() => {
         const start = this.expiryCursor;
         let left = max;
+        let below: string | undefined; // on the second pass: up to where this call began
         let user = nextUser(start, true);
-        let wrapped = false;
         while (left > 0) {
-          if (user === undefined || (wrapped && user >= start)) {
-            if (wrapped || start === "") break;
-            wrapped = true;
-            user = nextUser("", true);
+          if (user === undefined) {
+            if (below !== undefined || start === "") break;
+            below = start;
+            user = nextUser("", true, below);
             continue;
           }
           const { changes } = this.db.sql(
@@ -434,9 +436,9 @@ class SqliteArchive implements ArchiveStore {
                WHERE host = ? AND store = ? AND user = ? AND "when" < ? ORDER BY "when" LIMIT ?)`,
           ).run(...owner, user, ...owner, user, before, left);
           left -= Number(changes);
-          if (left > 0) user = nextUser(user, false);
+          if (left > 0) user = nextUser(user, false, below);
         }
-        this.expiryCursor = left > 0 ? "" : user!;
+        this.expiryCursor = left > 0 ? "" : user!; // (left is 0 only right after `user`'s delete)
         return max - left;
       })
     );

@@ -135,7 +135,7 @@ export default function mam(module: Module) {
   function stripIdsBy(stanza: Stanza, by: string) {
     stanza.children = stanza.children.filter((c) =>
       typeof c === "string" || c.name !== "stanza-id" || c.attrs.xmlns !== SID_NS ||
-      c.attrs.by !== by
+      (c.attrs.by !== by && prep(c.attrs.by ?? "") !== by) // also Juliet@LOCALHOST
     );
   }
 

@@ -65,6 +65,14 @@ export class FastTokens {
         raw = await Deno.readFile(path); // another host's instance made it first
       });
     }
+    // A short key (a file cut off, or written by hand) would leave tokens guessable
+    // from the database alone: refuse it rather than use it.
+    if (raw.length < 32) {
+      throw new Error(
+        `the FAST key file ${path} holds ${raw.length} bytes, fewer than 32; remove it and ` +
+          "Cadence makes a new one (tokens issued so far stop working)",
+      );
+    }
     const key = raw;
     const ttl = module.getOptionPeriod("fast_token_ttl", 21 * 86400);
     return new FastTokens(module, key, ttl);

@@ -128,7 +128,8 @@ Deno.test("carbons: the forwarded message is in jabber:client; odd resources get
     // With a stanza-id made up by the client: the server's own replaces it.
     a.send(
       "<message to='romeo@localhost' type='chat' id='m2'><body>out</body>" +
-        "<stanza-id xmlns='urn:xmpp:sid:0' by='juliet@localhost' id='made-up'/></message>",
+        "<stanza-id xmlns='urn:xmpp:sid:0' by='juliet@localhost' id='made-up'/>" +
+        "<stanza-id xmlns='urn:xmpp:sid:0' by='Juliet@LocalHost' id='made-up'/></message>",
     );
     const toRomeo = parseXml(
       (await romeo.waitFor(/<message [^]*?<body>out<\/body>[^]*?<\/message>/))[0],

@@ -343,3 +343,17 @@ Deno.test("@xmpp/client gets a FAST token with its password login and logs in wi
     await t.stop();
   }
 });
+
+Deno.test("fast: a FAST key file cut short is refused at start, with what to do", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "cadence-fastkey-" });
+  try {
+    const keyFile = `${dir}/fast.key`;
+    await Deno.writeFile(keyFile, new Uint8Array(5));
+    await assert.rejects(
+      () => startTestServer({ ...PLAIN, fast_key_file: keyFile }),
+      (e: Error) => e.message.includes(`FAST key file ${keyFile} holds 5 bytes`),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -219,3 +219,24 @@ Deno.test("sqlite: a quota failure inside append rolls back cleanly", async () =
     }
   });
 });
+
+Deno.test("sqlite: expiry goes round every user whatever their names, and a batch of 0 is nothing", async () => {
+  await withTempDir(async (dir) => {
+    const d = new SqliteDriver({ dataPath: dir });
+    try {
+      const a = d.open("example.com", "mam", "archive");
+      // Names that JavaScript and SQLite order differently (UTF-16 against UTF-8).
+      const high = "\u{20000}", mid = "\uFA0E";
+      for (let i = 0; i < 3; i++) await a.append(high, `h${i}`, message({}, "x"), i);
+      assert.equal(await a.expire(10, 1), 1); // stops inside `high`'s items
+      for (let i = 0; i < 3; i++) await a.append(mid, `m${i}`, message({}, "x"), i);
+      assert.equal(await a.expire(10, 0), 0);
+      assert.equal(await a.expire(10, -5), 0);
+      assert.equal(await a.expire(10, 1000), 5);
+      assert.equal(await a.count(high) + await a.count(mid), 0);
+      assert.equal(await a.expire(10, 1000), 0);
+    } finally {
+      d.close();
+    }
+  });
+});
