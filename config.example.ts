@@ -165,9 +165,9 @@ export default defineConfig({
   /**
    * The same cap in size: the characters of XML waiting unacknowledged for one
    * session (not a Prosody option; 500 stanzas alone could hold 100+ MiB).
-   * Default: 4 MiB.
+   * Default: 16 MiB, above a full archive page of the largest stanzas.
    */
-  smacks_max_queue_bytes: 4194304,
+  smacks_max_queue_bytes: 16777216,
 
   /** Stanzas sent before the server asks for an acknowledgement. Default: 0 (at once). */
   smacks_max_unacked_stanzas: 0,

@@ -207,8 +207,9 @@ export class StreamManagement implements StreamFilter {
 export default function smacks(module: Module) {
   const hibernationTime = module.getOptionPeriod("smacks_hibernation_time", 600);
   const maxQueue = module.getOptionInteger("smacks_max_queue_size", 500, { min: 1 });
-  // Not a Prosody option: the count alone lets 500 large stanzas hold 100+ MiB per session.
-  const maxQueueBytes = module.getOptionInteger("smacks_max_queue_bytes", 4 * 1024 * 1024, {
+  // Not a Prosody option: the count alone lets 500 large stanzas hold 100+ MiB per
+  // session. The default takes a full archive page (50 of the largest stanzas) unacked.
+  const maxQueueBytes = module.getOptionInteger("smacks_max_queue_bytes", 16 * 1024 * 1024, {
     min: 1024,
   });
   const maxUnacked = module.getOptionInteger("smacks_max_unacked_stanzas", 0, { min: 0 });

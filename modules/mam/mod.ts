@@ -41,6 +41,8 @@ const DELAY_NS = "urn:xmpp:delay";
 const HINTS_NS = "urn:xmpp:hints";
 /** Expired items deleted per statement; the event loop breathes between batches. */
 const EXPIRY_BATCH = 1000;
+/** Output waiting for the client past which a page waits for it to read. */
+const PACE = 128 * 1024;
 
 type Policy = "always" | "never" | "roster";
 
@@ -266,6 +268,11 @@ export default function mam(module: Module) {
         .tag("delay", { xmlns: DELAY_NS, stamp: formatDateTime(item.when) }).up()
         .addChild(original);
       origin.send(result.reset());
+      // A page may hold 50 large messages: let the client read them as they go
+      // (the output cap closes streams whose backlog grows past it). The socket,
+      // not stream management: its acks are read only after this handler.
+      if (origin.backlog > PACE) await origin.conn.flush();
+      if (origin.destroyed) return true;
     }
     const fin = element(
       "fin",

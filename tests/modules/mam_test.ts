@@ -389,3 +389,34 @@ Deno.test("mam: archive_expires_after removes old messages in the background; ar
     assert.deepEqual(bodies((await query(juliet)).results), ["b2", "b3", "b4"]);
   });
 });
+
+Deno.test("mam: a page of large messages reaches a stream-managed client; no cap closes its stream", async () => {
+  await withServer({}, async (t, login) => {
+    // 20 messages of 240 KB (under c2s_stanza_size_limit): 4.8 MB in one page, far past the
+    // 1 MiB output cap if sent at once, and unacknowledged until the page is done.
+    const archive = t.server.storage.open("localhost", "archive", "archive");
+    const big = "x".repeat(240 * 1024);
+    for (let i = 0; i < 20; i++) {
+      await archive.append(
+        "juliet",
+        null,
+        message({ from: "romeo@localhost/r", to: "juliet@localhost", type: "chat" }, big),
+        Date.now() / 1000,
+        "romeo@localhost",
+      );
+    }
+    const juliet = await login("juliet");
+    juliet.send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>");
+    await juliet.waitFor(/<enabled /);
+    juliet.clear();
+    juliet.send(
+      `<iq type='set' id='big'><query xmlns='${MAM}' queryid='b'>${
+        rsm("<max>50</max>")
+      }</query></iq>`,
+    );
+    await juliet.waitFor(/<iq [^>]*id="big"[^]*?<\/iq>/, 20_000);
+    assert.equal(juliet.received.match(/<result xmlns="urn:xmpp:mam:2"/g)?.length, 20);
+    assert.doesNotMatch(juliet.received, /<stream:error>/);
+    assert.equal(juliet.closed, false);
+  });
+});
