@@ -117,6 +117,7 @@ export const DEFAULT_MODULES = [
   "time",
   "ping",
   "register",
+  "pep",
   "smacks",
   "csi",
   "cloud_notify",

@@ -1,0 +1,433 @@
+/**
+ * Personal Eventing Protocol (XEP-0163), as Prosody's mod_pep: each account
+ * is a pubsub service at its bare JID. Publishing creates the node
+ * (publish-options become its configuration, or must match it: XEP-0060
+ * §7.1.5, what OMEMO and bookmarks rely on); items go to the owner's and
+ * contacts' resources that show `<node>+notify` in their entity
+ * capabilities (`caps` module), and the last item of each node goes to a
+ * contact's resource when its capabilities become known.
+ *
+ * Access models: presence (default), open, roster (`roster_groups_allowed`),
+ * whitelist (the owner only). Options: `pep_max_items` (256, the most a node
+ * may keep), `pep_max_item_size` (256 KiB), `pep_max_nodes` (256 per account).
+ * @module
+ */
+import type { Module } from "../core/moduleapi.ts";
+import type { StanzaEvent } from "../core/router.ts";
+import type { Session } from "../core/session.ts";
+import { bare, split } from "../core/jid.ts";
+import { parseXml } from "../core/xml/parser.ts";
+import { element, message, type Stanza } from "../core/xml/stanza.ts";
+import { DATAFORM_NS, readForm } from "../core/xml/dataform.ts";
+import type { KeyValStore, MapStore } from "../core/storage/types.ts";
+import {
+  applyForm,
+  configForm,
+  defaultConfig,
+  ERRORS_NS,
+  EVENT_NS,
+  type Item,
+  itemLimit,
+  meetsPreconditions,
+  newNode,
+  type Node,
+  NODE_CONFIG,
+  OWNER_NS,
+  PUBLISH_OPTIONS,
+  publishItem,
+  PUBSUB_NS,
+} from "../core/pubsub/node.ts";
+
+/** Accounts whose nodes are kept in memory (the most recently used). */
+const CACHED_ACCOUNTS = 2000;
+
+const FEATURES = [
+  "access-open",
+  "access-presence",
+  "access-roster",
+  "access-whitelist",
+  "auto-create",
+  "auto-subscribe",
+  "config-node",
+  "create-and-configure",
+  "create-nodes",
+  "delete-items",
+  "delete-nodes",
+  "filtered-notifications",
+  "item-ids",
+  "last-published",
+  "persistent-items",
+  "publish",
+  "publish-options",
+  "purge-nodes",
+  "retract-items",
+  "retrieve-items",
+];
+
+type Caps = { featuresOf(session: Session): ReadonlySet<string> | undefined };
+
+export default async function pep(module: Module) {
+  const caps = await module.depends<Caps>("caps");
+  const maxItems = module.getOptionInteger("pep_max_items", 256, { min: 1 });
+  const maxItemSize = module.getOptionInteger("pep_max_item_size", 256 * 1024, { min: 64 });
+  const maxNodes = module.getOptionInteger("pep_max_nodes", 256, { min: 1 });
+  const nodeStore = module.openStore("pep", "map") as MapStore<Node>;
+  const indexStore = module.openStore("pep_nodes") as KeyValStore<string[]>;
+
+  // --- the nodes of an account ---------------------------------------------------
+
+  const cache = new Map<string, Map<string, Node>>();
+
+  async function nodesOf(user: string): Promise<Map<string, Node>> {
+    let nodes = cache.get(user);
+    if (nodes) {
+      cache.delete(user); // most recently used last
+      cache.set(user, nodes);
+      return nodes;
+    }
+    nodes = new Map();
+    for (const name of (await indexStore.get(user)) ?? []) {
+      const node = await nodeStore.get(user, name);
+      if (node) nodes.set(name, node);
+    }
+    if (cache.size >= CACHED_ACCOUNTS) cache.delete(cache.keys().next().value!);
+    cache.set(user, nodes);
+    return nodes;
+  }
+
+  /** Writes a node (or its removal) through to storage; the index when the set of nodes changed. */
+  async function save(user: string, nodes: Map<string, Node>, name: string, created = false) {
+    const node = nodes.get(name);
+    const stored = node && !node.config.persistItems ? { ...node, items: [] } : node;
+    await nodeStore.set(user, name, stored ?? null);
+    if (created || !node) await indexStore.set(user, [...nodes.keys()]);
+  }
+
+  // --- who may see what -------------------------------------------------------------
+
+  /** Why `requester` (a bare JID) may not read `owner`'s node, or undefined if they may. */
+  async function denied(owner: string, node: Node, requester: string) {
+    if (requester === `${owner}@${module.host}`) return undefined;
+    const model = node.config.accessModel;
+    if (model === "open") return undefined;
+    if (model === "whitelist") return { condition: "not-allowed", specific: "closed-node" };
+    const item = (await module.rosters.load(owner, module.host)).items.get(requester);
+    const subscribed = item?.subscription === "from" || item?.subscription === "both";
+    if (model === "presence") {
+      return subscribed
+        ? undefined
+        : { condition: "not-authorized", specific: "presence-subscription-required" };
+    }
+    const allowed = node.config.rosterGroupsAllowed;
+    return item && item.groups.some((g) => allowed.includes(g))
+      ? undefined
+      : { condition: "not-authorized", specific: "not-in-roster-group" };
+  }
+
+  /** The resources to notify of a change to `owner`'s node: theirs and contacts', with +notify. */
+  async function audience(owner: string, node: Node): Promise<Session[]> {
+    const wants = (s: Session) => caps.featuresOf(s)?.has(node.name + "+notify") === true;
+    const out = module.availableResources(owner).filter(wants);
+    if (node.config.accessModel === "whitelist") return out;
+    const roster = await module.rosters.load(owner, module.host);
+    for (const [jid, item] of roster.items) {
+      // Contacts who receive the owner's presence (PEP's implicit subscription).
+      if (item.subscription !== "from" && item.subscription !== "both") continue;
+      if (
+        node.config.accessModel === "roster" &&
+        !item.groups.some((g) => node.config.rosterGroupsAllowed.includes(g))
+      ) continue;
+      const j = split(jid);
+      if (!j?.node || module.hostType(j.host) !== "local") continue;
+      for (const s of module.availableResources(j.node, j.host)) if (wants(s)) out.push(s);
+    }
+    return out;
+  }
+
+  /** An `<item>` element as sent: its payload parsed back from storage. */
+  function itemElement(node: Node, item: Item, withPayload = node.config.deliverPayloads) {
+    const el = element("item", { id: item.id });
+    if (withPayload) el.addChild(parseXml(item.payload));
+    return el;
+  }
+
+  /** Sends `event` (a child of a pubsub#event element) from `owner` to each session. */
+  function notify(owner: string, node: Node, event: Stanza, to: Iterable<Session>) {
+    const from = `${owner}@${module.host}`;
+    for (const s of to) {
+      const m = message({ from, to: s.full_jid, type: node.config.notificationType })
+        .tag("event", { xmlns: EVENT_NS }).addChild(event.clone()).up();
+      s.send(m);
+    }
+  }
+
+  // --- errors -------------------------------------------------------------------------
+
+  function fail(
+    origin: Session,
+    stanza: Stanza,
+    type: "cancel" | "modify" | "auth" | "wait",
+    condition: string,
+    specific?: string,
+    text?: string,
+  ) {
+    const r = stanza.errorReply(type, condition, text);
+    if (specific) r.getChild("error")!.tag(specific, { xmlns: ERRORS_NS }).up();
+    origin.send(r);
+    return true;
+  }
+
+  // --- publishing (the owner) ---------------------------------------------------------
+
+  async function onPublish(origin: Session, stanza: Stanza, publish: Stanza, pubsub: Stanza) {
+    const user = origin.username!;
+    const name = publish.attrs.node;
+    if (!name) return fail(origin, stanza, "modify", "bad-request", "nodeid-required");
+    const items = publish.tags().filter((c) => c.name === "item");
+    if (items.length > 1) return fail(origin, stanza, "modify", "bad-request", "invalid-payload");
+    const payloads = items[0]?.tags() ?? [];
+    if (payloads.length !== 1) {
+      return fail(
+        origin,
+        stanza,
+        "modify",
+        "bad-request",
+        payloads.length ? "invalid-payload" : "payload-required",
+      );
+    }
+    const payload = payloads[0].toString();
+    if (payload.length > maxItemSize) {
+      return fail(origin, stanza, "modify", "not-acceptable", "payload-too-big");
+    }
+    const optionsX = pubsub.getChild("publish-options", PUBSUB_NS)?.getChild("x", DATAFORM_NS);
+    const options = optionsX ? readForm(optionsX) : undefined;
+    if (options && options.type !== PUBLISH_OPTIONS) {
+      return fail(origin, stanza, "modify", "bad-request", "invalid-options");
+    }
+    const nodes = await nodesOf(user);
+    let node = nodes.get(name);
+    let created = false;
+    if (node) {
+      if (options && !meetsPreconditions(node.config, options, maxItems)) {
+        return fail(origin, stanza, "cancel", "conflict", "precondition-not-met");
+      }
+    } else {
+      if (nodes.size >= maxNodes) {
+        return fail(origin, stanza, "wait", "resource-constraint", undefined, "Too many nodes");
+      }
+      const config = options ? applyForm(defaultConfig(), options, maxItems) : {
+        config: defaultConfig(),
+      };
+      if ("error" in config) {
+        return fail(origin, stanza, "cancel", "conflict", "precondition-not-met", config.text);
+      }
+      node = newNode(name, config.config);
+      nodes.set(name, node);
+      created = true;
+    }
+    const item: Item = {
+      id: items[0]?.attrs.id || crypto.randomUUID(),
+      payload,
+      publisher: `${user}@${module.host}`,
+      when: Date.now(),
+    };
+    publishItem(node, item, maxItems);
+    await save(user, nodes, name, created);
+    origin.send(
+      stanza.reply().tag("pubsub", { xmlns: PUBSUB_NS }).tag("publish", { node: name })
+        .tag("item", { id: item.id }).up().up().up(),
+    );
+    const event = element("items", { node: name }).addChild(itemElement(node, item));
+    notify(user, node, event, await audience(user, node));
+    return true;
+  }
+
+  async function onRetract(origin: Session, stanza: Stanza, retract: Stanza) {
+    const user = origin.username!;
+    const name = retract.attrs.node;
+    if (!name) return fail(origin, stanza, "modify", "bad-request", "nodeid-required");
+    const id = retract.getChild("item")?.attrs.id;
+    if (!id) return fail(origin, stanza, "modify", "bad-request", "item-required");
+    const nodes = await nodesOf(user);
+    const node = nodes.get(name);
+    if (!node) return fail(origin, stanza, "cancel", "item-not-found");
+    const at = node.items.findIndex((i) => i.id === id);
+    if (at === -1) return fail(origin, stanza, "cancel", "item-not-found");
+    node.items.splice(at, 1);
+    await save(user, nodes, name);
+    origin.send(stanza.reply());
+    const notifyAttr = retract.attrs.notify;
+    if (notifyAttr === "1" || notifyAttr === "true" || node.config.notifyRetract) {
+      const event = element("items", { node: name }).tag("retract", { id }).up();
+      notify(user, node, event, await audience(user, node));
+    }
+    return true;
+  }
+
+  async function onCreate(origin: Session, stanza: Stanza, create: Stanza, pubsub: Stanza) {
+    const user = origin.username!;
+    const name = create.attrs.node;
+    if (!name) return fail(origin, stanza, "modify", "not-acceptable", "nodeid-required");
+    const nodes = await nodesOf(user);
+    if (nodes.has(name)) return fail(origin, stanza, "cancel", "conflict");
+    if (nodes.size >= maxNodes) {
+      return fail(origin, stanza, "wait", "resource-constraint", undefined, "Too many nodes");
+    }
+    const x = pubsub.getChild("configure", PUBSUB_NS)?.getChild("x", DATAFORM_NS);
+    let config = defaultConfig();
+    if (x) {
+      const r = applyForm(config, readForm(x), maxItems);
+      if ("error" in r) return fail(origin, stanza, "modify", r.error, undefined, r.text);
+      config = r.config;
+    }
+    nodes.set(name, newNode(name, config));
+    await save(user, nodes, name, true);
+    origin.send(stanza.reply());
+    return true;
+  }
+
+  module.hook(`iq-set/self/${PUBSUB_NS}:pubsub`, ({ origin, stanza }: StanzaEvent<Session>) => {
+    const pubsub = stanza.getChild("pubsub", PUBSUB_NS)!;
+    const publish = pubsub.getChild("publish", PUBSUB_NS);
+    if (publish) return onPublish(origin, stanza, publish, pubsub);
+    const retract = pubsub.getChild("retract", PUBSUB_NS);
+    if (retract) return onRetract(origin, stanza, retract);
+    const create = pubsub.getChild("create", PUBSUB_NS);
+    if (create) return onCreate(origin, stanza, create, pubsub);
+    // Explicit subscriptions: PEP's come from presence and +notify.
+    return fail(origin, stanza, "cancel", "feature-not-implemented");
+  });
+
+  // --- the owner's namespace ----------------------------------------------------------
+
+  module.hook(
+    `iq-set/self/${OWNER_NS}:pubsub`,
+    async ({ origin, stanza }: StanzaEvent<Session>) => {
+      const user = origin.username!;
+      const owner = stanza.getChild("pubsub", OWNER_NS)!;
+      const op = owner.tags()[0];
+      const name = op?.attrs.node;
+      if (!op || !name) return fail(origin, stanza, "modify", "bad-request", "nodeid-required");
+      const nodes = await nodesOf(user);
+      const node = nodes.get(name);
+      if (!node) return fail(origin, stanza, "cancel", "item-not-found");
+      if (op.name === "delete") {
+        const to = await audience(user, node);
+        nodes.delete(name);
+        await save(user, nodes, name);
+        origin.send(stanza.reply());
+        if (node.config.notifyDelete) notify(user, node, element("delete", { node: name }), to);
+        return true;
+      }
+      if (op.name === "purge") {
+        node.items = [];
+        await save(user, nodes, name);
+        origin.send(stanza.reply());
+        notify(user, node, element("purge", { node: name }), await audience(user, node));
+        return true;
+      }
+      if (op.name === "configure") {
+        const x = op.getChild("x", DATAFORM_NS);
+        if (!x) return fail(origin, stanza, "modify", "bad-request");
+        const form = readForm(x);
+        if (form.type !== NODE_CONFIG) return fail(origin, stanza, "modify", "bad-request");
+        const r = applyForm(node.config, form, maxItems);
+        if ("error" in r) return fail(origin, stanza, "modify", r.error, undefined, r.text);
+        node.config = r.config;
+        const keep = itemLimit(r.config, maxItems); // a lower limit applies at once
+        if (node.items.length > keep) node.items.splice(0, node.items.length - keep);
+        await save(user, nodes, name);
+        origin.send(stanza.reply());
+        return true;
+      }
+      return fail(origin, stanza, "cancel", "feature-not-implemented");
+    },
+  );
+
+  module.hook(
+    `iq-get/self/${OWNER_NS}:pubsub`,
+    async ({ origin, stanza }: StanzaEvent<Session>) => {
+      const configure = stanza.getChild("pubsub", OWNER_NS)!.getChild("configure", OWNER_NS);
+      const name = configure?.attrs.node;
+      if (!configure || !name) return fail(origin, stanza, "cancel", "feature-not-implemented");
+      const node = (await nodesOf(origin.username!)).get(name);
+      if (!node) return fail(origin, stanza, "cancel", "item-not-found");
+      origin.send(
+        stanza.reply().tag("pubsub", { xmlns: OWNER_NS }).tag("configure", { node: name })
+          .addChild(configForm(node.config)).up().up(),
+      );
+      return true;
+    },
+  );
+
+  // --- reading items (the owner or anyone the access model lets in) --------------------
+
+  async function onItems(event: StanzaEvent<Session>) {
+    const { origin, stanza } = event;
+    const target = stanza.attrs.to === undefined ? origin.username : split(stanza.attrs.to)?.node;
+    const pubsub = stanza.getChild("pubsub", PUBSUB_NS)!;
+    const items = pubsub.getChild("items", PUBSUB_NS);
+    if (!items) return fail(origin, stanza, "cancel", "feature-not-implemented");
+    if (!target) return fail(origin, stanza, "cancel", "item-not-found");
+    const name = items.attrs.node;
+    if (!name) return fail(origin, stanza, "modify", "bad-request", "nodeid-required");
+    const node = (await nodesOf(target)).get(name);
+    if (!node) return fail(origin, stanza, "cancel", "item-not-found");
+    const requester = bare(origin.full_jid ?? `${origin.username}@${module.host}`);
+    const why = await denied(target, node, requester);
+    if (why) return fail(origin, stanza, "auth", why.condition, why.specific);
+    const ids = items.tags().filter((c) => c.name === "item").map((c) => c.attrs.id);
+    let chosen = node.items;
+    if (ids.length) chosen = node.items.filter((i) => ids.includes(i.id));
+    const max = Number(items.attrs.max_items);
+    if (items.attrs.max_items !== undefined) {
+      if (!Number.isInteger(max) || max < 0) return fail(origin, stanza, "modify", "bad-request");
+      chosen = chosen.slice(Math.max(0, chosen.length - max));
+    }
+    const out = element("items", { node: name });
+    for (const i of chosen) out.addChild(itemElement(node, i, true));
+    const reply = stanza.reply();
+    reply.tag("pubsub", { xmlns: PUBSUB_NS }).addChild(out).up();
+    origin.send(reply);
+    return true;
+  }
+  module.hook(`iq-get/self/${PUBSUB_NS}:pubsub`, onItems);
+  module.hook(`iq-get/bare/${PUBSUB_NS}:pubsub`, onItems);
+
+  // --- what an account offers -----------------------------------------------------------
+
+  module.hook("account-disco-info", ({ reply }: { reply: Stanza }) => {
+    reply.tag("identity", { category: "pubsub", type: "pep" }).up();
+    for (const f of FEATURES) reply.tag("feature", { var: `${PUBSUB_NS}#${f}` }).up();
+  });
+
+  // --- the last items, when a resource's interests become known -------------------------
+
+  module.hook(
+    "caps-updated",
+    async ({ session, features }: { session: Session; features: ReadonlySet<string> }) => {
+      const user = session.username;
+      if (!user || session.host !== module.host) return;
+      const me = `${user}@${module.host}`;
+      const owners = [user];
+      for (const [jid, item] of (await module.rosters.load(user, module.host)).items) {
+        // Contacts whose presence this user receives.
+        if (item.subscription !== "to" && item.subscription !== "both") continue;
+        const j = split(jid);
+        if (j?.node && j.host === module.host) owners.push(j.node);
+      }
+      for (const owner of owners) {
+        for (const node of (await nodesOf(owner)).values()) {
+          const last = node.items.at(-1);
+          if (!last || node.config.sendLastPublishedItem === "never") continue;
+          if (!features.has(node.name + "+notify")) continue;
+          if (await denied(owner, node, me)) continue;
+          const event = element("items", { node: node.name }).addChild(itemElement(node, last));
+          notify(owner, node, event, [session]);
+        }
+      }
+    },
+  );
+
+  module.exports.nodesOf = nodesOf;
+}
