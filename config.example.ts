@@ -216,6 +216,23 @@ export default defineConfig({
   /** App registrations one account may have; the oldest goes first. Default: 5. */
   push_max_devices: 5,
 
+  // --- Personal eventing (PEP, XEP-0163) ----------------------------------------
+
+  /** The most items a PEP node may keep (its pubsub#max_items, "max" included). Default: 256. */
+  pep_max_items: 256,
+
+  /** The largest item payload, in characters of XML. Default: 256 KiB. */
+  pep_max_item_size: 262144,
+
+  /** Nodes one account may have. Default: 256. */
+  pep_max_nodes: 256,
+
+  /** Verified entity capabilities kept for +notify (XEP-0115), server-wide. Default: 10000. */
+  caps_cache_size: 10000,
+
+  /** How long to wait for a client's disco#info about its capabilities. Default: 30 s. */
+  caps_query_timeout: 30,
+
   // --- TLS certificates --------------------------------------------------------
 
   /**

@@ -141,7 +141,7 @@ export default function disco(module: Module) {
     if (stanza.attrs.to === undefined && origin.username === undefined) return;
     if (await account(event) === undefined) return true;
     const reply = accountReply(origin, stanza, ITEMS);
-    module.fireEvent("account-disco-items", { origin, stanza, reply });
+    await module.fireEvent("account-disco-items", { origin, stanza, reply }); // (pep's are async)
     origin.send(reply);
     return true;
   });

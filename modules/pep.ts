@@ -38,6 +38,7 @@ import {
   PUBSUB_NS,
 } from "../core/pubsub/node.ts";
 
+const DISCO_ITEMS = "http://jabber.org/protocol/disco#items";
 /** Accounts whose nodes are kept in memory (the most recently used). */
 const CACHED_ACCOUNTS = 2000;
 
@@ -400,6 +401,20 @@ export default async function pep(module: Module) {
     reply.tag("identity", { category: "pubsub", type: "pep" }).up();
     for (const f of FEATURES) reply.tag("feature", { var: `${PUBSUB_NS}#${f}` }).up();
   });
+
+  // The nodes the requester may read, as disco items of the account (XEP-0060 §5.2).
+  module.hook(
+    "account-disco-items",
+    async ({ origin, stanza, reply }: { origin: Session; stanza: Stanza; reply: Stanza }) => {
+      const owner = stanza.attrs.to === undefined ? origin.username : split(stanza.attrs.to)?.node;
+      if (!owner || stanza.getChild("query", DISCO_ITEMS)?.attrs.node) return;
+      const requester = bare(origin.full_jid ?? `${origin.username}@${module.host}`);
+      for (const node of (await nodesOf(owner)).values()) {
+        if (await denied(owner, node, requester)) continue;
+        reply.tag("item", { jid: `${owner}@${module.host}`, node: node.name }).up();
+      }
+    },
+  );
 
   // --- the last items, when a resource's interests become known -------------------------
 

@@ -410,3 +410,33 @@ Deno.test("pep: a contact's resource gets the last item when its +notify becomes
     assert.doesNotMatch(nurse.received, /pubsub#event/); // no subscription: nothing
   });
 });
+
+Deno.test("pep: the account's disco items list the nodes the asker may read", async () => {
+  await withServer({}, async (t, login) => {
+    await accounts(t);
+    const juliet = await login("juliet");
+    const romeo = await login("romeo");
+    const open = publishOptions({ "pubsub#access_model": "open" });
+    const whitelist = publishOptions({ "pubsub#access_model": "whitelist" });
+    await iq(juliet, "set", publish("urn:example:open", "a", "<v xmlns='urn:example'/>", open));
+    await iq(juliet, "set", publish("urn:example:contacts", "a", "<v xmlns='urn:example'/>"));
+    await iq(
+      juliet,
+      "set",
+      publish("urn:example:mine", "a", "<v xmlns='urn:example'/>", whitelist),
+    );
+    const items = "<query xmlns='http://jabber.org/protocol/disco#items'/>";
+    const nodes = (r: Stanza) =>
+      r.getChild("query", "http://jabber.org/protocol/disco#items")!.tags().map((i) => i.attrs.node)
+        .sort();
+    assert.deepEqual(nodes(await iq(juliet, "get", items, "juliet@localhost")), [
+      "urn:example:contacts",
+      "urn:example:mine",
+      "urn:example:open",
+    ]);
+    assert.deepEqual(nodes(await iq(romeo, "get", items, "juliet@localhost")), [
+      "urn:example:contacts",
+      "urn:example:open",
+    ]);
+  });
+});
