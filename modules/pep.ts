@@ -13,7 +13,7 @@
  * @module
  */
 import type { Module } from "../core/moduleapi.ts";
-import type { StanzaEvent } from "../core/router.ts";
+import type { Origin, StanzaEvent } from "../core/router.ts";
 import type { Session } from "../core/session.ts";
 import { bare, split } from "../core/jid.ts";
 import { parseXml } from "../core/xml/parser.ts";
@@ -405,7 +405,7 @@ export default async function pep(module: Module) {
   // The nodes the requester may read, as disco items of the account (XEP-0060 §5.2).
   module.hook(
     "account-disco-items",
-    async ({ origin, stanza, reply }: { origin: Session; stanza: Stanza; reply: Stanza }) => {
+    async ({ origin, stanza, reply }: { origin: Origin; stanza: Stanza; reply: Stanza }) => {
       const owner = stanza.attrs.to === undefined ? origin.username : split(stanza.attrs.to)?.node;
       if (!owner || stanza.getChild("query", DISCO_ITEMS)?.attrs.node) return;
       const requester = bare(origin.full_jid ?? `${origin.username}@${module.host}`);
