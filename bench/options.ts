@@ -15,6 +15,7 @@ export const SCENARIOS = [
   "flood",
   "idle-unauth",
   "mobile",
+  "pep",
 ] as const;
 /** One scenario's name. */
 export type ScenarioName = typeof SCENARIOS[number];
@@ -63,8 +64,8 @@ export const USAGE = `deno task bench [options]
   --hold S           seconds to hold the idle sessions (default 30)
   --messages N       messages per sender in a routing run (M, default 200)
   --churn N          logins and logouts between route-churn's two measurements (default 5000)
-  --broadcasts N     status changes measured by the presence scenario (K, default 1000)
-  --contacts N       online contacts of the user whose status changes (default 100)
+  --broadcasts N     status changes (presence) or items published (pep) measured (K, default 1000)
+  --contacts N       online contacts of the user who changes status or publishes (default 100)
   --flood-messages N messages the flood scenario sends (default 50000)
   --flood-body N     body bytes of each flood message (default 2048)
   --flood-seconds S  time limit of the flood's sending phase (default 120)

@@ -28,6 +28,7 @@ import {
 } from "./servers.ts";
 import { PROSODY_SUT } from "./peers/prosody.ts";
 import { EJABBERD_SUT } from "./peers/ejabberd.ts";
+import { describePepRun, PEP_SETUP, pepRows, pepSetup, runPep } from "./scenarios/pep.ts";
 import {
   type ArchiveCost,
   archiveCost,
@@ -317,6 +318,23 @@ function limitsNote(o: BenchOptions): string {
     : "; Cadence with its default limits (inbound rate limit, 32 unauthenticated per address)";
 }
 
+async function pepScenario(o: BenchOptions, suts: ServerUnderTest[]): Promise<ScenarioResult> {
+  const g = new Gathered(suts);
+  const setup = pepSetup(o.contacts, o.concurrency);
+  await withTemplates("pep", g, setup, async (templates) => {
+    const runs = await interleave(
+      "pep",
+      g,
+      templates,
+      o.runs,
+      (sut, t) => runPep(sut, t, o.contacts, o.broadcasts, o.concurrency),
+      describePepRun,
+    );
+    for (const [sut, r] of runs) g.of(sut).rows.push(...pepRows(r, o.contacts));
+  });
+  return { name: "pep", setup: PEP_SETUP, servers: g.servers() };
+}
+
 async function floodScenario(o: BenchOptions, suts: ServerUnderTest[]): Promise<ScenarioResult> {
   const g = new Gathered(suts);
   const shape = {
@@ -504,6 +522,7 @@ async function main(): Promise<number> {
       if (name === "flood") results.push(await floodScenario(options, suts));
       if (name === "idle-unauth") results.push(await unauthScenario(options, suts));
       if (name === "mobile") results.push(await mobileScenario(options, suts));
+      if (name === "pep") results.push(await pepScenario(options, suts));
     }
   } finally {
     await ServerProcess.stopAll();

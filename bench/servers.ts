@@ -34,6 +34,8 @@ export interface AccountSetup {
    * `default: always`; each on its benchmark storage.
    */
   archive?: boolean;
+  /** Every server runs personal eventing (PEP): Cadence's and Prosody's pep, ejabberd's mod_pubsub + mod_caps. */
+  pep?: boolean;
 }
 
 /** A server running for one measured run. */
@@ -99,8 +101,9 @@ export function cadenceConfig(
   auth: "plain" | "scram" = "plain",
   extra: ConfigOptions = {},
   archive = false,
+  pep = false,
 ): ConfigOptions {
-  const modules = [...CADENCE_MODULES, ...(archive ? ["mam"] : [])];
+  const modules = [...CADENCE_MODULES, ...(archive ? ["mam"] : []), ...(pep ? ["pep"] : [])];
   if (auth === "scram") {
     return {
       authentication: "internal_hashed",
@@ -146,7 +149,7 @@ export const CADENCE: ServerUnderTest = {
   }),
   async prepare(setup) {
     const dir = await prepareTemplate(
-      cadenceConfig(setup.auth, setup.cadence, setup.archive),
+      cadenceConfig(setup.auth, setup.cadence, setup.archive, setup.pep),
       async (config) => {
         const file = await setupFile(setup);
         try {
@@ -176,7 +179,12 @@ export const CADENCE: ServerUnderTest = {
   },
   start: (template) =>
     ServerProcess.start(
-      cadenceConfig(template.setup.auth, template.setup.cadence, template.setup.archive),
+      cadenceConfig(
+        template.setup.auth,
+        template.setup.cadence,
+        template.setup.archive,
+        template.setup.pep,
+      ),
       template.dir,
     ),
   remove: (template) => removeAccounts(template.dir),

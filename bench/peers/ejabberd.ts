@@ -63,9 +63,13 @@ function config(
   httpPort?: number,
   tls?: PeerCertificate,
   archive = false,
+  pep = false,
 ): string {
   const modules = Object.keys(MODULES).map((m) => `  ${m}: {}`);
   if (archive) modules.push("  mod_mam:", "    default: always");
+  if (pep) {
+    modules.push("  mod_caps: {}", "  mod_pubsub:", "    plugins:", "      - flat", "      - pep");
+  }
   const lines = [
     "hosts:",
     `  - ${HOST}`,
@@ -117,11 +121,12 @@ async function startVm(
   auth: "plain" | "scram" | undefined,
   httpPort?: number,
   archive = false,
+  pep = false,
 ): Promise<ServerProcess> {
   // The setup node (with httpPort) need not settle: nothing is measured on it.
   const file = `${dir}/ejabberd.yml`;
   const tls = auth === "scram" ? await peerCertificate() : undefined;
-  await Deno.writeTextFile(file, config(port, httpPort, tls, archive));
+  await Deno.writeTextFile(file, config(port, httpPort, tls, archive, pep));
   await Deno.mkdir(`${dir}/spool`, { recursive: true });
   return await ServerProcess.spawn({
     command: ERL,
@@ -265,6 +270,7 @@ export const EJABBERD_SUT: ServerUnderTest = {
       template.setup.auth,
       undefined,
       template.setup.archive,
+      template.setup.pep,
     );
   },
   remove: (template) => removeAccounts(template.dir),

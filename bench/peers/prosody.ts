@@ -44,8 +44,14 @@ function lua(s: string): string {
   return JSON.stringify(s); // ASCII names and passwords: JSON's escapes are Lua's
 }
 
-function config(dir: string, port: number, tls?: PeerCertificate, archive = false): string {
-  const modules = [...MODULES, ...(archive ? ["mam"] : [])];
+function config(
+  dir: string,
+  port: number,
+  tls?: PeerCertificate,
+  archive = false,
+  pep = false,
+): string {
+  const modules = [...MODULES, ...(archive ? ["mam"] : []), ...(pep ? ["pep"] : [])];
   const auth = tls
     ? [
       'authentication = "internal_hashed"',
@@ -163,7 +169,10 @@ export const PROSODY_SUT: ServerUnderTest = {
     await Deno.mkdir(`${dir}/certs`);
     const file = `${dir}/prosody.cfg.lua`;
     const tls = template.setup.auth === "scram" ? await peerCertificate() : undefined;
-    await Deno.writeTextFile(file, config(dir, port, tls, template.setup.archive));
+    await Deno.writeTextFile(
+      file,
+      config(dir, port, tls, template.setup.archive, template.setup.pep),
+    );
     return await ServerProcess.spawn({
       command: PROSODY,
       args: ["-F", "--config", file],

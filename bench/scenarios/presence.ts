@@ -85,7 +85,7 @@ export function presenceSetup(contacts: number, concurrency: number): AccountSet
 }
 
 /** Counts, per status number, the contacts that got it, and wakes whoever waits for all. */
-class Deliveries {
+export class Deliveries {
   readonly count: Uint32Array;
   total = 0;
   private waiting: { n: number; resolve: (at: number) => void } | undefined;
