@@ -18,7 +18,7 @@ import type { Session } from "../core/session.ts";
 import { bare, split } from "../core/jid.ts";
 import { parseXml } from "../core/xml/parser.ts";
 import { element, message, type Stanza } from "../core/xml/stanza.ts";
-import { DATAFORM_NS, readForm } from "../core/xml/dataform.ts";
+import { DATAFORM_NS, readForm, type SubmittedForm } from "../core/xml/dataform.ts";
 import type { KeyValStore, MapStore } from "../core/storage/types.ts";
 import {
   applyForm,
@@ -66,6 +66,27 @@ const FEATURES = [
 ];
 
 type Caps = { featuresOf(session: Session): ReadonlySet<string> | undefined };
+
+/** Why a publish was refused: the stanza error to answer with. */
+export interface PublishError {
+  type: "cancel" | "modify" | "auth" | "wait";
+  condition: string;
+  specific?: string;
+  text?: string;
+}
+
+/** What the module exports to others (`await module.depends("pep")`). */
+export interface PepExports {
+  nodesOf(user: string): Promise<Map<string, Node>>;
+  publish(
+    user: string,
+    node: string,
+    id: string,
+    payload: string,
+    options?: SubmittedForm,
+  ): Promise<{ id: string } | PublishError>;
+  retract(user: string, node: string, id: string, notify?: boolean): Promise<boolean>;
+}
 
 export default async function pep(module: Module) {
   const caps = await module.depends<Caps>("caps");
@@ -205,63 +226,93 @@ export default async function pep(module: Module) {
     if (options && options.type !== PUBLISH_OPTIONS) {
       return fail(origin, stanza, "modify", "bad-request", "invalid-options");
     }
+    const r = await publishAs(
+      user,
+      name,
+      items[0]?.attrs.id || crypto.randomUUID(),
+      payload,
+      options,
+    );
+    if ("condition" in r) return fail(origin, stanza, r.type, r.condition, r.specific, r.text);
+    origin.send(
+      stanza.reply().tag("pubsub", { xmlns: PUBSUB_NS }).tag("publish", { node: name })
+        .tag("item", { id: r.id }).up().up().up(),
+    );
+    return true;
+  }
+
+  /**
+   * Publishes an item to one of `user`'s nodes (creating it with `options`,
+   * or checking them as preconditions) and notifies; what a client's publish
+   * does, for other modules too (bookmarks).
+   */
+  async function publishAs(
+    user: string,
+    name: string,
+    id: string,
+    payload: string,
+    options?: SubmittedForm,
+  ): Promise<{ id: string } | PublishError> {
     const nodes = await nodesOf(user);
     let node = nodes.get(name);
     let created = false;
     if (node) {
       if (options && !meetsPreconditions(node.config, options, maxItems)) {
-        return fail(origin, stanza, "cancel", "conflict", "precondition-not-met");
+        return { type: "cancel", condition: "conflict", specific: "precondition-not-met" };
       }
     } else {
       if (nodes.size >= maxNodes) {
-        return fail(origin, stanza, "wait", "resource-constraint", undefined, "Too many nodes");
+        return { type: "wait", condition: "resource-constraint", text: "Too many nodes" };
       }
       const config = options ? applyForm(defaultConfig(), options, maxItems) : {
         config: defaultConfig(),
       };
       if ("error" in config) {
-        return fail(origin, stanza, "cancel", "conflict", "precondition-not-met", config.text);
+        return {
+          type: "cancel",
+          condition: "conflict",
+          specific: "precondition-not-met",
+          text: config.text,
+        };
       }
       node = newNode(name, config.config);
       nodes.set(name, node);
       created = true;
     }
-    const item: Item = {
-      id: items[0]?.attrs.id || crypto.randomUUID(),
-      payload,
-      publisher: `${user}@${module.host}`,
-      when: Date.now(),
-    };
+    const item: Item = { id, payload, publisher: `${user}@${module.host}`, when: Date.now() };
     publishItem(node, item, maxItems);
     await save(user, nodes, name, created);
-    origin.send(
-      stanza.reply().tag("pubsub", { xmlns: PUBSUB_NS }).tag("publish", { node: name })
-        .tag("item", { id: item.id }).up().up().up(),
-    );
     const event = element("items", { node: name }).addChild(itemElement(node, item));
     notify(user, node, event, await audience(user, node));
+    return { id };
+  }
+
+  /** Retracts an item of `user`'s node, notifying when asked or configured; false if none. */
+  async function retractAs(user: string, name: string, id: string, notifyAsked = false) {
+    const nodes = await nodesOf(user);
+    const node = nodes.get(name);
+    const at = node?.items.findIndex((i) => i.id === id) ?? -1;
+    if (!node || at === -1) return false;
+    node.items.splice(at, 1);
+    await save(user, nodes, name);
+    if (notifyAsked || node.config.notifyRetract) {
+      const event = element("items", { node: name }).tag("retract", { id }).up();
+      notify(user, node, event, await audience(user, node));
+    }
     return true;
   }
 
   async function onRetract(origin: Session, stanza: Stanza, retract: Stanza) {
-    const user = origin.username!;
     const name = retract.attrs.node;
     if (!name) return fail(origin, stanza, "modify", "bad-request", "nodeid-required");
     const id = retract.getChild("item")?.attrs.id;
     if (!id) return fail(origin, stanza, "modify", "bad-request", "item-required");
-    const nodes = await nodesOf(user);
-    const node = nodes.get(name);
-    if (!node) return fail(origin, stanza, "cancel", "item-not-found");
-    const at = node.items.findIndex((i) => i.id === id);
-    if (at === -1) return fail(origin, stanza, "cancel", "item-not-found");
-    node.items.splice(at, 1);
-    await save(user, nodes, name);
-    origin.send(stanza.reply());
     const notifyAttr = retract.attrs.notify;
-    if (notifyAttr === "1" || notifyAttr === "true" || node.config.notifyRetract) {
-      const event = element("items", { node: name }).tag("retract", { id }).up();
-      notify(user, node, event, await audience(user, node));
+    const asked = notifyAttr === "1" || notifyAttr === "true";
+    if (!await retractAs(origin.username!, name, id, asked)) {
+      return fail(origin, stanza, "cancel", "item-not-found");
     }
+    origin.send(stanza.reply());
     return true;
   }
 
@@ -445,4 +496,6 @@ export default async function pep(module: Module) {
   );
 
   module.exports.nodesOf = nodesOf;
+  module.exports.publish = publishAs;
+  module.exports.retract = retractAs;
 }
