@@ -118,6 +118,7 @@ export const DEFAULT_MODULES = [
   "ping",
   "register",
   "pep",
+  "bookmarks",
   "smacks",
   "csi",
   "cloud_notify",
