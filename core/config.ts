@@ -119,6 +119,7 @@ export const DEFAULT_MODULES = [
   "register",
   "pep",
   "bookmarks",
+  "vcard_legacy",
   "smacks",
   "csi",
   "cloud_notify",

@@ -10,6 +10,7 @@
  * Access models: presence (default), open, roster (`roster_groups_allowed`),
  * whitelist (the owner only). Options: `pep_max_items` (256, the most a node
  * may keep), `pep_max_item_size` (256 KiB), `pep_max_nodes` (256 per account).
+ * Fires `pep-published` `{ user, node, item }` after each publish.
  * @module
  */
 import type { Module } from "../core/moduleapi.ts";
@@ -284,6 +285,7 @@ export default async function pep(module: Module) {
     await save(user, nodes, name, created);
     const event = element("items", { node: name }).addChild(itemElement(node, item));
     notify(user, node, event, await audience(user, node));
+    await module.fireEvent("pep-published", { user, node: name, item });
     return { id };
   }
 
