@@ -227,6 +227,13 @@ export default defineConfig({
   /** Nodes one account may have. Default: 256. */
   pep_max_nodes: 256,
 
+  /**
+   * The size of all of one account's PEP items together, in characters of XML
+   * (not a Prosody option: the limits above alone would allow gigabytes).
+   * Default: 16 MiB.
+   */
+  pep_max_account_size: 16777216,
+
   /** Verified entity capabilities kept for +notify (XEP-0115), server-wide. Default: 10000. */
   caps_cache_size: 10000,
 

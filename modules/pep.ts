@@ -9,7 +9,8 @@
  *
  * Access models: presence (default), open, roster (`roster_groups_allowed`),
  * whitelist (the owner only). Options: `pep_max_items` (256, the most a node
- * may keep), `pep_max_item_size` (256 KiB), `pep_max_nodes` (256 per account).
+ * may keep), `pep_max_item_size` (256 KiB), `pep_max_nodes` (256 per account),
+ * `pep_max_account_size` (16 MiB of item payloads per account).
  * Fires `pep-published` `{ user, node, item }` after each publish.
  * @module
  */
@@ -40,8 +41,9 @@ import {
 } from "../core/pubsub/node.ts";
 
 const DISCO_ITEMS = "http://jabber.org/protocol/disco#items";
-/** Accounts whose nodes are kept in memory (the most recently used). */
+/** Accounts whose nodes are kept in memory (the most recently used), and their items' size at most. */
 const CACHED_ACCOUNTS = 2000;
+const CACHE_CHARS = 64 * 1024 * 1024;
 
 const FEATURES = [
   "access-open",
@@ -94,28 +96,64 @@ export default async function pep(module: Module) {
   const maxItems = module.getOptionInteger("pep_max_items", 256, { min: 1 });
   const maxItemSize = module.getOptionInteger("pep_max_item_size", 256 * 1024, { min: 64 });
   const maxNodes = module.getOptionInteger("pep_max_nodes", 256, { min: 1 });
+  // Not a Prosody option: items × size × nodes alone would allow gigabytes per account.
+  const maxAccountChars = module.getOptionInteger("pep_max_account_size", 16 * 1024 * 1024, {
+    min: 1024,
+  });
   const nodeStore = module.openStore("pep", "map") as MapStore<Node>;
   const indexStore = module.openStore("pep_nodes") as KeyValStore<string[]>;
 
   // --- the nodes of an account ---------------------------------------------------
 
+  /** Accounts' nodes in memory, most recently used last, with the size of their items. */
   const cache = new Map<string, Map<string, Node>>();
+  const sizes = new Map<string, number>();
+  let cachedChars = 0;
+  /** Loads in progress: two requests for one account share one copy of its nodes. */
+  const loading = new Map<string, Promise<Map<string, Node>>>();
 
-  async function nodesOf(user: string): Promise<Map<string, Node>> {
-    let nodes = cache.get(user);
+  function charsOf(nodes: Map<string, Node>): number {
+    let n = 0;
+    for (const node of nodes.values()) for (const i of node.items) n += i.payload.length;
+    return n;
+  }
+
+  /** Puts (back) an account's nodes in the cache and evicts the least recently used. */
+  function remember(user: string, nodes: Map<string, Node>) {
+    const now = charsOf(nodes);
+    cachedChars += now - (sizes.get(user) ?? 0);
+    sizes.set(user, now);
+    cache.delete(user);
+    cache.set(user, nodes);
+    while (cache.size > 1 && (cache.size > CACHED_ACCOUNTS || cachedChars > CACHE_CHARS)) {
+      const oldest = cache.keys().next().value!;
+      cache.delete(oldest);
+      cachedChars -= sizes.get(oldest) ?? 0;
+      sizes.delete(oldest);
+    }
+  }
+
+  function nodesOf(user: string): Promise<Map<string, Node>> {
+    const nodes = cache.get(user);
     if (nodes) {
       cache.delete(user); // most recently used last
       cache.set(user, nodes);
-      return nodes;
+      return Promise.resolve(nodes);
     }
-    nodes = new Map();
-    for (const name of (await indexStore.get(user)) ?? []) {
-      const node = await nodeStore.get(user, name);
-      if (node) nodes.set(name, node);
+    let p = loading.get(user);
+    if (!p) {
+      p = (async () => {
+        const loaded = new Map<string, Node>();
+        for (const name of (await indexStore.get(user)) ?? []) {
+          const node = await nodeStore.get(user, name);
+          if (node) loaded.set(name, node);
+        }
+        remember(user, loaded);
+        return loaded;
+      })().finally(() => loading.delete(user));
+      loading.set(user, p);
     }
-    if (cache.size >= CACHED_ACCOUNTS) cache.delete(cache.keys().next().value!);
-    cache.set(user, nodes);
-    return nodes;
+    return p;
   }
 
   /** Writes a node (or its removal) through to storage; the index when the set of nodes changed. */
@@ -124,6 +162,7 @@ export default async function pep(module: Module) {
     const stored = node && !node.config.persistItems ? { ...node, items: [] } : node;
     await nodeStore.set(user, name, stored ?? null);
     if (created || !node) await indexStore.set(user, [...nodes.keys()]);
+    remember(user, nodes);
   }
 
   // --- who may see what -------------------------------------------------------------
@@ -279,6 +318,15 @@ export default async function pep(module: Module) {
       node = newNode(name, config.config);
       nodes.set(name, node);
       created = true;
+    }
+    const replaced = node.items.find((i) => i.id === id)?.payload.length ?? 0;
+    if ((sizes.get(user) ?? charsOf(nodes)) - replaced + payload.length > maxAccountChars) {
+      if (created) nodes.delete(name);
+      return {
+        type: "cancel",
+        condition: "resource-constraint",
+        text: "This account's PEP storage is full",
+      };
     }
     const item: Item = { id, payload, publisher: `${user}@${module.host}`, when: Date.now() };
     publishItem(node, item, maxItems);

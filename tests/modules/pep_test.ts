@@ -440,3 +440,48 @@ Deno.test("pep: the account's disco items list the nodes the asker may read", as
     ]);
   });
 });
+
+Deno.test("pep: an account's items are capped in size (pep_max_account_size); nothing half-made", async () => {
+  await withServer({ pep_max_account_size: 1024 }, async (t, login) => {
+    await accounts(t);
+    const juliet = await login("juliet");
+    const big = (n: number) => `<v xmlns='urn:example'>${"x".repeat(n)}</v>`;
+    const max = publishOptions({ "pubsub#max_items": "10" });
+    for (const id of ["a", "b", "c"]) {
+      assert.equal(
+        (await iq(juliet, "set", publish("urn:example:n", id, big(300), max))).attrs.type,
+        "result",
+      );
+    }
+    // A fourth would pass 1,024: refused; replacing one of the three is fine.
+    assert.equal(
+      errorOf(await iq(juliet, "set", publish("urn:example:n", "d", big(300)))),
+      "resource-constraint",
+    );
+    assert.equal(
+      (await iq(juliet, "set", publish("urn:example:n", "a", big(200)))).attrs.type,
+      "result",
+    );
+    // A new node that cannot take its first item is not created.
+    assert.equal(
+      errorOf(await iq(juliet, "set", publish("urn:example:other", "x", big(400)))),
+      "resource-constraint",
+    );
+    const none = await iq(
+      juliet,
+      "get",
+      `<pubsub xmlns='${PUBSUB}'><items node='urn:example:other'/></pubsub>`,
+    );
+    assert.equal(errorOf(none), "item-not-found");
+    // Retracting frees room.
+    await iq(
+      juliet,
+      "set",
+      `<pubsub xmlns='${PUBSUB}'><retract node='urn:example:n'><item id='b'/></retract></pubsub>`,
+    );
+    assert.equal(
+      (await iq(juliet, "set", publish("urn:example:n", "d", big(300)))).attrs.type,
+      "result",
+    );
+  });
+});
