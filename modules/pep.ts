@@ -41,6 +41,9 @@ import {
 } from "../core/pubsub/node.ts";
 
 const DISCO_ITEMS = "http://jabber.org/protocol/disco#items";
+/** This process: marks the items of nodes that do not persist them. */
+const BOOT = crypto.randomUUID();
+
 /** Accounts whose nodes are kept in memory (the most recently used), and their items' size at most. */
 const CACHED_ACCOUNTS = 2000;
 const CACHE_CHARS = 64 * 1024 * 1024;
@@ -89,6 +92,8 @@ export interface PepExports {
     options?: SubmittedForm,
   ): Promise<{ id: string } | PublishError>;
   retract(user: string, node: string, id: string, notify?: boolean): Promise<boolean>;
+  /** Whether `requester` (a bare JID) may read `owner`'s node (false when there is none). */
+  mayRead(owner: string, node: string, requester: string): Promise<boolean>;
 }
 
 export default async function pep(module: Module) {
@@ -100,7 +105,7 @@ export default async function pep(module: Module) {
   const maxAccountChars = module.getOptionInteger("pep_max_account_size", 16 * 1024 * 1024, {
     min: 1024,
   });
-  const nodeStore = module.openStore("pep", "map") as MapStore<Node>;
+  const nodeStore = module.openStore("pep", "map") as MapStore<Node & { boot?: string }>;
   const indexStore = module.openStore("pep_nodes") as KeyValStore<string[]>;
 
   // --- the nodes of an account ---------------------------------------------------
@@ -146,7 +151,10 @@ export default async function pep(module: Module) {
         const loaded = new Map<string, Node>();
         for (const name of (await indexStore.get(user)) ?? []) {
           const node = await nodeStore.get(user, name);
-          if (node) loaded.set(name, node);
+          if (!node) continue;
+          // Items of a node that does not persist them live as long as this process.
+          if (!node.config.persistItems && node.boot !== BOOT) node.items = [];
+          loaded.set(name, node);
         }
         remember(user, loaded);
         return loaded;
@@ -159,7 +167,9 @@ export default async function pep(module: Module) {
   /** Writes a node (or its removal) through to storage; the index when the set of nodes changed. */
   async function save(user: string, nodes: Map<string, Node>, name: string, created = false) {
     const node = nodes.get(name);
-    const stored = node && !node.config.persistItems ? { ...node, items: [] } : node;
+    // Non-persistent items are written too, marked with this process: if the
+    // account leaves the cache they come back; after a restart they do not.
+    const stored = node && !node.config.persistItems ? { ...node, boot: BOOT } : node;
     await nodeStore.set(user, name, stored ?? null);
     if (created || !node) await indexStore.set(user, [...nodes.keys()]);
     remember(user, nodes);
@@ -246,6 +256,7 @@ export default async function pep(module: Module) {
     const name = publish.attrs.node;
     if (!name) return fail(origin, stanza, "modify", "bad-request", "nodeid-required");
     const items = publish.tags().filter((c) => c.name === "item");
+    if (items.length === 0) return fail(origin, stanza, "modify", "bad-request", "item-required");
     if (items.length > 1) return fail(origin, stanza, "modify", "bad-request", "invalid-payload");
     const payloads = items[0]?.tags() ?? [];
     if (payloads.length !== 1) {
@@ -257,6 +268,8 @@ export default async function pep(module: Module) {
         payloads.length ? "invalid-payload" : "payload-required",
       );
     }
+    // Stored on its own: a payload that inherited its namespace keeps it.
+    payloads[0].attrs.xmlns ??= PUBSUB_NS;
     const payload = payloads[0].toString();
     if (payload.length > maxItemSize) {
       return fail(origin, stanza, "modify", "not-acceptable", "payload-too-big");
@@ -546,6 +559,10 @@ export default async function pep(module: Module) {
   );
 
   module.exports.nodesOf = nodesOf;
+  module.exports.mayRead = async (owner: string, name: string, requester: string) => {
+    const node = (await nodesOf(owner)).get(name);
+    return node !== undefined && await denied(owner, node, requester) === undefined;
+  };
   module.exports.publish = publishAs;
   module.exports.retract = retractAs;
 }

@@ -3,8 +3,9 @@
  * (XEP-0084) in step, as Prosody's mod_vcard_legacy does for the avatar: a
  * legacy client that sets a vCard with a photo publishes it as
  * `urn:xmpp:avatar:data` and `:metadata` (item id: the SHA-1 of the image);
- * a modern client that publishes an avatar finds it in its vCard for legacy
- * clients. The rest of the vCard stays vcard-temp (`vcard` module).
+ * a vCard asked for shows the PEP avatar to whoever may read the avatar's
+ * nodes (their access model decides, not vcard-temp's openness). The rest of
+ * the vCard stays vcard-temp (`vcard` module).
  * @module
  */
 import { createHash } from "node:crypto";
@@ -13,7 +14,7 @@ import type { StanzaEvent } from "../core/router.ts";
 import type { Session } from "../core/session.ts";
 import { parseXml } from "../core/xml/parser.ts";
 import { element, type Stanza } from "../core/xml/stanza.ts";
-import type { Item } from "../core/pubsub/node.ts";
+import { bare, split } from "../core/jid.ts";
 import type { PepExports } from "./pep.ts";
 
 const VCARD = "vcard-temp";
@@ -55,26 +56,29 @@ export default async function vcardLegacy(module: Module) {
     await pep.publish(user, METADATA, id, metadata);
   }, 1);
 
-  // A modern client publishes an avatar: its vCard's photo follows.
-  module.hook(
-    "pep-published",
-    async ({ user, node, item }: { user: string; node: string; item: Item }) => {
-      if (node !== METADATA) return;
-      const info = parseXml(item.payload).getChild("info", METADATA);
-      if (!info) return; // an empty metadata: the avatar is gone
-      const data = (await pep.nodesOf(user)).get(DATA)?.items.find((i) => i.id === info.attrs.id);
-      if (!data) return; // stored elsewhere (a URL): nothing for vcard-temp
-      const b64 = parseXml(data.payload).getText().replace(/\s+/g, "");
-      const stored = await vcards.get(user);
-      const vcard: Stanza = stored ? parseXml(stored) : element("vCard", { xmlns: VCARD });
-      const old = vcard.getChild("PHOTO", VCARD);
-      if (old?.getChildText("BINVAL", VCARD)?.replace(/\s+/g, "") === b64) return;
-      vcard.removeChildren("PHOTO", VCARD);
-      vcard.tag("PHOTO").textTag("TYPE", info.attrs.type ?? "image/png").textTag("BINVAL", b64)
-        .up();
-      const xml = vcard.toString();
-      if (new TextEncoder().encode(xml).length > maxSize) return; // too big for a vCard here
-      await vcards.set(user, xml);
-    },
-  );
+  // A vCard asked for shows the PEP avatar, to whoever may see that avatar
+  // (its nodes' access model decides, as for the items themselves).
+  module.hook(`iq/bare/${VCARD}:vCard`, async ({ origin, stanza }: StanzaEvent<Session>) => {
+    if (stanza.attrs.type !== "get") return;
+    const to = stanza.attrs.to;
+    const owner = to === undefined ? origin.username : split(to)?.node;
+    if (!owner) return;
+    const requester = bare(origin.full_jid ?? `${origin.username}@${module.host}`);
+    const nodes = await pep.nodesOf(owner);
+    const info = nodes.get(METADATA)?.items.at(-1);
+    if (!info) return;
+    const meta = parseXml(info.payload).getChild("info", METADATA);
+    const data = nodes.get(DATA)?.items.find((i) => i.id === meta?.attrs.id);
+    if (!meta || !data) return; // no avatar kept here (a URL, or none): vcard answers
+    if (
+      !await pep.mayRead(owner, METADATA, requester) || !await pep.mayRead(owner, DATA, requester)
+    ) return;
+    const stored = await vcards.get(owner);
+    const vcard: Stanza = stored ? parseXml(stored) : element("vCard", { xmlns: VCARD });
+    const b64 = parseXml(data.payload).getText().replace(/\s+/g, "");
+    vcard.removeChildren("PHOTO", VCARD);
+    vcard.tag("PHOTO").textTag("TYPE", meta.attrs.type ?? "image/png").textTag("BINVAL", b64).up();
+    origin.send(stanza.reply().addChild(vcard));
+    return true;
+  }, 1);
 }

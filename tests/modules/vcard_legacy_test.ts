@@ -13,9 +13,9 @@ import type { Stanza } from "../../core/xml/stanza.ts";
 const PUBSUB = "http://jabber.org/protocol/pubsub";
 
 let seq = 0;
-async function iq(c: RawClient, type: string, inner: string): Promise<Stanza> {
+async function iq(c: RawClient, type: string, inner: string, to = ""): Promise<Stanza> {
   const id = `v${++seq}`;
-  c.send(`<iq type='${type}' id='${id}'>${inner}</iq>`);
+  c.send(`<iq type='${type}' id='${id}'${to ? ` to='${to}'` : ""}>${inner}</iq>`);
   const m = await c.waitFor(new RegExp(`<iq [^>]*id="${id}"[^>]*?(/>|>[^]*?</iq>)`));
   return parseXml(m[0]);
 }
@@ -100,4 +100,65 @@ Deno.test("vcard_legacy: a PEP avatar shows in the vCard; the rest of the vCard 
       ),
     );
   });
+});
+
+Deno.test("vcard_legacy: the avatar in a vCard follows the avatar nodes' access model", async () => {
+  const t = await startTestServer({
+    authentication: "internal_plain",
+    c2s_require_encryption: false,
+    allow_unencrypted_plain_auth: true,
+  });
+  const clients: RawClient[] = [];
+  try {
+    for (const u of ["juliet", "romeo", "nurse"]) {
+      await t.server.users("localhost")!.createUser(u, "pw");
+    }
+    for (const [u, c] of [["juliet", "romeo"], ["romeo", "juliet"]]) {
+      await t.server.rosters.modify(u, "localhost", (r) => {
+        r.items.set(`${c}@localhost`, { subscription: "both", groups: [] });
+        return [`${c}@localhost`];
+      });
+    }
+    const login = async (u: string) => {
+      const c = await RawClient.connect(t.port);
+      clients.push(c);
+      await c.login(u, "pw", "r");
+      return c;
+    };
+    const [juliet, romeo, nurse] = [
+      await login("juliet"),
+      await login("romeo"),
+      await login("nurse"),
+    ];
+    // A legacy vCard with a photo: published with the default (presence) access model.
+    await iq(
+      juliet,
+      "set",
+      `<vCard xmlns='vcard-temp'><FN>Juliet</FN></vCard>`,
+    );
+    const pub = (node: string, payload: string) =>
+      `<pubsub xmlns='${PUBSUB}'><publish node='${node}'><item id='${SHA1}'>${payload}</item></publish></pubsub>`;
+    await iq(
+      juliet,
+      "set",
+      pub("urn:xmpp:avatar:data", `<data xmlns='urn:xmpp:avatar:data'>${B64}</data>`),
+    );
+    await iq(
+      juliet,
+      "set",
+      pub(
+        "urn:xmpp:avatar:metadata",
+        `<metadata xmlns='urn:xmpp:avatar:metadata'><info bytes='12' id='${SHA1}' type='image/png'/></metadata>`,
+      ),
+    );
+    const vcardOf = async (c: RawClient) =>
+      (await iq(c, "get", "<vCard xmlns='vcard-temp'/>", "juliet@localhost")).toString();
+    assert.match(await vcardOf(romeo), /<PHOTO><TYPE>image\/png<\/TYPE><BINVAL>/);
+    const toNurse = await vcardOf(nurse);
+    assert.match(toNurse, /<FN>Juliet<\/FN>/);
+    assert.doesNotMatch(toNurse, /PHOTO/);
+  } finally {
+    for (const c of clients) c.close();
+    await t.stop();
+  }
 });
