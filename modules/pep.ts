@@ -92,6 +92,8 @@ export interface PepExports {
     options?: SubmittedForm,
   ): Promise<{ id: string } | PublishError>;
   retract(user: string, node: string, id: string, notify?: boolean): Promise<boolean>;
+  /** Applies a configuration form to an existing node as its owner would; false if it cannot. */
+  configure(user: string, node: string, form: SubmittedForm): Promise<boolean>;
   /** Whether `requester` (a bare JID) may read `owner`'s node (false when there is none). */
   mayRead(owner: string, node: string, requester: string): Promise<boolean>;
 }
@@ -559,6 +561,18 @@ export default async function pep(module: Module) {
   );
 
   module.exports.nodesOf = nodesOf;
+  module.exports.configure = async (user: string, name: string, form: SubmittedForm) => {
+    const nodes = await nodesOf(user);
+    const node = nodes.get(name);
+    if (!node) return false;
+    const r = applyForm(node.config, form, maxItems);
+    if ("error" in r) return false;
+    node.config = r.config;
+    const keep = itemLimit(r.config, maxItems);
+    if (node.items.length > keep) node.items.splice(0, node.items.length - keep);
+    await save(user, nodes, name);
+    return true;
+  };
   module.exports.mayRead = async (owner: string, name: string, requester: string) => {
     const node = (await nodesOf(owner)).get(name);
     return node !== undefined && await denied(owner, node, requester) === undefined;

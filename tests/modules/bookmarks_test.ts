@@ -138,3 +138,54 @@ Deno.test("bookmarks: what a modern client publishes, a legacy client reads, aft
     );
   });
 });
+
+Deno.test("bookmarks: a legacy round trip keeps extensions; deleted rooms stay deleted; saves do not mix", async () => {
+  await withJuliet(async (c) => {
+    const publish = (id: string, inner: string) =>
+      `<pubsub xmlns='${PUBSUB}'><publish node='${NODE}'><item id='${id}'>${inner}</item></publish></pubsub>`;
+    await iq(
+      c,
+      "set",
+      publish(
+        "c@conference.localhost",
+        `<conference xmlns='${NODE}' name='C' autojoin='true'><nick>J</nick>` +
+          "<extensions><state xmlns='urn:example'/></extensions></conference>",
+      ),
+    );
+    // A legacy client reads and saves back unchanged: the extensions stay, nothing is republished.
+    const read = (await iq(c, "get", legacyGet)).getChild("query", "jabber:iq:private")!
+      .getChild("storage", "storage:bookmarks")!;
+    c.clear();
+    await iq(c, "set", `<query xmlns='jabber:iq:private'>${read.toString()}</query>`);
+    const item = (await iq(c, "get", pepItems)).toString();
+    assert.match(item, /<extensions><state xmlns="urn:example"\/><\/extensions>/);
+    // A legacy save of a new room, then every room deleted from PEP: a legacy read brings none back.
+    await iq(
+      c,
+      "set",
+      legacySet(
+        "<conference jid='d@conference.localhost'/><url name='u' url='https://x.example/'/>",
+      ),
+    );
+    for (const id of ["c@conference.localhost", "d@conference.localhost"]) {
+      await iq(
+        c,
+        "set",
+        `<pubsub xmlns='${PUBSUB}'><retract node='${NODE}'><item id='${id}'/></retract></pubsub>`,
+      );
+    }
+    const after = (await iq(c, "get", legacyGet)).toString();
+    assert.doesNotMatch(after, /<conference /);
+    assert.match(after, /<url name="u"/);
+    // Two legacy saves at once: the later one wins, whole.
+    const one = iq(c, "set", legacySet("<conference jid='one@conference.localhost'/>"));
+    const two = iq(c, "set", legacySet("<conference jid='two@conference.localhost'/>"));
+    await Promise.all([one, two]);
+    const ids = (await iq(c, "get", pepItems)).getChild("pubsub", PUBSUB)!.getChild(
+      "items",
+      PUBSUB,
+    )!
+      .tags().map((i) => i.attrs.id);
+    assert.deepEqual(ids, ["two@conference.localhost"]);
+  });
+});
