@@ -294,8 +294,14 @@ export default defineConfig({
     // "example.com": { modules_disabled: ["version"] },
   },
 
-  /** Components (each names the module that runs it). Default: none. */
+  /**
+   * Components (each names the module that runs it; options beside it are
+   * its own). Default: none. A publish-subscribe service (XEP-0060):
+   * `pubsub_max_items` (256), `pubsub_max_nodes` (1000), `pubsub_max_item_size`
+   * (256 KiB), `expose_publisher` (false).
+   */
   components: {
-    // "conference.example.com": { module: "muc" },
+    // "pubsub.example.com": { module: "pubsub", expose_publisher: true },
+    // "conference.example.com": { module: "muc" }, (not yet: MUC is being built)
   },
 });
