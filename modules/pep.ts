@@ -534,12 +534,24 @@ export default async function pep(module: Module) {
 
   // --- the last items, when a resource's interests become known -------------------------
 
+  /** Sends a session the last item of each of `owner`'s nodes it wants and may see. */
+  async function sendLastItems(owner: string, session: Session, features: ReadonlySet<string>) {
+    const me = `${session.username}@${session.host}`;
+    for (const node of (await nodesOf(owner)).values()) {
+      const last = node.items.at(-1);
+      if (!last || node.config.sendLastPublishedItem === "never") continue;
+      if (!features.has(node.name + "+notify")) continue;
+      if (await denied(owner, node, me)) continue;
+      const event = element("items", { node: node.name }).addChild(itemElement(node, last));
+      notify(owner, node, event, [session]);
+    }
+  }
+
   module.hook(
     "caps-updated",
     async ({ session, features }: { session: Session; features: ReadonlySet<string> }) => {
       const user = session.username;
       if (!user || session.host !== module.host) return;
-      const me = `${user}@${module.host}`;
       const owners = [user];
       for (const [jid, item] of (await module.rosters.load(user, module.host)).items) {
         // Contacts whose presence this user receives.
@@ -547,15 +559,19 @@ export default async function pep(module: Module) {
         const j = split(jid);
         if (j?.node && j.host === module.host) owners.push(j.node);
       }
-      for (const owner of owners) {
-        for (const node of (await nodesOf(owner)).values()) {
-          const last = node.items.at(-1);
-          if (!last || node.config.sendLastPublishedItem === "never") continue;
-          if (!features.has(node.name + "+notify")) continue;
-          if (await denied(owner, node, me)) continue;
-          const event = element("items", { node: node.name }).addChild(itemElement(node, last));
-          notify(owner, node, event, [session]);
-        }
+      for (const owner of owners) await sendLastItems(owner, session, features);
+    },
+  );
+
+  // A user lets a contact see their presence: the contact's resources get the last items.
+  module.hook(
+    "presence-subscription-approved",
+    async ({ username, contact }: { username: string; contact: string }) => {
+      const j = split(contact);
+      if (!j?.node || module.hostType(j.host) !== "local") return;
+      for (const s of module.availableResources(j.node, j.host)) {
+        const features = caps.featuresOf(s);
+        if (features) await sendLastItems(username, s, features);
       }
     },
   );

@@ -170,6 +170,10 @@ export default function presenceModule(module: Module) {
       if (hasTo(t.state.subscription)) {
         await module.send(presence({ from: userJid, to: contact, type: "probe" }), origin);
       }
+      // (PEP sends the contact the user's last items.)
+      if (hasFrom(t.state.subscription)) {
+        await module.fireEvent("presence-subscription-approved", { username, contact });
+      }
     }
   }
 

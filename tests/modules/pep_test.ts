@@ -485,3 +485,26 @@ Deno.test("pep: an account's items are capped in size (pep_max_account_size); no
     );
   });
 });
+
+Deno.test("pep: a contact whose subscription is approved gets the last items at once", async () => {
+  await withServer({}, async (t, login) => {
+    await accounts(t, "none");
+    const juliet = await login("juliet");
+    juliet.send("<presence/>");
+    const GEO = "http://jabber.org/protocol/geoloc";
+    await iq(
+      juliet,
+      "set",
+      publish(GEO, "g1", `<geoloc xmlns='${GEO}'><locality>Verona</locality></geoloc>`),
+    );
+    const romeo = await withCaps(login, "romeo", "r", [GEO + "+notify"]);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.doesNotMatch(romeo.received, /pubsub#event/); // not entitled yet
+    romeo.send("<presence to='juliet@localhost' type='subscribe'/>");
+    await juliet.waitFor(/type="subscribe"/);
+    juliet.send("<presence to='romeo@localhost' type='subscribed'/>");
+    await romeo.waitFor(
+      /<item id="g1"><geoloc xmlns="http:\/\/jabber.org\/protocol\/geoloc"><locality>Verona<\/locality>/,
+    );
+  });
+});
