@@ -569,9 +569,13 @@ export default async function pep(module: Module) {
     async ({ username, contact }: { username: string; contact: string }) => {
       const j = split(contact);
       if (!j?.node || module.hostType(j.host) !== "local") return;
-      for (const s of module.availableResources(j.node, j.host)) {
-        const features = caps.featuresOf(s);
-        if (features) await sendLastItems(username, s, features);
+      try {
+        for (const s of module.availableResources(j.node, j.host)) {
+          const features = caps.featuresOf(s);
+          if (features) await sendLastItems(username, s, features);
+        }
+      } catch (e) {
+        module.logError(e); // the subscription itself is done: not its business
       }
     },
   );

@@ -170,8 +170,8 @@ export default function presenceModule(module: Module) {
       if (hasTo(t.state.subscription)) {
         await module.send(presence({ from: userJid, to: contact, type: "probe" }), origin);
       }
-      // (PEP sends the contact the user's last items.)
-      if (hasFrom(t.state.subscription)) {
+      // A contact newly let in: PEP sends it the user's last items.
+      if (!hasFrom(before.subscription) && hasFrom(t.state.subscription)) {
         await module.fireEvent("presence-subscription-approved", { username, contact });
       }
     }
@@ -244,6 +244,9 @@ export default function presenceModule(module: Module) {
       }
       if (t.autoApprove) {
         await post(presence({ from: userJid, to: contact, type: "subscribed" }));
+        if (!fromBefore && fromAfter) {
+          await module.fireEvent("presence-subscription-approved", { username, contact });
+        }
       } else {
         // A request waiting for the user is acknowledged as Prosody does.
         await post(presence({ from: userJid, to: contact, type: "unavailable" }));

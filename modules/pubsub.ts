@@ -1,7 +1,7 @@
 /**
  * A publish-subscribe service (XEP-0060) as a component, as Prosody's
  * mod_pubsub: `components: { "pubsub.example.com": { module: "pubsub" } }`.
- * Any user of the server may create nodes and owns what they create; owners
+ * The server's admins create nodes (as Prosody's default) and own them; owners
  * manage affiliations (owner, publisher, member, outcast) and
  * subscriptions; owners and publishers publish, retract; subscribers get
  * notifications (with payloads unless `deliver_payloads` is off, with the
@@ -44,6 +44,13 @@ const DISCO_ITEMS = "http://jabber.org/protocol/disco#items";
 
 type Affiliation = "owner" | "publisher" | "member" | "outcast";
 
+/** Longest node name and item id; most subscriptions per node and per account on a node. */
+const MAX_NAME = 1024;
+const MAX_SUBSCRIBERS = 10_000;
+const MAX_SUBSCRIPTIONS_PER_ACCOUNT = 10;
+/** Most affiliations one node keeps. */
+const MAX_AFFILIATIONS = 10_000;
+
 /** A node of the service: its items and configuration, and who is who. */
 interface ServiceNode extends Node {
   /** By bare JID. */
@@ -81,6 +88,8 @@ export default async function pubsub(module: Module) {
   const maxNodes = module.getOptionInteger("pubsub_max_nodes", 1000, { min: 1 });
   const maxItemSize = module.getOptionInteger("pubsub_max_item_size", 256 * 1024, { min: 64 });
   const exposePublisher = module.getOptionBoolean("expose_publisher", false)!;
+  // Who may create nodes: the server's admins, as Prosody's default.
+  const admins = module.getOptionInheritedSet("admins");
   const nodeStore = module.openStore("pubsub", "map") as MapStore<ServiceNode>;
   const indexStore = module.openStore("pubsub_nodes") as KeyValStore<string[]>;
 
@@ -92,7 +101,13 @@ export default async function pubsub(module: Module) {
   }
 
   async function save(name: string, indexChanged = false) {
-    await nodeStore.set(null, name, nodes.get(name) ?? null);
+    const node = nodes.get(name);
+    // Items of a node that does not persist them live in memory only.
+    await nodeStore.set(
+      null,
+      name,
+      node && !node.config.persistItems ? { ...node, items: [] } : node ?? null,
+    );
     if (indexChanged) await indexStore.set(null, [...nodes.keys()]);
   }
 
@@ -108,6 +123,11 @@ export default async function pubsub(module: Module) {
     if (a === "outcast") return { type: "auth", condition: "forbidden" } as const;
     if (node.config.accessModel === "open" || a !== "none") return undefined;
     return { type: "cancel", condition: "not-allowed", specific: "closed-node" } as const;
+  }
+
+  /** Subscribers that lost access (affiliation or access model changed) are dropped. */
+  function dropDenied(node: ServiceNode) {
+    node.subscribers = node.subscribers.filter((s) => !denied(node, s));
   }
 
   function fail(
@@ -135,6 +155,7 @@ export default async function pubsub(module: Module) {
   /** Sends `event` to every subscriber (or to `only`). */
   function notify(node: ServiceNode, event: Stanza, only?: string[]) {
     for (const to of only ?? node.subscribers) {
+      if (denied(node, to)) continue;
       module.send(
         message({ from: module.host, to, type: node.config.notificationType })
           .tag("event", { xmlns: EVENT_NS }).addChild(event.clone()).up(),
@@ -150,7 +171,9 @@ export default async function pubsub(module: Module) {
     const name = op?.attrs.node;
     if (!op) return fail(origin, stanza, "modify", "bad-request");
     if (op.name === "create") {
+      if (!admins.has(bare(from))) return fail(origin, stanza, "auth", "forbidden");
       if (!name) return fail(origin, stanza, "modify", "not-acceptable", "nodeid-required");
+      if (name.length > MAX_NAME) return fail(origin, stanza, "modify", "not-acceptable");
       if (nodes.has(name)) return fail(origin, stanza, "cancel", "conflict");
       if (nodes.size >= maxNodes) return fail(origin, stanza, "wait", "resource-constraint");
       let config = { ...defaultConfig(), accessModel: "open" as const };
@@ -158,6 +181,9 @@ export default async function pubsub(module: Module) {
       if (x) {
         const r = applyForm(config, readForm(x), maxItems);
         if ("error" in r) return fail(origin, stanza, "modify", r.error, undefined, r.text);
+        if (r.config.accessModel !== "open" && r.config.accessModel !== "whitelist") {
+          return fail(origin, stanza, "modify", "not-acceptable", undefined, "open or whitelist");
+        }
         config = r.config as typeof config;
       }
       nodes.set(name, {
@@ -196,6 +222,9 @@ export default async function pubsub(module: Module) {
           return fail(origin, stanza, "cancel", "conflict", "precondition-not-met");
         }
       }
+      if ((items[0].attrs.id ?? "").length > MAX_NAME) {
+        return fail(origin, stanza, "modify", "not-acceptable");
+      }
       const item: Item = {
         id: items[0].attrs.id || crypto.randomUUID(),
         payload,
@@ -233,8 +262,11 @@ export default async function pubsub(module: Module) {
     }
     if (op.name === "subscribe" || op.name === "unsubscribe") {
       const jid = prep(op.attrs.jid ?? "");
-      if (!jid || bare(jid) !== bare(from)) {
-        return fail(origin, stanza, "modify", "bad-request", "invalid-jid");
+      if (!jid) return fail(origin, stanza, "modify", "bad-request", "invalid-jid");
+      if (bare(jid) !== bare(from)) {
+        return op.name === "subscribe"
+          ? fail(origin, stanza, "modify", "bad-request", "invalid-jid")
+          : fail(origin, stanza, "auth", "forbidden"); // XEP-0060 §6.2.3.3
       }
       if (op.name === "unsubscribe") {
         if (!node.subscribers.includes(jid)) {
@@ -247,17 +279,23 @@ export default async function pubsub(module: Module) {
       }
       const why = denied(node, jid);
       if (why) return fail(origin, stanza, why.type, why.condition, why.specific);
-      if (!node.subscribers.includes(jid)) node.subscribers.push(jid);
-      await save(name);
+      if (!node.subscribers.includes(jid)) {
+        const mine = node.subscribers.filter((s) => bare(s) === bare(jid)).length;
+        if (mine >= MAX_SUBSCRIPTIONS_PER_ACCOUNT || node.subscribers.length >= MAX_SUBSCRIBERS) {
+          return fail(origin, stanza, "wait", "resource-constraint");
+        }
+        node.subscribers.push(jid);
+        await save(name);
+      }
       origin.send(
         stanza.reply().tag("pubsub", { xmlns: PUBSUB_NS })
           .tag("subscription", { node: name, jid, subscription: "subscribed" }).up().up(),
       );
       const last = node.items.at(-1);
       if (last && node.config.sendLastPublishedItem !== "never") {
-        notify(node, element("items", { node: name }).addChild(itemElement(last, true)), [
-          jid,
-        ]);
+        const event = element("items", { node: name })
+          .addChild(itemElement(last, node.config.deliverPayloads));
+        notify(node, event, [jid]);
       }
       return true;
     }
@@ -314,6 +352,7 @@ export default async function pubsub(module: Module) {
     const from = stanza.attrs.from ?? origin.full_jid ?? "";
     const op = ps.tags()[0];
     const name = op?.attrs.node;
+    if (op?.name === "default") return fail(origin, stanza, "cancel", "feature-not-implemented");
     if (!op || !name) return fail(origin, stanza, "modify", "bad-request", "nodeid-required");
     const node = nodes.get(name);
     if (!node) return fail(origin, stanza, "cancel", "item-not-found");
@@ -338,6 +377,7 @@ export default async function pubsub(module: Module) {
       node.config = r.config;
       const keep = itemLimit(r.config, maxItems);
       if (node.items.length > keep) node.items.splice(0, node.items.length - keep);
+      dropDenied(node); // e.g. open → whitelist
       await save(name);
       origin.send(stanza.reply());
       return true;
@@ -379,9 +419,11 @@ export default async function pubsub(module: Module) {
       if (!Object.values(next).includes("owner")) {
         return fail(origin, stanza, "modify", "not-acceptable", undefined, "A node needs an owner");
       }
+      if (Object.keys(next).length > MAX_AFFILIATIONS) {
+        return fail(origin, stanza, "wait", "resource-constraint");
+      }
       node.affiliations = next;
-      // Outcasts lose their subscriptions.
-      node.subscribers = node.subscribers.filter((s) => next[bare(s)] !== "outcast");
+      dropDenied(node); // outcasts, and on a whitelist node those no longer affiliated
       await save(name);
       origin.send(stanza.reply());
       return true;
@@ -401,8 +443,23 @@ export default async function pubsub(module: Module) {
         if (!jid || (state !== "subscribed" && state !== "none")) {
           return fail(origin, stanza, "modify", "bad-request");
         }
+        if (state === "subscribed" && denied(node, jid)) {
+          return fail(
+            origin,
+            stanza,
+            "modify",
+            "not-acceptable",
+            undefined,
+            `${jid} may not subscribe`,
+          );
+        }
         node.subscribers = node.subscribers.filter((x) => x !== jid);
-        if (state === "subscribed") node.subscribers.push(jid);
+        if (state === "subscribed") {
+          if (node.subscribers.length >= MAX_SUBSCRIBERS) {
+            return fail(origin, stanza, "wait", "resource-constraint");
+          }
+          node.subscribers.push(jid);
+        }
       }
       await save(name);
       origin.send(stanza.reply());
@@ -424,11 +481,11 @@ export default async function pubsub(module: Module) {
     }
     if (child.name === "pubsub" && ns === OWNER_NS) return await onOwner(origin, stanza, child);
     if (child.name === "query" && ns === DISCO_INFO && type === "get") {
-      const q = stanza.reply().tag("query", { xmlns: DISCO_INFO });
       const nodeName = child.attrs.node;
+      const q = stanza.reply()
+        .tag("query", nodeName ? { xmlns: DISCO_INFO, node: nodeName } : { xmlns: DISCO_INFO });
       if (nodeName) {
         if (!nodes.has(nodeName)) return fail(origin, stanza, "cancel", "item-not-found");
-        q.attrs.node = nodeName;
         q.tag("identity", { category: "pubsub", type: "leaf" }).up();
       } else {
         q.tag("identity", { category: "pubsub", type: "service", name: "Publish-Subscribe" }).up();
@@ -441,9 +498,20 @@ export default async function pubsub(module: Module) {
     }
     if (child.name === "query" && ns === DISCO_ITEMS && type === "get") {
       const from = stanza.attrs.from ?? origin.full_jid ?? "";
-      const q = stanza.reply().tag("query", { xmlns: DISCO_ITEMS });
-      for (const node of nodes.values()) {
-        if (!denied(node, from)) q.tag("item", { jid: module.host, node: node.name }).up();
+      const nodeName = child.attrs.node;
+      const q = stanza.reply()
+        .tag("query", nodeName ? { xmlns: DISCO_ITEMS, node: nodeName } : { xmlns: DISCO_ITEMS });
+      if (nodeName) {
+        // A node's items, by id (XEP-0060 §5.5).
+        const node = nodes.get(nodeName);
+        if (!node) return fail(origin, stanza, "cancel", "item-not-found");
+        const why = denied(node, from);
+        if (why) return fail(origin, stanza, why.type, why.condition, why.specific);
+        for (const i of node.items) q.tag("item", { jid: module.host, name: i.id }).up();
+      } else {
+        for (const node of nodes.values()) {
+          if (!denied(node, from)) q.tag("item", { jid: module.host, node: node.name }).up();
+        }
       }
       origin.send(q.up());
       return true;

@@ -21,7 +21,10 @@ Deno.test("slixmpp creates a node on the pubsub component, subscribes, is notifi
     console.warn("skipped: python3-slixmpp is not installed");
     return;
   }
-  const t = await startTestServer({ components: { "pubsub.localhost": { module: "pubsub" } } });
+  const t = await startTestServer({
+    components: { "pubsub.localhost": { module: "pubsub" } },
+    admins: ["alice@localhost"], // who may create nodes
+  });
   try {
     for (const user of ["alice", "bob"]) {
       await t.server.users("localhost")!.createUser(user, `${user} pw`);

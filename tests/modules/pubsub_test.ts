@@ -18,6 +18,7 @@ const OPTIONS = {
   c2s_require_encryption: false,
   allow_unencrypted_plain_auth: true,
   components: { [SERVICE]: { module: "pubsub" } },
+  admins: ["juliet@localhost"], // who may create nodes
 };
 
 let seq = 0;
@@ -74,7 +75,8 @@ Deno.test("pubsub: create, publish, subscribe and be notified; publishers and ou
       .toString();
     assert.match(info, /<identity category="pubsub" type="service"/);
     assert.equal((await iq(juliet, "set", ps("<create node='news'/>"))).attrs.type, "result");
-    assert.equal(errorOf(await iq(romeo, "set", ps("<create node='news'/>"))), "conflict");
+    assert.equal(errorOf(await iq(juliet, "set", ps("<create node='news'/>"))), "conflict");
+    assert.equal(errorOf(await iq(romeo, "set", ps("<create node='other'/>"))), "forbidden");
     // Romeo subscribes (a JID not his own is refused) and gets what juliet publishes.
     assert.equal(
       errorOf(await iq(romeo, "set", ps("<subscribe node='news' jid='juliet@localhost'/>"))),
@@ -190,4 +192,83 @@ Deno.test("pubsub: nodes, items, affiliations and subscriptions survive a restar
   } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
+});
+
+Deno.test("pubsub: who loses access loses the subscription; no other's JIDs; subscriptions capped", async () => {
+  await withService(async (_t, login) => {
+    const juliet = await login("juliet");
+    const romeo = await login("romeo");
+    const nurse = await login("nurse");
+    await iq(juliet, "set", ps("<create node='wl'/>"));
+    await iq(
+      juliet,
+      "set",
+      owner(
+        "<affiliations node='wl'><affiliation jid='romeo@localhost' affiliation='member'/></affiliations>",
+      ),
+    );
+    await iq(romeo, "set", ps("<subscribe node='wl' jid='romeo@localhost/r'/>"));
+    await iq(nurse, "set", ps("<subscribe node='wl' jid='nurse@localhost/r'/>"));
+    // Open → whitelist: the nurse (no affiliation) is dropped, romeo (member) stays.
+    await iq(
+      juliet,
+      "set",
+      configure("wl", "<field var='pubsub#access_model'><value>whitelist</value></field>"),
+    );
+    await iq(juliet, "set", publish("wl", "w1", "one"));
+    await romeo.waitFor(/<item id="w1">/);
+    // Romeo's membership removed: he gets nothing more.
+    await iq(
+      juliet,
+      "set",
+      owner(
+        "<affiliations node='wl'><affiliation jid='romeo@localhost' affiliation='none'/></affiliations>",
+      ),
+    );
+    await iq(juliet, "set", publish("wl", "w2", "two"));
+    await new Promise((r) => setTimeout(r, 200));
+    assert.doesNotMatch(romeo.received, /id="w2"/);
+    assert.doesNotMatch(nurse.received, /pubsub#event/);
+    const subs = (await iq(juliet, "get", owner("<subscriptions node='wl'/>"))).toString();
+    assert.doesNotMatch(subs, /romeo|nurse/);
+    // An owner cannot subscribe someone the node would refuse.
+    assert.equal(
+      errorOf(
+        await iq(
+          juliet,
+          "set",
+          owner(
+            "<subscriptions node='wl'><subscription jid='nurse@localhost' subscription='subscribed'/></subscriptions>",
+          ),
+        ),
+      ),
+      "not-acceptable",
+    );
+    // Unsubscribing another's JID: forbidden. The node's disco info names it on the query.
+    await iq(juliet, "set", ps("<create node='open'/>"));
+    assert.equal(
+      errorOf(await iq(nurse, "set", ps("<unsubscribe node='open' jid='romeo@localhost'/>"))),
+      "forbidden",
+    );
+    const info = await iq(
+      nurse,
+      "get",
+      "<query xmlns='http://jabber.org/protocol/disco#info' node='open'/>",
+    );
+    assert.equal(
+      info.getChild("query", "http://jabber.org/protocol/disco#info")?.attrs.node,
+      "open",
+    );
+    // Made-up resources: at most 10 subscriptions per account on a node.
+    let refused = "";
+    for (let i = 0; i < 12 && !refused; i++) {
+      const r = await iq(
+        nurse,
+        "set",
+        ps(`<subscribe node='open' jid='nurse@localhost/fake${i}'/>`),
+      );
+      if (r.attrs.type === "error") refused = `${i} ${errorOf(r)}`;
+    }
+    assert.equal(refused, "10 resource-constraint");
+  });
 });
