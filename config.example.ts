@@ -298,7 +298,8 @@ export default defineConfig({
    * Components (each names the module that runs it; options beside it are
    * its own). Default: none. A publish-subscribe service (XEP-0060), where
    * the `admins` create nodes: `pubsub_max_items` (256), `pubsub_max_nodes`
-   * (1000), `pubsub_max_item_size` (256 KiB), `expose_publisher` (false).
+   * (1000), `pubsub_max_item_size` (256 KiB), `pubsub_max_total_size` (64 MiB
+   * of items in all), `expose_publisher` (false).
    */
   components: {
     // "pubsub.example.com": { module: "pubsub", expose_publisher: true },

@@ -11,7 +11,7 @@
  *
  * Options: `pubsub_max_items` (256, the most a node may keep),
  * `pubsub_max_nodes` (1,000), `pubsub_max_item_size` (256 KiB),
- * `expose_publisher` (false).
+ * `pubsub_max_total_size` (64 MiB of items in all), `expose_publisher` (false).
  * @module
  */
 import type { Module } from "../core/moduleapi.ts";
@@ -88,6 +88,10 @@ export default async function pubsub(module: Module) {
   const maxNodes = module.getOptionInteger("pubsub_max_nodes", 1000, { min: 1 });
   const maxItemSize = module.getOptionInteger("pubsub_max_item_size", 256 * 1024, { min: 64 });
   const exposePublisher = module.getOptionBoolean("expose_publisher", false)!;
+  // All nodes live in memory: their items together are capped (not a Prosody option).
+  const maxTotalChars = module.getOptionInteger("pubsub_max_total_size", 64 * 1024 * 1024, {
+    min: 1024,
+  });
   // Who may create nodes: the server's admins, as Prosody's default.
   const admins = module.getOptionInheritedSet("admins");
   const nodeStore = module.openStore("pubsub", "map") as MapStore<ServiceNode>;
@@ -95,12 +99,25 @@ export default async function pubsub(module: Module) {
 
   // The service's nodes, all in memory (bounded by pubsub_max_nodes × pubsub_max_items).
   const nodes = new Map<string, ServiceNode>();
+  /** The size of each node's items (characters of XML), and of all of them. */
+  const sizes = new Map<string, number>();
+  let totalChars = 0;
+  const sizeOf = (node: ServiceNode) => node.items.reduce((n, i) => n + i.payload.length, 0);
+  function resize(name: string) {
+    const node = nodes.get(name);
+    const now = node ? sizeOf(node) : 0;
+    totalChars += now - (sizes.get(name) ?? 0);
+    if (node) sizes.set(name, now);
+    else sizes.delete(name);
+  }
   for (const name of (await indexStore.get(null)) ?? []) {
     const node = await nodeStore.get(null, name);
     if (node) nodes.set(name, node);
+    resize(name);
   }
 
   async function save(name: string, indexChanged = false) {
+    resize(name);
     const node = nodes.get(name);
     // Items of a node that does not persist them live in memory only.
     await nodeStore.set(
@@ -225,12 +242,19 @@ export default async function pubsub(module: Module) {
       if ((items[0].attrs.id ?? "").length > MAX_NAME) {
         return fail(origin, stanza, "modify", "not-acceptable");
       }
-      const item: Item = {
-        id: items[0].attrs.id || crypto.randomUUID(),
-        payload,
-        publisher: bare(from),
-        when: Date.now(),
-      };
+      const id = items[0].attrs.id || crypto.randomUUID();
+      const replaced = node.items.find((i) => i.id === id)?.payload.length ?? 0;
+      if (totalChars - replaced + payload.length > maxTotalChars) {
+        return fail(
+          origin,
+          stanza,
+          "wait",
+          "resource-constraint",
+          undefined,
+          "The service is full",
+        );
+      }
+      const item: Item = { id, payload, publisher: bare(from), when: Date.now() };
       publishItem(node, item, maxItems);
       await save(name);
       origin.send(

@@ -272,3 +272,25 @@ Deno.test("pubsub: who loses access loses the subscription; no other's JIDs; sub
     assert.equal(refused, "10 resource-constraint");
   });
 });
+
+Deno.test("pubsub: the items of all nodes together are capped (pubsub_max_total_size)", async () => {
+  const t = await startTestServer({
+    ...OPTIONS,
+    components: { [SERVICE]: { module: "pubsub", pubsub_max_total_size: 1024 } },
+  });
+  const c = await RawClient.connect(t.port);
+  try {
+    await t.server.users("localhost")!.createUser("juliet", "pw");
+    await c.login("juliet", "pw", "r");
+    const big = "x".repeat(400);
+    for (const node of ["a", "b", "c"]) await iq(c, "set", ps(`<create node='${node}'/>`));
+    assert.equal((await iq(c, "set", publish("a", "1", big))).attrs.type, "result");
+    assert.equal((await iq(c, "set", publish("b", "1", big))).attrs.type, "result");
+    assert.equal(errorOf(await iq(c, "set", publish("c", "1", big))), "resource-constraint");
+    await iq(c, "set", owner("<purge node='a'/>"));
+    assert.equal((await iq(c, "set", publish("c", "1", big))).attrs.type, "result");
+  } finally {
+    c.close();
+    await t.stop();
+  }
+});
