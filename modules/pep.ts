@@ -17,7 +17,7 @@
 import type { Module } from "../core/moduleapi.ts";
 import type { Origin, StanzaEvent } from "../core/router.ts";
 import type { Session } from "../core/session.ts";
-import { bare, split } from "../core/jid.ts";
+import { bare, prep, split } from "../core/jid.ts";
 import { parseXml } from "../core/xml/parser.ts";
 import { element, message, type Stanza } from "../core/xml/stanza.ts";
 import { DATAFORM_NS, readForm, type SubmittedForm } from "../core/xml/dataform.ts";
@@ -202,6 +202,16 @@ export default async function pep(module: Module) {
   async function audience(owner: string, node: Node): Promise<Session[]> {
     const wants = (s: Session) => caps.featuresOf(s)?.has(node.name + "+notify") === true;
     const out = module.availableResources(owner).filter(wants);
+    // Explicit subscribers (this server's; there is no s2s yet), still allowed to read.
+    for (const jid of node.subscribers ?? []) {
+      const j = split(jid);
+      if (!j?.node || module.hostType(j.host) !== "local") continue;
+      if (await denied(owner, node, bare(jid))) continue;
+      const sessions = j.resource === undefined
+        ? module.availableResources(j.node, j.host)
+        : [module.fullSession(jid)].filter((s): s is Session => s !== undefined);
+      for (const s of sessions) if (!out.includes(s)) out.push(s);
+    }
     if (node.config.accessModel === "whitelist") return out;
     const roster = await module.rosters.load(owner, module.host);
     for (const [jid, item] of roster.items) {
@@ -213,7 +223,9 @@ export default async function pep(module: Module) {
       ) continue;
       const j = split(jid);
       if (!j?.node || module.hostType(j.host) !== "local") continue;
-      for (const s of module.availableResources(j.node, j.host)) if (wants(s)) out.push(s);
+      for (const s of module.availableResources(j.node, j.host)) {
+        if (wants(s) && !out.includes(s)) out.push(s);
+      }
     }
     return out;
   }
@@ -403,17 +415,79 @@ export default async function pep(module: Module) {
     return true;
   }
 
-  module.hook(`iq-set/self/${PUBSUB_NS}:pubsub`, ({ origin, stanza }: StanzaEvent<Session>) => {
+  module.hook(
+    `iq-set/self/${PUBSUB_NS}:pubsub`,
+    async ({ origin, stanza }: StanzaEvent<Session>) => {
+      const pubsub = stanza.getChild("pubsub", PUBSUB_NS)!;
+      const publish = pubsub.getChild("publish", PUBSUB_NS);
+      if (publish) return onPublish(origin, stanza, publish, pubsub);
+      const retract = pubsub.getChild("retract", PUBSUB_NS);
+      if (retract) return onRetract(origin, stanza, retract);
+      const create = pubsub.getChild("create", PUBSUB_NS);
+      if (create) return onCreate(origin, stanza, create, pubsub);
+      return (await onSubscription({ origin, stanza })) ??
+        fail(origin, stanza, "cancel", "feature-not-implemented");
+    },
+  );
+
+  /** Most explicit subscriptions one node keeps, and one account may hold on a node. */
+  const MAX_SUBSCRIBERS = 1000;
+  const MAX_PER_ACCOUNT = 10;
+
+  // Explicit subscriptions (XEP-0060 §6.1), to one's own or another account's node.
+  async function onSubscription({ origin, stanza }: StanzaEvent<Session>) {
     const pubsub = stanza.getChild("pubsub", PUBSUB_NS)!;
-    const publish = pubsub.getChild("publish", PUBSUB_NS);
-    if (publish) return onPublish(origin, stanza, publish, pubsub);
-    const retract = pubsub.getChild("retract", PUBSUB_NS);
-    if (retract) return onRetract(origin, stanza, retract);
-    const create = pubsub.getChild("create", PUBSUB_NS);
-    if (create) return onCreate(origin, stanza, create, pubsub);
-    // Explicit subscriptions: PEP's come from presence and +notify.
-    return fail(origin, stanza, "cancel", "feature-not-implemented");
-  });
+    const op = pubsub.getChild("subscribe", PUBSUB_NS) ??
+      pubsub.getChild("unsubscribe", PUBSUB_NS);
+    if (!op) return undefined; // the owner's own operations: the self handler
+    const owner = stanza.attrs.to === undefined ? origin.username : split(stanza.attrs.to)?.node;
+    const name = op.attrs.node;
+    if (!owner) return fail(origin, stanza, "cancel", "item-not-found");
+    if (!name) return fail(origin, stanza, "modify", "bad-request", "nodeid-required");
+    const me = `${origin.username}@${module.host}`;
+    const jid = prep(op.attrs.jid ?? "");
+    if (!jid) return fail(origin, stanza, "modify", "bad-request", "invalid-jid");
+    if (bare(jid) !== me) {
+      return op.name === "subscribe"
+        ? fail(origin, stanza, "modify", "bad-request", "invalid-jid")
+        : fail(origin, stanza, "auth", "forbidden");
+    }
+    const nodes = await nodesOf(owner);
+    const node = nodes.get(name);
+    if (!node) return fail(origin, stanza, "cancel", "item-not-found");
+    const subs = node.subscribers ??= [];
+    if (op.name === "unsubscribe") {
+      if (!subs.includes(jid)) {
+        return fail(origin, stanza, "cancel", "unexpected-request", "not-subscribed");
+      }
+      node.subscribers = subs.filter((s) => s !== jid);
+      await save(owner, nodes, name);
+      origin.send(stanza.reply());
+      return true;
+    }
+    const why = await denied(owner, node, me);
+    if (why) return fail(origin, stanza, "auth", why.condition, why.specific);
+    if (!subs.includes(jid)) {
+      if (
+        subs.length >= MAX_SUBSCRIBERS ||
+        subs.filter((s) => bare(s) === me).length >= MAX_PER_ACCOUNT
+      ) return fail(origin, stanza, "wait", "resource-constraint");
+      subs.push(jid);
+      await save(owner, nodes, name);
+    }
+    origin.send(
+      stanza.reply().tag("pubsub", { xmlns: PUBSUB_NS })
+        .tag("subscription", { node: name, jid, subscription: "subscribed" }).up().up(),
+    );
+    const last = node.items.at(-1);
+    if (last && node.config.sendLastPublishedItem !== "never") {
+      const event = element("items", { node: name }).addChild(itemElement(node, last));
+      const to = jid.includes("/") ? [origin] : module.availableResources(origin.username!);
+      notify(owner, node, event, to);
+    }
+    return true;
+  }
+  module.hook(`iq-set/bare/${PUBSUB_NS}:pubsub`, onSubscription);
 
   // --- the owner's namespace ----------------------------------------------------------
 

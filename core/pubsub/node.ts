@@ -57,6 +57,8 @@ export interface Node {
   name: string;
   config: NodeConfig;
   items: Item[];
+  /** JIDs (bare or full) that subscribed explicitly (PEP: besides +notify). */
+  subscribers?: string[];
 }
 
 /** What a PEP node is when nothing else is asked for (Prosody's defaults). */

@@ -508,3 +508,67 @@ Deno.test("pep: a contact whose subscription is approved gets the last items at 
     );
   });
 });
+
+Deno.test("pep: explicit subscriptions bring notifications without caps, within the access model", async () => {
+  await withServer({}, async (t, login) => {
+    await accounts(t);
+    const juliet = await login("juliet");
+    const romeo = await login("romeo");
+    const nurse = await login("nurse");
+    for (const c of [romeo, nurse]) c.send("<presence/>");
+    const open = publishOptions({ "pubsub#access_model": "open" });
+    await iq(juliet, "set", publish("urn:example:diary", "d0", "<v xmlns='urn:example'>0</v>"));
+    await iq(
+      juliet,
+      "set",
+      publish("urn:example:news", "n0", "<v xmlns='urn:example'>0</v>", open),
+    );
+    const sub = (c: RawClient, node: string, jid: string, op = "subscribe") =>
+      iq(
+        c,
+        "set",
+        `<pubsub xmlns='${PUBSUB}'><${op} node='${node}' jid='${jid}'/></pubsub>`,
+        "juliet@localhost",
+      );
+    // Presence model: romeo (a contact) may, the nurse may not.
+    const ok = await sub(romeo, "urn:example:diary", "romeo@localhost/r");
+    assert.match(ok.toString(), /subscription="subscribed"/);
+    await romeo.waitFor(/<item id="d0">/); // the last item
+    assert.equal(
+      errorOf(await sub(nurse, "urn:example:diary", "nurse@localhost")),
+      "not-authorized presence-subscription-required",
+    );
+    // Open: the nurse may; another's JID is refused.
+    assert.equal(
+      errorOf(await sub(nurse, "urn:example:news", "romeo@localhost")),
+      "bad-request invalid-jid",
+    );
+    await sub(nurse, "urn:example:news", "nurse@localhost");
+    await iq(juliet, "set", publish("urn:example:diary", "d1", "<v xmlns='urn:example'>1</v>"));
+    await iq(
+      juliet,
+      "set",
+      publish("urn:example:news", "n1", "<v xmlns='urn:example'>1</v>", open),
+    );
+    await romeo.waitFor(/<item id="d1">/);
+    await nurse.waitFor(/<item id="n1">/);
+    assert.doesNotMatch(nurse.received, /id="d1"/);
+    // Unsubscribing another's JID is forbidden; one's own works, and nothing comes after.
+    assert.equal(
+      errorOf(await sub(nurse, "urn:example:diary", "romeo@localhost/r", "unsubscribe")),
+      "forbidden",
+    );
+    assert.equal(
+      (await sub(nurse, "urn:example:news", "nurse@localhost", "unsubscribe")).attrs.type,
+      "result",
+    );
+    nurse.clear();
+    await iq(
+      juliet,
+      "set",
+      publish("urn:example:news", "n2", "<v xmlns='urn:example'>2</v>", open),
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    assert.doesNotMatch(nurse.received, /id="n2"/);
+  });
+});
