@@ -26,10 +26,8 @@ import {
   applyForm,
   configForm,
   defaultConfig,
-  ERRORS_NS,
   EVENT_NS,
   type Item,
-  itemLimit,
   meetsPreconditions,
   newNode,
   type Node,
@@ -38,6 +36,8 @@ import {
   PUBLISH_OPTIONS,
   publishItem,
   PUBSUB_NS,
+  pubsubError,
+  setConfig,
 } from "../core/pubsub/node.ts";
 
 const DISCO_ITEMS = "http://jabber.org/protocol/disco#items";
@@ -257,9 +257,7 @@ export default async function pep(module: Module) {
     specific?: string,
     text?: string,
   ) {
-    const r = stanza.errorReply(type, condition, text);
-    if (specific) r.getChild("error")!.tag(specific, { xmlns: ERRORS_NS }).up();
-    origin.send(r);
+    origin.send(pubsubError(stanza, type, condition, specific, text));
     return true;
   }
 
@@ -524,9 +522,7 @@ export default async function pep(module: Module) {
         if (form.type !== NODE_CONFIG) return fail(origin, stanza, "modify", "bad-request");
         const r = applyForm(node.config, form, maxItems);
         if ("error" in r) return fail(origin, stanza, "modify", r.error, undefined, r.text);
-        node.config = r.config;
-        const keep = itemLimit(r.config, maxItems); // a lower limit applies at once
-        if (node.items.length > keep) node.items.splice(0, node.items.length - keep);
+        setConfig(node, r.config, maxItems);
         await save(user, nodes, name);
         origin.send(stanza.reply());
         return true;
@@ -661,9 +657,7 @@ export default async function pep(module: Module) {
     if (!node) return false;
     const r = applyForm(node.config, form, maxItems);
     if ("error" in r) return false;
-    node.config = r.config;
-    const keep = itemLimit(r.config, maxItems);
-    if (node.items.length > keep) node.items.splice(0, node.items.length - keep);
+    setConfig(node, r.config, maxItems);
     await save(user, nodes, name);
     return true;
   };

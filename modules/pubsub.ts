@@ -25,10 +25,8 @@ import {
   applyForm,
   configForm,
   defaultConfig,
-  ERRORS_NS,
   EVENT_NS,
   type Item,
-  itemLimit,
   meetsPreconditions,
   newNode,
   type Node,
@@ -37,6 +35,8 @@ import {
   PUBLISH_OPTIONS,
   publishItem,
   PUBSUB_NS,
+  pubsubError,
+  setConfig,
 } from "../core/pubsub/node.ts";
 
 const DISCO_INFO = "http://jabber.org/protocol/disco#info";
@@ -155,9 +155,7 @@ export default async function pubsub(module: Module) {
     specific?: string,
     text?: string,
   ) {
-    const r = stanza.errorReply(type, condition, text);
-    if (specific) r.getChild("error")!.tag(specific, { xmlns: ERRORS_NS }).up();
-    origin.send(r);
+    origin.send(pubsubError(stanza, type, condition, specific, text));
     return true;
   }
 
@@ -398,9 +396,7 @@ export default async function pubsub(module: Module) {
       if (r.config.accessModel !== "open" && r.config.accessModel !== "whitelist") {
         return fail(origin, stanza, "modify", "not-acceptable", undefined, "open or whitelist");
       }
-      node.config = r.config;
-      const keep = itemLimit(r.config, maxItems);
-      if (node.items.length > keep) node.items.splice(0, node.items.length - keep);
+      setConfig(node, r.config, maxItems);
       dropDenied(node); // e.g. open → whitelist
       await save(name);
       origin.send(stanza.reply());

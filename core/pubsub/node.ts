@@ -96,8 +96,40 @@ export function publishItem(node: Node, item: Item, limit: number): void {
   const old = node.items.findIndex((i) => i.id === item.id);
   if (old !== -1) node.items.splice(old, 1);
   node.items.push(item);
+  trimItems(node, limit);
+}
+
+/** Gives a node a new configuration; a lower item limit applies at once. */
+export function setConfig(node: Node, config: NodeConfig, limit: number): void {
+  node.config = config;
+  trimItems(node, limit);
+}
+
+/** Drops the oldest items past the node's limit. */
+function trimItems(node: Node, limit: number): void {
   const keep = itemLimit(node.config, limit);
   if (node.items.length > keep) node.items.splice(0, node.items.length - keep);
+}
+
+/**
+ * An error reply with XEP-0060's pubsub-specific condition beside the
+ * stanza error, e.g. `conflict` + `precondition-not-met`.
+ *
+ * @example
+ * ```ts
+ * pubsubError(iq, "cancel", "conflict", "precondition-not-met");
+ * ```
+ */
+export function pubsubError(
+  stanza: Stanza,
+  type: "cancel" | "modify" | "auth" | "wait",
+  condition: string,
+  specific?: string,
+  text?: string,
+): Stanza {
+  const r = stanza.errorReply(type, condition, text);
+  if (specific) r.getChild("error")!.tag(specific, { xmlns: ERRORS_NS }).up();
+  return r;
 }
 
 /** A form field's error: the stanza error condition and a text. */
