@@ -6,56 +6,16 @@
  * offline storage and archive.
  */
 import assert from "node:assert/strict";
-import { RawClient } from "../helpers/rawclient.ts";
-import { freePort } from "../helpers/server.ts";
+import { serverProcess } from "../helpers/process.ts";
 
 const N = 3000;
 
 Deno.test("kill -9 mid-flow: every message the server acknowledged is stored after the restart", async () => {
   const dir = await Deno.makeTempDir({ prefix: "cadence-durable-" });
-  const port = await freePort();
-  const config = `${dir}/cadence.config.ts`;
-  await Deno.writeTextFile(
-    config,
-    `export default ${
-      JSON.stringify({
-        authentication: "internal_plain",
-        c2s_require_encryption: false,
-        allow_unencrypted_plain_auth: true,
-        limits: false,
-        offline_message_limit: 100_000,
-        virtual_hosts: { localhost: {} },
-        interfaces: ["127.0.0.1"],
-        c2s_ports: [port],
-        c2s_direct_tls_ports: [],
-        data_path: dir,
-        log: "warn",
-      })
-    };\n`,
-  );
-  const main = new URL("../../main.ts", import.meta.url).pathname;
-  for (const user of ["juliet", "romeo"]) {
-    const r = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", main, "register", user, "localhost", "pw", "--config", config],
-    }).output();
-    assert.equal(r.code, 0, new TextDecoder().decode(r.stderr));
-  }
-  const start = () =>
-    new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", main, "start", "--config", config],
-      stdout: "null",
-      stderr: "inherit",
-    }).spawn();
-  const connect = async () => {
-    for (let i = 0;; i++) {
-      try {
-        return await RawClient.connect(port);
-      } catch (e) {
-        if (i > 150) throw e;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
-  };
+  const { start, connect } = await serverProcess(dir, {
+    limits: false,
+    offline_message_limit: 100_000,
+  }, ["juliet", "romeo"]);
   let server = start();
   try {
     const juliet = await connect();

@@ -3,9 +3,9 @@
  * connection that dies during delivery, or a server killed during it, loses
  * none of them.
  */
-import assert from "node:assert/strict";
 import { RawClient } from "../helpers/rawclient.ts";
-import { freePort, startTestServer } from "../helpers/server.ts";
+import { startTestServer } from "../helpers/server.ts";
+import { serverProcess } from "../helpers/process.ts";
 
 const PLAIN = {
   authentication: "internal_plain",
@@ -87,45 +87,7 @@ Deno.test("a connection that dies while offline messages are delivered loses non
 
 Deno.test("a server killed while offline messages are delivered loses none of them", async () => {
   const dir = await Deno.makeTempDir({ prefix: "cadence-offline-" });
-  const port = await freePort();
-  const config = `${dir}/cadence.config.ts`;
-  await Deno.writeTextFile(
-    config,
-    `export default ${
-      JSON.stringify({
-        ...PLAIN,
-        virtual_hosts: { localhost: {} },
-        interfaces: ["127.0.0.1"],
-        c2s_ports: [port],
-        c2s_direct_tls_ports: [],
-        data_path: dir,
-        log: "warn",
-      })
-    };\n`,
-  );
-  const main = new URL("../../main.ts", import.meta.url).pathname;
-  for (const user of ["juliet", "romeo"]) {
-    const r = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", main, "register", user, "localhost", "pw", "--config", config],
-    }).output();
-    assert.equal(r.code, 0, new TextDecoder().decode(r.stderr));
-  }
-  const start = () =>
-    new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", main, "start", "--config", config],
-      stdout: "null",
-      stderr: "inherit",
-    }).spawn();
-  const connect = async () => {
-    for (let i = 0;; i++) {
-      try {
-        return await RawClient.connect(port);
-      } catch (e) {
-        if (i > 150) throw e;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
-  };
+  const { start, connect } = await serverProcess(dir, PLAIN, ["juliet", "romeo"]);
   let server = start();
   try {
     const juliet = await connect();
