@@ -8,22 +8,13 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { RawClient } from "../helpers/rawclient.ts";
 import { startTestServer } from "../helpers/server.ts";
+import { slixmppReady } from "../helpers/slixmpp.ts";
 
 const SCRIPT = fileURLToPath(new URL("./slixmpp_mam.py", import.meta.url));
 const N = 2000;
 
-async function hasSlixmpp(): Promise<boolean> {
-  const r = await new Deno.Command("/usr/bin/python3", { args: ["-c", "import slixmpp"] })
-    .output().catch(() => ({ success: false }));
-  return r.success;
-}
-
 Deno.test("slixmpp pages through 2,000 archived messages both ways, in the order they were sent", async () => {
-  if (!await hasSlixmpp()) {
-    if (Deno.env.get("CI")) throw new Error("python3-slixmpp is missing in CI");
-    console.warn("skipped: python3-slixmpp is not installed");
-    return;
-  }
+  if (!await slixmppReady()) return;
   const t = await startTestServer({ limits: false });
   await t.server.users("localhost")!.createUser("alice", "alice pw");
   await t.server.users("localhost")!.createUser("bob", "bob pw");

@@ -7,15 +7,10 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { startTestServer } from "../helpers/server.ts";
+import { slixmppReady } from "../helpers/slixmpp.ts";
 import { connectXmpp, xml } from "../helpers/xmppclient.ts";
 
 const SCRIPT = fileURLToPath(new URL("./slixmpp_smacks.py", import.meta.url));
-
-async function hasSlixmpp(): Promise<boolean> {
-  const r = await new Deno.Command("/usr/bin/python3", { args: ["-c", "import slixmpp"] })
-    .output().catch(() => ({ success: false }));
-  return r.success;
-}
 
 /** Lines a child prints, as they come. */
 async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
@@ -32,11 +27,7 @@ async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string
 }
 
 Deno.test("slixmpp resumes its session after its connection is cut, and gets what came meanwhile", async () => {
-  if (!await hasSlixmpp()) {
-    if (Deno.env.get("CI")) throw new Error("python3-slixmpp is missing in CI");
-    console.warn("skipped: python3-slixmpp is not installed");
-    return;
-  }
+  if (!await slixmppReady()) return;
   const t = await startTestServer();
   await t.server.users("localhost")!.createUser("alice", "alice pw");
   await t.server.users("localhost")!.createUser("bob", "bob pw");
