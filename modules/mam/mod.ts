@@ -135,10 +135,11 @@ export default function mam(module: Module) {
 
   /** Removes stanza-ids claiming to come from `by`'s archive: only this server adds those. */
   function stripIdsBy(stanza: Stanza, by: string) {
-    stanza.children = stanza.children.filter((c) =>
-      typeof c === "string" || c.name !== "stanza-id" || c.attrs.xmlns !== SID_NS ||
-      (c.attrs.by !== by && prep(c.attrs.by ?? "") !== by) // also Juliet@LOCALHOST
-    );
+    const claimed = (c: Stanza["children"][number]) =>
+      typeof c !== "string" && c.name === "stanza-id" && c.attrs.xmlns === SID_NS &&
+      (c.attrs.by === by || prep(c.attrs.by ?? "") === by); // also Juliet@LOCALHOST
+    // Every message passes here twice: no new array unless there is one to drop.
+    if (stanza.children.some(claimed)) stanza.children = stanza.children.filter((c) => !claimed(c));
   }
 
   // Outgoing: into the sender's archive, before the message goes anywhere. Its
