@@ -17,7 +17,7 @@ import type { SubmittedForm } from "../core/xml/dataform.ts";
 import { prep } from "../core/jid.ts";
 import { NODE_CONFIG, PUBLISH_OPTIONS } from "../core/pubsub/node.ts";
 import { KeyedLock } from "../core/keyedlock.ts";
-import type { PepExports } from "./pep.ts";
+import type { PepExports } from "./pep/mod.ts";
 
 const PRIVATE = "jabber:iq:private";
 const LEGACY = "storage:bookmarks";

@@ -15,7 +15,7 @@ import type { Session } from "../core/session.ts";
 import { parseXml } from "../core/xml/parser.ts";
 import { element, type Stanza } from "../core/xml/stanza.ts";
 import { bare, split } from "../core/jid.ts";
-import type { PepExports } from "./pep.ts";
+import type { PepExports } from "./pep/mod.ts";
 
 const VCARD = "vcard-temp";
 const DATA = "urn:xmpp:avatar:data";

@@ -2,7 +2,7 @@
  * Publish-subscribe nodes (XEP-0060) as data: a node's configuration, its
  * items, and the rules that do not depend on where the node lives — the
  * configuration form both ways, publish-options preconditions (§7.1.5),
- * `max_items` trimming. PEP (XEP-0163, `modules/pep.ts`) keeps one set of
+ * `max_items` trimming. PEP (XEP-0163, `modules/pep/`) keeps one set of
  * nodes per account; a pubsub component would keep one per service.
  *
  * @example

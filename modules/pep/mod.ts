@@ -14,14 +14,15 @@
  * Fires `pep-published` `{ user, node, item }` after each publish.
  * @module
  */
-import type { Module } from "../core/moduleapi.ts";
-import type { Origin, StanzaEvent } from "../core/router.ts";
-import type { Session } from "../core/session.ts";
-import { bare, prep, split } from "../core/jid.ts";
-import { parseXml } from "../core/xml/parser.ts";
-import { element, message, type Stanza } from "../core/xml/stanza.ts";
-import { DATAFORM_NS, readForm, type SubmittedForm } from "../core/xml/dataform.ts";
-import type { KeyValStore, MapStore } from "../core/storage/types.ts";
+import type { Module } from "../../core/moduleapi.ts";
+import type { Origin, StanzaEvent } from "../../core/router.ts";
+import type { Session } from "../../core/session.ts";
+import { bare, prep, split } from "../../core/jid.ts";
+import { parseXml } from "../../core/xml/parser.ts";
+import { element, message, type Stanza } from "../../core/xml/stanza.ts";
+import { DATAFORM_NS, readForm, type SubmittedForm } from "../../core/xml/dataform.ts";
+import type { KeyValStore, MapStore } from "../../core/storage/types.ts";
+import { accountNodes, type StoredNode } from "./nodes.ts";
 import {
   applyForm,
   configForm,
@@ -38,15 +39,9 @@ import {
   PUBSUB_NS,
   pubsubError,
   setConfig,
-} from "../core/pubsub/node.ts";
+} from "../../core/pubsub/node.ts";
 
 const DISCO_ITEMS = "http://jabber.org/protocol/disco#items";
-/** This process: marks the items of nodes that do not persist them. */
-const BOOT = crypto.randomUUID();
-
-/** Accounts whose nodes are kept in memory (the most recently used), and their items' size at most. */
-const CACHED_ACCOUNTS = 2000;
-const CACHE_CHARS = 64 * 1024 * 1024;
 
 const FEATURES = [
   "access-open",
@@ -107,75 +102,13 @@ export default async function pep(module: Module) {
   const maxAccountChars = module.getOptionInteger("pep_max_account_size", 16 * 1024 * 1024, {
     min: 1024,
   });
-  const nodeStore = module.openStore("pep", "map") as MapStore<Node & { boot?: string }>;
-  const indexStore = module.openStore("pep_nodes") as KeyValStore<string[]>;
 
   // --- the nodes of an account ---------------------------------------------------
 
-  /** Accounts' nodes in memory, most recently used last, with the size of their items. */
-  const cache = new Map<string, Map<string, Node>>();
-  const sizes = new Map<string, number>();
-  let cachedChars = 0;
-  /** Loads in progress: two requests for one account share one copy of its nodes. */
-  const loading = new Map<string, Promise<Map<string, Node>>>();
-
-  function charsOf(nodes: Map<string, Node>): number {
-    let n = 0;
-    for (const node of nodes.values()) for (const i of node.items) n += i.payload.length;
-    return n;
-  }
-
-  /** Puts (back) an account's nodes in the cache and evicts the least recently used. */
-  function remember(user: string, nodes: Map<string, Node>) {
-    const now = charsOf(nodes);
-    cachedChars += now - (sizes.get(user) ?? 0);
-    sizes.set(user, now);
-    cache.delete(user);
-    cache.set(user, nodes);
-    while (cache.size > 1 && (cache.size > CACHED_ACCOUNTS || cachedChars > CACHE_CHARS)) {
-      const oldest = cache.keys().next().value!;
-      cache.delete(oldest);
-      cachedChars -= sizes.get(oldest) ?? 0;
-      sizes.delete(oldest);
-    }
-  }
-
-  function nodesOf(user: string): Promise<Map<string, Node>> {
-    const nodes = cache.get(user);
-    if (nodes) {
-      cache.delete(user); // most recently used last
-      cache.set(user, nodes);
-      return Promise.resolve(nodes);
-    }
-    let p = loading.get(user);
-    if (!p) {
-      p = (async () => {
-        const loaded = new Map<string, Node>();
-        for (const name of (await indexStore.get(user)) ?? []) {
-          const node = await nodeStore.get(user, name);
-          if (!node) continue;
-          // Items of a node that does not persist them live as long as this process.
-          if (!node.config.persistItems && node.boot !== BOOT) node.items = [];
-          loaded.set(name, node);
-        }
-        remember(user, loaded);
-        return loaded;
-      })().finally(() => loading.delete(user));
-      loading.set(user, p);
-    }
-    return p;
-  }
-
-  /** Writes a node (or its removal) through to storage; the index when the set of nodes changed. */
-  async function save(user: string, nodes: Map<string, Node>, name: string, created = false) {
-    const node = nodes.get(name);
-    // Non-persistent items are written too, marked with this process: if the
-    // account leaves the cache they come back; after a restart they do not.
-    const stored = node && !node.config.persistItems ? { ...node, boot: BOOT } : node;
-    await nodeStore.set(user, name, stored ?? null);
-    if (created || !node) await indexStore.set(user, [...nodes.keys()]);
-    remember(user, nodes);
-  }
+  const { nodesOf, save, charsOf } = accountNodes(
+    module.openStore("pep", "map") as MapStore<StoredNode>,
+    module.openStore("pep_nodes") as KeyValStore<string[]>,
+  );
 
   // --- who may see what -------------------------------------------------------------
 
@@ -345,7 +278,7 @@ export default async function pep(module: Module) {
       created = true;
     }
     const replaced = node.items.find((i) => i.id === id)?.payload.length ?? 0;
-    if ((sizes.get(user) ?? charsOf(nodes)) - replaced + payload.length > maxAccountChars) {
+    if (charsOf(user, nodes) - replaced + payload.length > maxAccountChars) {
       if (created) nodes.delete(name);
       return {
         type: "cancel",
