@@ -27,22 +27,17 @@
 import type { Module } from "../../core/moduleapi.ts";
 import type { StanzaEvent } from "../../core/router.ts";
 import type { Session } from "../../core/session.ts";
-import { element, message, type Stanza } from "../../core/xml/stanza.ts";
-import { StorageError } from "../../core/storage/types.ts";
+import { element, type Stanza } from "../../core/xml/stanza.ts";
 import { bare, prep } from "../../core/jid.ts";
 import { formatDateTime } from "../../core/datetime.ts";
-import { buildForm } from "../../core/xml/dataform.ts";
-import { MAM_NS, readQuery, RSM_NS, runQuery } from "./query.ts";
+import { MAM_NS } from "./query.ts";
+import { answerQuery, queryForm } from "./results.ts";
 
 const EXTENDED = "urn:xmpp:mam:2#extended";
 const SID_NS = "urn:xmpp:sid:0";
-const FORWARD_NS = "urn:xmpp:forward:0";
-const DELAY_NS = "urn:xmpp:delay";
 const HINTS_NS = "urn:xmpp:hints";
 /** Expired items deleted per statement; the event loop breathes between batches. */
 const EXPIRY_BATCH = 1000;
-/** Output waiting for the client past which a page waits for it to read. */
-const PACE = 128 * 1024;
 
 type Policy = "always" | "never" | "roster";
 
@@ -178,7 +173,7 @@ export default function mam(module: Module) {
     if (user === undefined) return;
     const me = self(user);
     // Only this archive says what its ids are.
-    stanza.removeChildren("stanza-id", SID_NS); // (re-added below when archived)
+    stripIdsBy(stanza, me); // (re-added below when archived); others' ids (a room's) stay
     const done = archived.get(stanza);
     if (done?.user === user) return void addStanzaId(stanza, me, done.id); // sent to oneself
     if (!archivable(stanza)) return;
@@ -211,80 +206,15 @@ export default function mam(module: Module) {
   // --- queries ---------------------------------------------------------------------------
 
   module.hook(`iq-get/self/${MAM_NS}:query`, ({ origin, stanza }: StanzaEvent<Session>) => {
-    const form = buildForm("form", MAM_NS, [
-      { var: "with", type: "jid-single" },
-      { var: "start", type: "text-single" },
-      { var: "end", type: "text-single" },
-      { var: "before-id", type: "text-single" },
-      { var: "after-id", type: "text-single" },
-      { var: "ids", type: "list-multi" },
-    ]);
-    // `ids` takes any value (XEP-0122 open validation), not one from a list.
-    for (const f of form.tags()) {
-      if (f.attrs.var === "ids") {
-        f.tag("validate", {
-          xmlns: "http://jabber.org/protocol/xdata-validate",
-          datatype: "xs:string",
-        })
-          .tag("open").up().up();
-      }
-    }
-    origin.send(stanza.reply().tag("query", { xmlns: MAM_NS }).addChild(form));
+    origin.send(stanza.reply().addChild(queryForm()));
     return true;
   });
 
-  module.hook(`iq-set/self/${MAM_NS}:query`, async ({ origin, stanza }: StanzaEvent<Session>) => {
-    const user = origin.username!;
-    const q = readQuery(stanza.getChild("query", MAM_NS)!, pageLimit);
-    if ("error" in q) {
-      origin.send(stanza.errorReply(q.type, q.error, q.text));
-      return true;
-    }
-    let page;
-    try {
-      page = await runQuery(archive, user, q);
-    } catch (e) {
-      if (e instanceof StorageError && e.condition === "item-not-found") {
-        origin.send(
-          stanza.errorReply("cancel", "item-not-found", "No such message in the archive"),
-        );
-        return true;
-      }
-      throw e;
-    }
-    const me = self(user);
-    for (const item of page.items) {
-      const original = item.stanza;
-      original.attrs = { xmlns: "jabber:client", ...original.attrs };
-      const result = message({ to: origin.full_jid, from: me, id: crypto.randomUUID() })
-        .tag(
-          "result",
-          q.queryid === undefined ? { xmlns: MAM_NS, id: item.id } : {
-            xmlns: MAM_NS,
-            queryid: q.queryid,
-            id: item.id,
-          },
-        )
-        .tag("forwarded", { xmlns: FORWARD_NS })
-        .tag("delay", { xmlns: DELAY_NS, stamp: formatDateTime(item.when) }).up()
-        .addChild(original);
-      origin.send(result.reset());
-      // A page may hold 50 large messages: let the client read them as they go
-      // (the output cap closes streams whose backlog grows past it). The socket,
-      // not stream management: its acks are read only after this handler.
-      if (origin.backlog > PACE) await origin.conn.flush();
-      if (origin.destroyed) return true;
-    }
-    const fin = element(
-      "fin",
-      page.complete ? { xmlns: MAM_NS, complete: "true" } : { xmlns: MAM_NS },
-    )
-      .tag("set", { xmlns: RSM_NS });
-    if (page.first !== undefined) fin.textTag("first", page.first).textTag("last", page.last!);
-    if (q.max === 0) fin.textTag("count", String(await archive.count(user, q.filter)));
-    origin.send(stanza.reply().addChild(fin.reset()));
-    return true;
-  });
+  module.hook(
+    `iq-set/self/${MAM_NS}:query`,
+    ({ origin, stanza }: StanzaEvent<Session>) =>
+      answerQuery(origin, stanza, archive, origin.username!, self(origin.username!), pageLimit),
+  );
 
   module.hook(
     `iq-get/self/${MAM_NS}:metadata`,
