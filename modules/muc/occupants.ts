@@ -307,8 +307,10 @@ export async function onOccupantPresence(
 }
 
 function refuse(origin: Origin, stanza: Stanza, [type, condition, text]: Refusal) {
-  const err = stanza.errorReply(type, condition, text);
-  // The error carries the MUC element back (XEP-0045 §7.2.6 examples).
+  const to = stanza.attrs.to!;
+  const err = stanza.errorReply(type, condition, text, to.slice(0, to.indexOf("/")));
+  // The error carries back an empty MUC element (XEP-0045 §7.2.6), not the password sent.
+  err.children = err.children.filter((c) => typeof c === "string" || c.attrs.xmlns !== MUC_NS);
   err.children.unshift(element("x", { xmlns: MUC_NS }));
   origin.send(err);
 }
@@ -348,7 +350,6 @@ async function join(
   // 2. The newcomer to everyone else, and to itself with 110 (and what is new).
   const selfCodes: string[] = [];
   if (room.config.whois === "anyone") selfCodes.push("100");
-  if (room.config.archiving) selfCodes.push("170");
   if (created) selfCodes.push("201");
   if (newOccupant) {
     let plain: Prepared | undefined;
