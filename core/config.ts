@@ -119,6 +119,7 @@ export const DEFAULT_MODULES = [
   "register",
   "pep",
   "bookmarks",
+  "vcard4",
   "vcard_legacy",
   "smacks",
   "csi",
