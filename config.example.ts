@@ -300,9 +300,21 @@ export default defineConfig({
    * the `admins` create nodes: `pubsub_max_items` (256), `pubsub_max_nodes`
    * (1000), `pubsub_max_item_size` (256 KiB), `pubsub_max_total_size` (64 MiB
    * of items in all), `expose_publisher` (false).
+   *
+   * Chat rooms (XEP-0045, with their archive `muc_mam` unless the component's
+   * `modules_disabled` lists it), with Prosody's options: `restrict_room_creation`
+   * (false: anyone; "local": users of this server's hosts; true: the admins),
+   * `muc_room_default_public` (true), `muc_room_default_persistent` (false),
+   * `muc_room_default_members_only` (false), `muc_room_default_moderated`
+   * (false), `muc_room_default_public_jids` (false), `muc_room_default_change_subject`
+   * (false), `muc_room_default_history_length` (20), `muc_room_default_language`,
+   * `muc_room_default_allow_member_invites` (false), `max_history_messages` (20),
+   * `muc_room_locking` (true), `muc_room_lock_timeout` (300 s), `muc_log_by_default`
+   * (true), `muc_log_expires_after` ("1w"); and Cadence's limits `muc_max_rooms`
+   * (10,000) and `muc_max_occupants` (5,000 per room).
    */
   components: {
+    "conference.localhost": { module: "muc" },
     // "pubsub.example.com": { module: "pubsub", expose_publisher: true },
-    // "conference.example.com": { module: "muc" }, (not yet: MUC is being built)
   },
 });
