@@ -16,6 +16,7 @@ export const SCENARIOS = [
   "idle-unauth",
   "mobile",
   "pep",
+  "muc",
 ] as const;
 /** One scenario's name. */
 export type ScenarioName = typeof SCENARIOS[number];
@@ -50,6 +51,12 @@ export interface BenchOptions {
   unauth: number;
   /** Cadence's abuse limits off in flood and idle-unauth (rate limit, per-address cap). */
   noLimits: boolean;
+  /** Occupants of the muc scenario's room (N). */
+  occupants: number;
+  /** Groupchat messages the muc scenario's fan-out measures (K). */
+  mucMessages: number;
+  /** Joins the muc scenario measures into the full room (J). */
+  joins: number;
 }
 
 /** Usage text for `--help`. */
@@ -74,6 +81,9 @@ export const USAGE = `deno task bench [options]
                      rate limit, no per-address cap on unauthenticated connections), so
                      the flood's 100 MB really flows into the output buffer cap and every
                      idle connection is held; by default they show the limits at work
+  --occupants N      occupants of the muc scenario's room (default 500)
+  --muc-messages N   groupchat messages muc's fan-out measures, one at a time (default 200)
+  --joins N          joins muc measures into the full room, one at a time (default 20)
   --server DIR       run main.ts from another checkout (to compare versions)
   --peers            also run each scenario on Debian's prosody (0.12) and ejabberd (23),
                      started by the bench with equivalent settings: per run, Cadence, then
@@ -109,6 +119,9 @@ export function parseOptions(args: string[]): BenchOptions | "help" {
       "flood-seconds": { type: "string", default: "120" },
       unauth: { type: "string", default: "2000" },
       "no-limits": { type: "boolean", default: false },
+      occupants: { type: "string", default: "500" },
+      "muc-messages": { type: "string", default: "200" },
+      joins: { type: "string", default: "20" },
       help: { type: "boolean", default: false },
     },
   });
@@ -137,6 +150,9 @@ export function parseOptions(args: string[]): BenchOptions | "help" {
     floodSeconds: count("flood-seconds", values["flood-seconds"], 1, 3600),
     unauth: count("unauth", values.unauth, 1, 1_000_000),
     noLimits: values["no-limits"],
+    occupants: count("occupants", values.occupants, 1, 5000),
+    mucMessages: count("muc-messages", values["muc-messages"], 1, 100_000),
+    joins: count("joins", values.joins, 1, 1000),
   };
 }
 

@@ -29,6 +29,7 @@ import {
 import { PROSODY_SUT } from "./peers/prosody.ts";
 import { EJABBERD_SUT } from "./peers/ejabberd.ts";
 import { describePepRun, PEP_SETUP, pepRows, pepSetup, runPep } from "./scenarios/pep.ts";
+import { describeMucRun, MUC_SETUP, mucRows, mucSetup, runMuc } from "./scenarios/muc.ts";
 import {
   type ArchiveCost,
   archiveCost,
@@ -335,6 +336,23 @@ async function pepScenario(o: BenchOptions, suts: ServerUnderTest[]): Promise<Sc
   return { name: "pep", setup: PEP_SETUP, servers: g.servers() };
 }
 
+async function mucScenario(o: BenchOptions, suts: ServerUnderTest[]): Promise<ScenarioResult> {
+  const g = new Gathered(suts);
+  const setup = mucSetup(o.occupants, o.joins, o.concurrency);
+  await withTemplates("muc", g, setup, async (templates) => {
+    const runs = await interleave(
+      "muc",
+      g,
+      templates,
+      o.runs,
+      (sut, t) => runMuc(sut, t, o.occupants, o.mucMessages, o.joins, o.concurrency),
+      describeMucRun,
+    );
+    for (const [sut, r] of runs) g.of(sut).rows.push(...mucRows(r, o.occupants));
+  });
+  return { name: "muc", setup: MUC_SETUP, servers: g.servers() };
+}
+
 async function floodScenario(o: BenchOptions, suts: ServerUnderTest[]): Promise<ScenarioResult> {
   const g = new Gathered(suts);
   const shape = {
@@ -523,6 +541,7 @@ async function main(): Promise<number> {
       if (name === "idle-unauth") results.push(await unauthScenario(options, suts));
       if (name === "mobile") results.push(await mobileScenario(options, suts));
       if (name === "pep") results.push(await pepScenario(options, suts));
+      if (name === "muc") results.push(await mucScenario(options, suts));
     }
   } finally {
     await ServerProcess.stopAll();
@@ -538,7 +557,8 @@ async function main(): Promise<number> {
       `${options.sessions} idle sessions held ${options.holdSeconds} s, ` +
       `${options.messages} messages per sender, ${options.churn} churn logins, ` +
       `${options.broadcasts} status changes to ${options.contacts} contacts, ` +
-      `${options.unauth} unauthenticated connections.\n` +
+      `${options.unauth} unauthenticated connections, ${options.occupants} room occupants ` +
+      `with ${options.mucMessages} messages and ${options.joins} joins.\n` +
       `Machine: ${machine.cpus} CPUs, load average at start ` +
       `${machine.loadavg.map((l) => l.toFixed(2)).join(" ")}, Deno ${machine.deno}; CPU speed ` +
       `index (200,000 SHA-256 digests of 64 bytes, node:crypto): start ` +

@@ -36,6 +36,12 @@ export interface AccountSetup {
   archive?: boolean;
   /** Every server runs personal eventing (PEP): Cadence's and Prosody's pep, ejabberd's mod_pubsub + mod_caps. */
   pep?: boolean;
+  /**
+   * Every server runs multi-user chat (XEP-0045) on conference.localhost:
+   * Cadence's muc component, Prosody's `Component "conference.localhost" "muc"`,
+   * ejabberd's mod_muc.
+   */
+  muc?: boolean;
 }
 
 /** A server running for one measured run. */
@@ -96,18 +102,39 @@ export const CADENCE_MODULES = [
 /** Loaded on every host whatever the configuration (Cadence and Prosody alike). */
 export const AUTOLOADED = ["c2s", "iq", "presence", "message", "offline"];
 
+/** The MUC service of the benchmark (`setup.muc`), on every server. */
+export const MUC_HOST = "conference.localhost";
+
+/**
+ * Cadence's MUC service (`setup.muc`): its muc module with Prosody's
+ * defaults stated (20 messages of history, rooms locked until configured),
+ * without the room archive (muc_mam, which muc loads unless disabled),
+ * since neither peer archives rooms by default (Prosody has no mod_muc_mam
+ * loaded, ejabberd's rooms have `mam: false`).
+ */
+const MUC_COMPONENT = {
+  module: "muc",
+  modules_disabled: ["muc_mam"],
+  max_history_messages: 20,
+  muc_room_default_history_length: 20,
+  muc_room_locking: true,
+};
+
 /** Cadence's configuration for an auth mode. */
 export function cadenceConfig(
   auth: "plain" | "scram" = "plain",
   extra: ConfigOptions = {},
   archive = false,
   pep = false,
+  muc = false,
 ): ConfigOptions {
   const modules = [...CADENCE_MODULES, ...(archive ? ["mam"] : []), ...(pep ? ["pep"] : [])];
+  const components = muc ? { components: { [MUC_HOST]: MUC_COMPONENT } } : {};
   if (auth === "scram") {
     return {
       authentication: "internal_hashed",
       modules_enabled: [...modules, "tls"],
+      ...components,
       ...extra,
     };
   }
@@ -116,6 +143,7 @@ export function cadenceConfig(
     c2s_require_encryption: false,
     allow_unencrypted_plain_auth: true,
     modules_enabled: modules,
+    ...components,
     ...extra,
   };
 }
@@ -149,7 +177,7 @@ export const CADENCE: ServerUnderTest = {
   }),
   async prepare(setup) {
     const dir = await prepareTemplate(
-      cadenceConfig(setup.auth, setup.cadence, setup.archive, setup.pep),
+      cadenceConfig(setup.auth, setup.cadence, setup.archive, setup.pep, setup.muc),
       async (config) => {
         const file = await setupFile(setup);
         try {
@@ -162,13 +190,18 @@ export const CADENCE: ServerUnderTest = {
           const out = await new Deno.Command(Deno.execPath(), {
             args: ["run", "-A", script, config, file],
             cwd: serverRoot(),
+            env: { NO_COLOR: "1" }, // plain text for the report
             stdout: "piped",
             stderr: "piped",
           }).output();
           if (!out.success) {
             const text = new TextDecoder().decode(out.stderr) +
               new TextDecoder().decode(out.stdout);
-            throw new Error(`seed_accounts.ts failed (exit ${out.code}):\n${text.slice(-2000)}`);
+            // The report shows an error's first line: make it the one that says what failed.
+            const cause = text.split("\n").find((l) => /error/i.test(l))?.trim() ?? "";
+            throw new Error(
+              `seed_accounts.ts failed (exit ${out.code}): ${cause}\n${text.slice(-2000)}`,
+            );
           }
         } finally {
           await Deno.remove(file).catch(() => {});
@@ -184,6 +217,7 @@ export const CADENCE: ServerUnderTest = {
         template.setup.cadence,
         template.setup.archive,
         template.setup.pep,
+        template.setup.muc,
       ),
       template.dir,
     ),

@@ -30,7 +30,7 @@ import {
   ServerProcess,
   trackTemplate,
 } from "../server_process.ts";
-import type { ServerUnderTest, Template } from "../servers.ts";
+import { MUC_HOST, type ServerUnderTest, type Template } from "../servers.ts";
 import { type PeerCertificate, peerCertificate } from "./tls.ts";
 
 const ERL = "/usr/bin/erl";
@@ -55,6 +55,26 @@ const MODULES: Record<string, string> = {
 };
 
 /**
+ * The MUC service (`setup.muc`): mod_muc on conference.localhost with 20
+ * messages of history (its default, stated), and its occupant caps raised:
+ * by default a room holds at most 200 occupants (`max_users`, also a room
+ * option) and stops broadcasting presence beyond 1000 (`max_users_presence`).
+ * No shapers or minimum intervals (its defaults).
+ */
+const MUC_MODULE = [
+  "  mod_muc:",
+  `    host: ${MUC_HOST}`,
+  "    access_create: all",
+  "    history_size: 20",
+  "    max_users: 100000",
+  "    max_users_presence: 100000",
+  "    default_room_options:",
+  "      max_users: 100000",
+  "      persistent: false",
+  "      mam: false",
+];
+
+/**
  * The configuration; `httpPort` adds the HTTP API used to create accounts in
  * a template; `tls` (login-scram) stores SCRAM hashes and requires STARTTLS.
  */
@@ -64,12 +84,14 @@ function config(
   tls?: PeerCertificate,
   archive = false,
   pep = false,
+  muc = false,
 ): string {
   const modules = Object.keys(MODULES).map((m) => `  ${m}: {}`);
   if (archive) modules.push("  mod_mam:", "    default: always");
   if (pep) {
     modules.push("  mod_caps: {}", "  mod_pubsub:", "    plugins:", "      - flat", "      - pep");
   }
+  if (muc) modules.push(...MUC_MODULE);
   const lines = [
     "hosts:",
     `  - ${HOST}`,
@@ -122,11 +144,12 @@ async function startVm(
   httpPort?: number,
   archive = false,
   pep = false,
+  muc = false,
 ): Promise<ServerProcess> {
   // The setup node (with httpPort) need not settle: nothing is measured on it.
   const file = `${dir}/ejabberd.yml`;
   const tls = auth === "scram" ? await peerCertificate() : undefined;
-  await Deno.writeTextFile(file, config(port, httpPort, tls, archive, pep));
+  await Deno.writeTextFile(file, config(port, httpPort, tls, archive, pep, muc));
   await Deno.mkdir(`${dir}/spool`, { recursive: true });
   return await ServerProcess.spawn({
     command: ERL,
@@ -271,6 +294,7 @@ export const EJABBERD_SUT: ServerUnderTest = {
       undefined,
       template.setup.archive,
       template.setup.pep,
+      template.setup.muc,
     );
   },
   remove: (template) => removeAccounts(template.dir),

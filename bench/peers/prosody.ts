@@ -21,7 +21,13 @@ import {
   ServerProcess,
   trackTemplate,
 } from "../server_process.ts";
-import { AUTOLOADED, CADENCE_MODULES, type ServerUnderTest, type Template } from "../servers.ts";
+import {
+  AUTOLOADED,
+  CADENCE_MODULES,
+  MUC_HOST,
+  type ServerUnderTest,
+  type Template,
+} from "../servers.ts";
 import { type PeerCertificate, peerCertificate, scramSha1 } from "./tls.ts";
 
 const PROSODY = "/usr/bin/prosody";
@@ -50,6 +56,7 @@ function config(
   tls?: PeerCertificate,
   archive = false,
   pep = false,
+  muc = false,
 ): string {
   const modules = [...MODULES, ...(archive ? ["mam"] : []), ...(pep ? ["pep"] : [])];
   const auth = tls
@@ -83,9 +90,23 @@ function config(
     "network_settings = { tcp_backlog = 511 }",
     'modules_disabled = { "s2s" }',
     `VirtualHost ${lua(HOST)}`,
+    ...(muc ? MUC_COMPONENT : []),
     "",
   ].join("\n");
 }
+
+/**
+ * The MUC service (`setup.muc`): Prosody's mod_muc with 20 messages of
+ * history and rooms locked until configured (its defaults, stated; the
+ * bench configures the room), XEP-0421 occupant ids on (its default, as
+ * Cadence's), no room archive (mod_muc_mam is not loaded).
+ */
+const MUC_COMPONENT = [
+  `Component ${lua(MUC_HOST)} "muc"`,
+  "  max_history_messages = 20",
+  "  muc_room_default_history_length = 20",
+  "  muc_room_locking = true",
+];
 
 /** Writes Prosody's data files for a setup into `data`. */
 async function writeData(data: string, t: Template["setup"]): Promise<void> {
@@ -171,7 +192,7 @@ export const PROSODY_SUT: ServerUnderTest = {
     const tls = template.setup.auth === "scram" ? await peerCertificate() : undefined;
     await Deno.writeTextFile(
       file,
-      config(dir, port, tls, template.setup.archive, template.setup.pep),
+      config(dir, port, tls, template.setup.archive, template.setup.pep, template.setup.muc),
     );
     return await ServerProcess.spawn({
       command: PROSODY,
