@@ -3,7 +3,8 @@
  * `muc#admin` (kick, voice, moderator; member, admin, owner, ban — each
  * with its notification), the owner's `muc#owner` configuration form and
  * room destruction, and nickname registration (`jabber:iq:register`,
- * §7.10), which makes the registrant a member with that nickname.
+ * §7.10), which reserves a nickname for an affiliated user (as Prosody
+ * without `allow_unaffiliated_register`; removing it ends a membership).
  * @module
  */
 import type { StanzaEvent } from "../../core/router.ts";
@@ -15,6 +16,7 @@ import {
   type Affiliation,
   AFFILIATION_RANK,
   affiliationOf,
+  MAX_AFFILIATIONS,
   type Occupant,
   occupantByReal,
   owners,
@@ -30,8 +32,7 @@ const REGISTER_NS = "jabber:iq:register";
 const REGISTER_FORM = "http://jabber.org/protocol/muc#register";
 const AFFILIATIONS = ["owner", "admin", "member", "outcast", "none"];
 const ROLES = ["moderator", "participant", "visitor", "none"];
-/** Most affiliations a room keeps; most items in one change. */
-const MAX_AFFILIATIONS = 10_000;
+/** Most items in one change. */
 const MAX_ITEMS = 100;
 const MAX_REASON = 1024;
 
@@ -331,6 +332,14 @@ export async function onRegister(svc: Service, room: Room, { origin, stanza }: S
     origin.send(stanza.errorReply("auth", "forbidden", "You are banned from this room"));
     return true;
   }
+  // Only the affiliated register (as Prosody without allow_unaffiliated_register): a
+  // registration must be no way into a members-only room, nor voice in a moderated one.
+  if (!entry) {
+    origin.send(
+      stanza.errorReply("auth", "registration-required", "Only members may register a nickname"),
+    );
+    return true;
+  }
   const query = stanza.firstChild()!;
   if (stanza.attrs.type === "get") {
     const q = stanza.reply().tag("query", { xmlns: REGISTER_NS });
@@ -347,11 +356,10 @@ export async function onRegister(svc: Service, room: Room, { origin, stanza }: S
     return true;
   }
   if (query.getChild("remove")) {
-    if (entry) {
-      delete entry.nick;
-      if (entry.affiliation === "member") delete room.affiliations[from];
-      await svc.save(room);
-    }
+    // A member stops being one, with what follows (321 from a members-only room).
+    delete entry.nick;
+    if (entry.affiliation === "member") setAffiliation(svc, room, from, "none");
+    await svc.save(room);
     origin.send(stanza.reply());
     return true;
   }
@@ -371,20 +379,8 @@ export async function onRegister(svc: Service, room: Room, { origin, stanza }: S
     origin.send(stanza.errorReply("cancel", "conflict", "That nickname is taken"));
     return true;
   }
-  if (!entry && Object.keys(room.affiliations).length >= MAX_AFFILIATIONS) {
-    origin.send(stanza.errorReply("wait", "resource-constraint", "Too many members"));
-    return true;
-  }
-  if (entry) entry.nick = nick;
-  else room.affiliations[from] = { affiliation: "member", nick };
+  entry.nick = nick;
   await svc.save(room);
   origin.send(stanza.reply());
-  // Occupants of that account are members now.
-  for (const o of room.occupants.values()) {
-    if (o.bareJid === from && !entry) {
-      o.role = roleFor(room, "member");
-      broadcastPresence(svc, room, o);
-    }
-  }
   return true;
 }

@@ -10,7 +10,13 @@ import type { StanzaEvent } from "../../core/router.ts";
 import { bare, prep } from "../../core/jid.ts";
 import { element, type Stanza } from "../../core/xml/stanza.ts";
 import { deliver, prepare } from "./broadcast.ts";
-import { AFFILIATION_RANK, affiliationOf, occupantByReal, type Room } from "./room.ts";
+import {
+  AFFILIATION_RANK,
+  affiliationOf,
+  MAX_AFFILIATIONS,
+  occupantByReal,
+  type Room,
+} from "./room.ts";
 import { OCCUPANT_ID_NS, type Service, SID_NS, USER_NS } from "./service.ts";
 
 /** Most invitations in one message. */
@@ -181,13 +187,26 @@ function invitations(
     origin.send(stanza.errorReply("auth", "forbidden", "You may not invite to this room"));
     return;
   }
-  let changed = false;
+  const targets: string[] = [];
   for (const invite of invites) {
     const to = prep(invite.attrs.to ?? "");
     if (!to) {
       origin.send(stanza.errorReply("modify", "jid-malformed", "Whom is this invitation for?"));
       return;
     }
+    targets.push(to);
+  }
+  // Invitees of a members-only room become members: within the room's limit.
+  const joining = room.config.membersOnly
+    ? new Set(targets.map(bare).filter((j) => affiliationOf(room, j) === "none")).size
+    : 0;
+  if (joining > 0 && Object.keys(room.affiliations).length + joining > MAX_AFFILIATIONS) {
+    origin.send(stanza.errorReply("wait", "resource-constraint", "Too many members"));
+    return;
+  }
+  let changed = false;
+  for (const [i, invite] of invites.entries()) {
+    const to = targets[i];
     // An invitation to a members-only room makes the invitee a member (as Prosody).
     if (room.config.membersOnly && affiliationOf(room, bare(to)) === "none") {
       room.affiliations[bare(to)] = { affiliation: "member", reason: `Invited by ${bare(from)}` };
@@ -206,5 +225,9 @@ function invitations(
     );
     svc.module.send(m);
   }
-  if (changed) void svc.save(room);
+  if (changed) {
+    svc.save(room).catch((error) =>
+      svc.module.log.error("saving room {room} failed: {error}", { room: room.jid, error })
+    );
+  }
 }

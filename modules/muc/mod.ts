@@ -68,6 +68,8 @@ const PING_NS = "urn:xmpp:ping";
 const DELAY_NS = "urn:xmpp:delay";
 /** How long an iq forwarded to an occupant's client may take. */
 const FORWARD_TIMEOUT_MS = 30_000;
+/** Most iqs one real full JID may have waiting for an occupant's answer. */
+const MAX_FORWARDED = 16;
 
 /** The events a room archive (muc_mam) answers. */
 export interface MucArchiveEvents {
@@ -140,6 +142,13 @@ export default async function muc(module: Module) {
   const disabled = module.getOption<string[]>("modules_disabled", []);
   if (!disabled.includes("muc_mam")) await module.depends("muc_mam");
 
+  /** Runs a room operation nobody waits for: a failure is logged, never left unhandled. */
+  const background = (what: string, room: Room, p: Promise<unknown>) => {
+    p.catch((error) =>
+      module.log.error(`${what} {room} failed: {error}`, { room: room.jid, error })
+    );
+  };
+
   const svc: Service = {
     module,
     host,
@@ -160,6 +169,10 @@ export default async function muc(module: Module) {
     },
     remove(room, o, why) {
       removeOccupant(svc, room, o, why);
+      // Kicked, banned or bounced out: an empty temporary room goes, as when one leaves.
+      if (room.occupants.size === 0 && (!room.config.persistent || room.locked)) {
+        background("destroying room", room, svc.destroy(room));
+      }
     },
     async destroy(room, why?: Removal) {
       if (rooms.get(room.name) !== room) return;
@@ -199,11 +212,11 @@ export default async function muc(module: Module) {
         // A room its creator never configures goes away.
         room.lockTimer = unrefTimeout(() => {
           room.lockTimer = undefined;
-          if (room.locked) void svc.destroy(room);
+          if (room.locked) background("destroying room", room, svc.destroy(room));
         }, lockTimeout * 1000);
       }
       rooms.set(name, room);
-      if (!locking) void svc.save(room);
+      if (!locking) background("saving room", room, svc.save(room));
       return room;
     },
     async history(room: Room, request: HistoryRequest): Promise<Stanza[]> {
@@ -293,7 +306,9 @@ export default async function muc(module: Module) {
     return true;
   });
 
-  module.hook("iq/full", async (event: StanzaEvent) => {
+  /** By real full JID: iqs forwarded to occupants and not yet answered. */
+  const forwarding = new Map<string, number>();
+  module.hook("iq/full", (event: StanzaEvent) => {
     const { origin, stanza } = event;
     const type = stanza.attrs.type;
     if (type !== "get" && type !== "set") return true; // replies to forwarded iqs are caught first
@@ -322,7 +337,22 @@ export default async function muc(module: Module) {
       origin.send(stanza.errorReply("cancel", "item-not-found", "No such occupant"));
       return true;
     }
-    return await forwardIq(me, target, event);
+    // The answer comes when it comes: the sender's stream goes on meanwhile (it may be
+    // the one to answer, or its target may be waiting on it), within a bound.
+    const inFlight = forwarding.get(from) ?? 0;
+    if (inFlight >= MAX_FORWARDED) {
+      origin.send(stanza.errorReply("wait", "resource-constraint", "Too many iqs in flight"));
+      return true;
+    }
+    forwarding.set(from, inFlight + 1);
+    forwardIq(me, target, event)
+      .catch((error) => module.log.error("forwarding an iq failed: {error}", { error }))
+      .finally(() => {
+        const n = (forwarding.get(from) ?? 1) - 1;
+        if (n > 0) forwarding.set(from, n);
+        else forwarding.delete(from);
+      });
+    return true;
   });
 
   /** An iq between occupants goes to a client of the target, from the sender's occupant JID. */

@@ -399,7 +399,9 @@ function leave(
   broadcastPresence(svc, room, o, { type: "unavailable", codes, from: stanza });
   forget(room, o);
   if (room.occupants.size === 0 && (!room.config.persistent || room.locked)) {
-    void svc.destroy(room);
+    svc.destroy(room).catch((error) =>
+      svc.module.log.error("destroying room {room} failed: {error}", { room: room.jid, error })
+    );
   }
 }
 

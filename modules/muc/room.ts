@@ -30,6 +30,9 @@ export const ROLE_RANK: Record<Role, number> = {
   moderator: 3,
 };
 
+/** Most affiliations a room keeps (admin changes, invitations, registrations). */
+export const MAX_AFFILIATIONS = 10_000;
+
 /** A room's configuration (the `muc#roomconfig` form, XEP-0045 §10.2). */
 export interface RoomConfig {
   name: string;
