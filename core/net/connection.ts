@@ -77,6 +77,9 @@ export function addressGroup(ip: string): string {
     "::/64";
 }
 
+/** Most bytes a corked connection holds back before it sends them anyway. */
+const CORK_LIMIT = 64 * 1024;
+
 /** Why reading is paused: bits, so each reason pauses and resumes independently. */
 const HELD = 1, THROTTLED = 2, STOPPED = 4, SUSPENDED = 8;
 
@@ -197,6 +200,11 @@ export class Connection {
     this.inflight.push(item);
     this.writes++;
     this.socket.write(data, this.written);
+    // A long burst while corked goes out in pieces, never piling up past the cap.
+    if (this.socket.writableCorked && this.socket.writableLength > CORK_LIMIT) {
+      this.socket.uncork();
+      this.socket.cork();
+    }
     if (!this.overflowed && this.socket.writableLength > this.maxSendBuffer) this.overflow();
     else if (this.stallTimer === 0) this.watchStall();
     return true;
@@ -217,6 +225,19 @@ export class Connection {
       if (this.done === this.doneAtCheck) return this.overflow(); // no progress at all
       this.watchStall();
     }, this.sendTimeoutMs);
+  }
+
+  /**
+   * Holds writes back until {@link uncork}, which sends them in one go (one
+   * system call instead of one each): for a burst to one client, such as
+   * the occupants' presences and the history of a room being joined.
+   */
+  cork(): void {
+    if (!this.closed) this.socket.cork();
+  }
+
+  uncork(): void {
+    this.socket.uncork();
   }
 
   /** Bytes written but not yet taken by the kernel. */

@@ -15,6 +15,7 @@ import { applyConfigForm, configForm, ROOMCONFIG } from "./config.ts";
 import {
   type Affiliation,
   AFFILIATION_RANK,
+  affiliationCovers,
   affiliationOf,
   MAX_AFFILIATIONS,
   type Occupant,
@@ -230,12 +231,14 @@ function setAffiliation(
     if (reason) room.affiliations[jid].reason = reason;
   }
   for (const o of [...room.occupants.values()]) {
-    if (o.bareJid !== jid) continue;
-    if (affiliation === "outcast") svc.remove(room, o, { codes: ["301"], actor, reason });
-    else if (affiliation === "none" && room.config.membersOnly) {
+    if (!affiliationCovers(jid, o.bareJid)) continue;
+    // What applies to the occupant now (its own entry wins over its domain's).
+    const now = affiliationOf(room, o.bareJid);
+    if (now === "outcast") svc.remove(room, o, { codes: ["301"], actor, reason });
+    else if (now === "none" && room.config.membersOnly) {
       svc.remove(room, o, { codes: ["321"], actor, reason });
     } else {
-      o.role = roleFor(room, affiliation);
+      o.role = roleFor(room, now);
       broadcastPresence(svc, room, o, { actor, reason });
     }
   }

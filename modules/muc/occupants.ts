@@ -338,6 +338,28 @@ async function join(
       occupantId: svc.occupantId(room, bareJid),
     };
   }
+  // The joiner's part goes out in one write (the socket is corked until the end).
+  const session = svc.module.fullSession(from);
+  session?.conn.cork();
+  try {
+    await welcome(svc, hooks, room, o, newOccupant, from, stanza, x, created);
+  } finally {
+    session?.conn.uncork();
+  }
+}
+
+async function welcome(
+  svc: Service,
+  hooks: JoinHooks,
+  room: Room,
+  o: Occupant,
+  newOccupant: boolean,
+  from: string,
+  stanza: Stanza,
+  x: Stanza | undefined,
+  created: boolean,
+) {
+  const nick = o.nick;
   // 1. Who is here (before the newcomer is in the map, so it is not among them).
   const sees = seesRealJids(room, o);
   for (const other of room.occupants.values()) {
@@ -363,9 +385,8 @@ async function join(
     }
   }
   sendSelf(svc, room, o, { selfCodes }, [from]);
-  // 3. History, then the subject (XEP-0045 §7.2.15–16). A new room has neither.
-  if (created) return;
-  const history = await hooks.history(room, historyRequest(room, svc, x));
+  // 3. History, then the subject, empty if none (XEP-0045 §7.2.15–16; a new room: no history).
+  const history = created ? [] : await hooks.history(room, historyRequest(room, svc, x));
   for (const h of history) deliver(svc.module, prepare(h), from);
   const subject = room.subject;
   const m = element("message", {

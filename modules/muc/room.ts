@@ -131,7 +131,16 @@ export function newRoom(name: string, jid: string, config: RoomConfig): Room {
 
 /** The affiliation of a real (bare) JID. */
 export function affiliationOf(room: Room, bareJid: string): Affiliation {
-  return room.affiliations[bareJid]?.affiliation ?? "none";
+  const own = room.affiliations[bareJid];
+  if (own) return own.affiliation;
+  // An affiliation given to a whole domain (a ban, usually), as Prosody does.
+  const at = bareJid.indexOf("@");
+  return at === -1 ? "none" : room.affiliations[bareJid.slice(at + 1)]?.affiliation ?? "none";
+}
+
+/** Whether an affiliation set on `jid` (a bare JID or a domain) applies to `bareJid`. */
+export function affiliationCovers(jid: string, bareJid: string): boolean {
+  return bareJid === jid || (!jid.includes("@") && bareJid.endsWith("@" + jid));
 }
 
 /** The role a new occupant gets from its affiliation (XEP-0045 §5.1). */

@@ -233,10 +233,6 @@ Deno.test("muc review: a temporary room goes away when its last occupant is remo
 
 Deno.test({
   name: "muc review: banning a whole domain keeps its users out (as Prosody's host bans)",
-  // Left open: affiliationOf() looks up the bare JID only, and setAffiliation() removes only
-  // occupants whose bare JID is the banned JID. Prosody's get_affiliation() falls back to an
-  // "outcast" entry for the JID's host.
-  ignore: true,
   fn: async () => {
     await withMuc(async (login) => {
       const alice = await login("alice");

@@ -103,6 +103,7 @@ Deno.test("muc: an instant room; joining in order; messages with stanza-id and o
     // A new room is locked until its owner configures it.
     const self = await join(alice, "alice");
     assert.equal(codes(self), "110 201");
+    assert.equal((await subjectFrom(alice)).getChildText("subject"), ""); // always a subject
     assert.equal(errorOf(await join(bob, "bob")), "item-not-found");
     assert.equal((await iq(alice, ROOM, "set", submit({}))).attrs.type, "result");
 
