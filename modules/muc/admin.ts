@@ -170,8 +170,8 @@ function mayChangeRole(
   if (theirs > mine || (theirs >= AFFILIATION_RANK.admin && target !== me && theirs === mine)) {
     return ["cancel", "not-allowed", "You may not change the role of this occupant"];
   }
-  if (role === "moderator" || role === "none") return undefined;
-  if (theirs >= AFFILIATION_RANK.admin) {
+  // Admins and owners are not kicked or silenced, by anyone (XEP-0045 §8.2, §8.5; Prosody).
+  if (theirs >= AFFILIATION_RANK.admin && role !== "moderator") {
     return ["cancel", "not-allowed", "Admins and owners stay moderators"];
   }
   return undefined;

@@ -449,3 +449,40 @@ Deno.test("muc: a persistent room keeps its configuration, affiliations, subject
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 });
+
+Deno.test("muc: owners cannot kick admins; at shutdown occupants are told (332)", async () => {
+  const t = await startTestServer(OPTIONS);
+  const clients: TestXmpp[] = [];
+  try {
+    for (const u of ["alice", "bob"]) {
+      await t.server.users("localhost")!.createUser(u, "pw");
+      const c = await connectXmpp(t.port, u, "pw", "r");
+      c.xmpp.write("<presence/>");
+      clients.push(c);
+    }
+    const [alice, bob] = clients;
+    await instantRoom(alice);
+    await iq(
+      alice,
+      ROOM,
+      "set",
+      `<query xmlns='${ADMIN}'><item jid='bob@localhost' affiliation='admin'/></query>`,
+    );
+    await join(bob, "bob");
+    const kick = await iq(
+      alice,
+      ROOM,
+      "set",
+      `<query xmlns='${ADMIN}'><item nick='bob' role='none'/></query>`,
+    );
+    assert.equal(errorOf(kick), "not-allowed");
+    const stopping = t.stop();
+    const gone = await bob.waitFor((s) =>
+      s.attrs.type === "unavailable" && s.attrs.from === `${ROOM}/bob`
+    );
+    assert.equal(codes(gone), "110 332");
+    await stopping;
+  } finally {
+    for (const c of clients) await c.stop();
+  }
+});
