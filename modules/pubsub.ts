@@ -5,7 +5,9 @@
  * manage affiliations (owner, publisher, member, outcast) and
  * subscriptions; owners and publishers publish, retract; subscribers get
  * notifications (with payloads unless `deliver_payloads` is off, with the
- * publisher when `expose_publisher` is on). Access models: open (the
+ * publisher when `expose_publisher` is on), unless they turned delivery off
+ * in their subscription options (`pubsub#deliver`, XEP-0060 §6.3; set with
+ * the subscription or after). Access models: open (the
  * default) and whitelist (owners, publishers, members). Nodes, items,
  * affiliations and subscriptions persist through the storage API.
  *
@@ -19,7 +21,7 @@ import type { Origin, StanzaEvent } from "../core/router.ts";
 import { bare, prep } from "../core/jid.ts";
 import { parseXml } from "../core/xml/parser.ts";
 import { element, message, type Stanza } from "../core/xml/stanza.ts";
-import { DATAFORM_NS, readForm } from "../core/xml/dataform.ts";
+import { buildForm, DATAFORM_NS, readForm } from "../core/xml/dataform.ts";
 import type { KeyValStore, MapStore } from "../core/storage/types.ts";
 import {
   applyForm,
@@ -57,6 +59,37 @@ interface ServiceNode extends Node {
   affiliations: Record<string, Affiliation>;
   /** Subscribed JIDs (bare or full, as they subscribed). */
   subscribers: string[];
+  /** Subscription options (XEP-0060 §6.3), by subscribed JID, where not the defaults. */
+  options?: Record<string, SubscriptionOptions>;
+}
+
+/** What a subscriber chose: `pubsub#deliver` (notifications on or off). */
+interface SubscriptionOptions {
+  deliver: boolean;
+}
+
+const SUBSCRIBE_OPTIONS = "http://jabber.org/protocol/pubsub#subscribe_options";
+
+/** The options a subscriber may set, read from a submitted form; or why not. */
+function readOptions(
+  x: Stanza | undefined,
+  current: SubscriptionOptions,
+): SubscriptionOptions | string {
+  if (!x) return "an options form is required";
+  const form = readForm(x);
+  if (form.type !== undefined && form.type !== SUBSCRIBE_OPTIONS) {
+    return "not a subscribe_options form";
+  }
+  const next = { ...current };
+  for (const [name, values] of form.fields) {
+    if (name !== "pubsub#deliver") return `unsupported option ${name}`;
+    const v = values[0];
+    if (v !== "1" && v !== "0" && v !== "true" && v !== "false") {
+      return "pubsub#deliver is a boolean";
+    }
+    next.deliver = v === "1" || v === "true";
+  }
+  return next;
 }
 
 const FEATURES = [
@@ -81,6 +114,7 @@ const FEATURES = [
   "retrieve-items",
   "retrieve-subscriptions",
   "subscribe",
+  "subscription-options",
 ];
 
 export default async function pubsub(module: Module) {
@@ -119,6 +153,10 @@ export default async function pubsub(module: Module) {
   async function save(name: string, indexChanged = false) {
     resize(name);
     const node = nodes.get(name);
+    // Options of subscriptions that ended go with them.
+    for (const jid of Object.keys(node?.options ?? {})) {
+      if (!node!.subscribers.includes(jid)) delete node!.options![jid];
+    }
     // Items of a node that does not persist them live in memory only.
     await nodeStore.set(
       null,
@@ -170,7 +208,7 @@ export default async function pubsub(module: Module) {
   /** Sends `event` to every subscriber (or to `only`). */
   function notify(node: ServiceNode, event: Stanza, only?: string[]) {
     for (const to of only ?? node.subscribers) {
-      if (denied(node, to)) continue;
+      if (denied(node, to) || node.options?.[to]?.deliver === false) continue;
       module.send(
         message({ from: module.host, to, type: node.config.notificationType })
           .tag("event", { xmlns: EVENT_NS }).addChild(event.clone()).up(),
@@ -182,7 +220,10 @@ export default async function pubsub(module: Module) {
 
   async function onSet(origin: Origin, stanza: Stanza, ps: Stanza) {
     const from = stanza.attrs.from ?? origin.full_jid ?? "";
-    const op = ps.tags().find((c) => c.name !== "configure" && c.name !== "publish-options");
+    // The action; `<configure/>`, `<publish-options/>` and `<options/>` may go with it.
+    const op =
+      ps.tags().find((c) => !["configure", "publish-options", "options"].includes(c.name)) ??
+        ps.getChild("options");
     const name = op?.attrs.node;
     if (!op) return fail(origin, stanza, "modify", "bad-request");
     if (op.name === "create") {
@@ -282,6 +323,24 @@ export default async function pubsub(module: Module) {
       }
       return true;
     }
+    if (op.name === "options") {
+      const jid = prep(op.attrs.jid ?? "");
+      if (!jid || bare(jid) !== bare(from)) return fail(origin, stanza, "auth", "forbidden");
+      if (!node.subscribers.includes(jid)) {
+        return fail(origin, stanza, "cancel", "unexpected-request", "not-subscribed");
+      }
+      const options = readOptions(
+        op.getChild("x", DATAFORM_NS),
+        node.options?.[jid] ?? { deliver: true },
+      );
+      if (typeof options === "string") {
+        return fail(origin, stanza, "modify", "bad-request", "invalid-options", options);
+      }
+      node.options = { ...node.options, [jid]: options };
+      await save(name);
+      origin.send(stanza.reply());
+      return true;
+    }
     if (op.name === "subscribe" || op.name === "unsubscribe") {
       const jid = prep(op.attrs.jid ?? "");
       if (!jid) return fail(origin, stanza, "modify", "bad-request", "invalid-jid");
@@ -295,20 +354,30 @@ export default async function pubsub(module: Module) {
           return fail(origin, stanza, "cancel", "unexpected-request", "not-subscribed");
         }
         node.subscribers = node.subscribers.filter((s) => s !== jid);
+        if (node.options?.[jid]) delete node.options[jid];
         await save(name);
         origin.send(stanza.reply());
         return true;
       }
       const why = denied(node, jid);
       if (why) return fail(origin, stanza, why.type, why.condition, why.specific);
+      // Options may come with the subscription (XEP-0060 §6.3.7).
+      const withOptions = ps.getChild("options");
+      const options = withOptions
+        ? readOptions(withOptions.getChild("x", DATAFORM_NS), { deliver: true })
+        : undefined;
+      if (typeof options === "string") {
+        return fail(origin, stanza, "modify", "bad-request", "invalid-options", options);
+      }
       if (!node.subscribers.includes(jid)) {
         const mine = node.subscribers.filter((s) => bare(s) === bare(jid)).length;
         if (mine >= MAX_SUBSCRIPTIONS_PER_ACCOUNT || node.subscribers.length >= MAX_SUBSCRIBERS) {
           return fail(origin, stanza, "wait", "resource-constraint");
         }
         node.subscribers.push(jid);
-        await save(name);
       }
+      if (options) node.options = { ...node.options, [jid]: options };
+      await save(name);
       origin.send(
         stanza.reply().tag("pubsub", { xmlns: PUBSUB_NS })
           .tag("subscription", { node: name, jid, subscription: "subscribed" }).up().up(),
@@ -346,6 +415,30 @@ export default async function pubsub(module: Module) {
         if (a !== "none") out.tag("affiliation", { node: node.name, affiliation: a }).up();
       }
       origin.send(stanza.reply().tag("pubsub", { xmlns: PUBSUB_NS }).addChild(out).up());
+      return true;
+    }
+    if (op?.name === "options") {
+      const name = op.attrs.node;
+      const node = name === undefined ? undefined : nodes.get(name);
+      if (!node) return fail(origin, stanza, "cancel", "item-not-found");
+      const jid = prep(op.attrs.jid ?? "");
+      if (!jid || bare(jid) !== bare(from)) return fail(origin, stanza, "auth", "forbidden");
+      if (!node.subscribers.includes(jid)) {
+        return fail(origin, stanza, "cancel", "unexpected-request", "not-subscribed");
+      }
+      const deliver = node.options?.[jid]?.deliver ?? true;
+      const form = buildForm("form", SUBSCRIBE_OPTIONS, [
+        {
+          var: "pubsub#deliver",
+          type: "boolean",
+          label: "Receive notifications",
+          values: [deliver ? "1" : "0"],
+        },
+      ]);
+      origin.send(
+        stanza.reply().tag("pubsub", { xmlns: PUBSUB_NS })
+          .tag("options", { node: node.name, jid }).addChild(form).up().up(),
+      );
       return true;
     }
     if (op?.name !== "items") return fail(origin, stanza, "cancel", "feature-not-implemented");

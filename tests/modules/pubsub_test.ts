@@ -294,3 +294,72 @@ Deno.test("pubsub: the items of all nodes together are capped (pubsub_max_total_
     await t.stop();
   }
 });
+
+Deno.test("pubsub: subscription options — deliver off stops notifications, on brings them back; bad options change nothing", async () => {
+  await withService(async (_t, login) => {
+    const juliet = await login("juliet");
+    const romeo = await login("romeo");
+    await iq(juliet, "set", ps("<create node='opts'/>"));
+    const form = (deliver: string, extra = "") =>
+      `<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'>` +
+      `<value>${PUBSUB}#subscribe_options</value></field>` +
+      `<field var='pubsub#deliver'><value>${deliver}</value></field>${extra}</x>`;
+    // Subscribed with delivery off from the start (options in the same request).
+    const sub = await iq(
+      romeo,
+      "set",
+      ps(`<subscribe node='opts' jid='romeo@localhost/r'/><options>${form("0")}</options>`),
+    );
+    assert.equal(sub.attrs.type, "result");
+    const got = await iq(romeo, "get", ps("<options node='opts' jid='romeo@localhost/r'/>"));
+    assert.match(
+      got.toString(),
+      /<field var="pubsub#deliver" type="boolean"[^>]*><value>0<\/value>/,
+    );
+    await iq(juliet, "set", publish("opts", "quiet", "unheard"));
+    // Bad options (a field the service does not know, a non-boolean) change nothing.
+    const bad = await iq(
+      romeo,
+      "set",
+      ps(
+        `<options node='opts' jid='romeo@localhost/r'>${
+          form("1", "<field var='pubsub#digest'><value>1</value></field>")
+        }</options>`,
+      ),
+    );
+    assert.equal(errorOf(bad), "bad-request invalid-options");
+    assert.equal(
+      errorOf(
+        await iq(
+          romeo,
+          "set",
+          ps(`<options node='opts' jid='romeo@localhost/r'>${form("maybe")}</options>`),
+        ),
+      ),
+      "bad-request invalid-options",
+    );
+    assert.equal(
+      errorOf(
+        await iq(
+          romeo,
+          "set",
+          ps(`<options node='opts' jid='juliet@localhost'>${form("1")}</options>`),
+        ),
+      ),
+      "forbidden",
+    );
+    await iq(juliet, "set", publish("opts", "quiet2", "unheard"));
+    // Delivery on again: the next item arrives, and the quiet ones never did.
+    assert.equal(
+      (await iq(
+        romeo,
+        "set",
+        ps(`<options node='opts' jid='romeo@localhost/r'>${form("1")}</options>`),
+      )).attrs.type,
+      "result",
+    );
+    await iq(juliet, "set", publish("opts", "loud", "heard"));
+    await romeo.waitFor(/<item id="loud">/);
+    assert.doesNotMatch(romeo.received, /<item id="quiet/);
+  });
+});
