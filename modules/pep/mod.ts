@@ -560,10 +560,23 @@ export default async function pep(module: Module) {
         // Contacts whose presence this user receives.
         if (item.subscription !== "to" && item.subscription !== "both") continue;
         const j = split(jid);
-        if (j?.node && j.host === module.host) owners.push(j.node);
+        if (!j?.node) continue;
+        if (j.host === module.host) owners.push(j.node);
+        else if (module.hostType(j.host) === "local") {
+          // A contact on another of this server's hosts: its pep sends them.
+          await module.fireOn(j.host, "pep-send-last-items", { owner: j.node, session, features });
+        }
       }
       for (const owner of owners) await sendLastItems(owner, session, features);
     },
+  );
+  module.hook(
+    "pep-send-last-items",
+    ({ owner, session, features }: {
+      owner: string;
+      session: Session;
+      features: ReadonlySet<string>;
+    }) => sendLastItems(owner, session, features),
   );
 
   // A user lets a contact see their presence: the contact's resources get the last items.

@@ -150,23 +150,28 @@ export class RawClient {
    * Authenticates with SASL PLAIN (the stream must allow it) and restarts
    * the stream; returns the new stream's features.
    */
-  async authenticate(user: string, password: string): Promise<string> {
-    this.send(streamHeader());
+  async authenticate(user: string, password: string, host = "localhost"): Promise<string> {
+    this.send(streamHeader(host));
     await this.waitFor(/<\/stream:features>/);
     this.clear();
     const auth = btoa(`\0${user}\0${password}`);
     this.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${auth}</auth>`);
     await this.waitFor(/<success/);
     this.clear();
-    this.send(streamHeader());
+    this.send(streamHeader(host));
     const features = (await this.waitFor(/<stream:features>[^]*<\/stream:features>/))[0];
     this.clear();
     return features;
   }
 
-  /** Logs in with SASL PLAIN (stream must allow it) and binds `resource`. */
-  async login(user: string, password: string, resource = "test"): Promise<string> {
-    await this.authenticate(user, password);
+  /** Logs in with SASL PLAIN (stream must allow it) and binds `resource` (on `host`). */
+  async login(
+    user: string,
+    password: string,
+    resource = "test",
+    host = "localhost",
+  ): Promise<string> {
+    await this.authenticate(user, password, host);
     this.send(
       `<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>` +
         `<resource>${resource}</resource></bind></iq>`,

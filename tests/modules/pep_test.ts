@@ -572,3 +572,47 @@ Deno.test("pep: explicit subscriptions bring notifications without caps, within 
     assert.doesNotMatch(nurse.received, /id="n2"/);
   });
 });
+
+Deno.test("pep: a contact on another of the server's hosts gets the last item when its +notify becomes known", async () => {
+  const OTHER = "verona.localhost";
+  await withServer({ virtual_hosts: { localhost: {}, [OTHER]: {} } }, async (t) => {
+    await t.server.users("localhost")!.createUser("juliet", "pw");
+    await t.server.users(OTHER)!.createUser("romeo", "pw");
+    await t.server.rosters.modify("juliet", "localhost", (r) => {
+      r.items.set(`romeo@${OTHER}`, { subscription: "both", groups: [] });
+      return [`romeo@${OTHER}`];
+    });
+    await t.server.rosters.modify("romeo", OTHER, (r) => {
+      r.items.set("juliet@localhost", { subscription: "both", groups: [] });
+      return ["juliet@localhost"];
+    });
+    const clients: RawClient[] = [];
+    try {
+      const juliet = await RawClient.connect(t.port);
+      clients.push(juliet);
+      await juliet.login("juliet", "pw", "r");
+      const TUNE = "http://jabber.org/protocol/tune";
+      await iq(
+        juliet,
+        "set",
+        publish(TUNE, "t1", `<tune xmlns='${TUNE}'><title>Far</title></tune>`),
+      );
+      const romeo = await withCaps(
+        async (user, resource = "r") => {
+          const c = await RawClient.connect(t.port);
+          clients.push(c);
+          await c.login(user, "pw", resource, OTHER);
+          return c;
+        },
+        "romeo",
+        "r",
+        [TUNE + "+notify"],
+      );
+      await romeo.waitFor(
+        /<message from="juliet@localhost" [^>]*><event [^>]*><items node="http:\/\/jabber.org\/protocol\/tune"><item id="t1">/,
+      );
+    } finally {
+      for (const c of clients) c.close();
+    }
+  });
+});
