@@ -486,3 +486,68 @@ Deno.test("muc: owners cannot kick admins; at shutdown occupants are told (332)"
     for (const c of clients) await c.stop();
   }
 });
+
+Deno.test("muc: restrict_room_creation; public and hidden rooms in disco; whois anyone (100); probes; history since", async () => {
+  const options = {
+    components: { [SERVICE]: { module: "muc", restrict_room_creation: "admin" } },
+    admins: ["alice@localhost"],
+  };
+  await withMuc(
+    async (login) => {
+      const alice = await login("alice");
+      const bob = await login("bob");
+      // Only admins create rooms.
+      const refused = await join(bob, "bob", `<x xmlns='${MUC}'/>`, `bobs@${SERVICE}`);
+      assert.equal(errorOf(refused), "not-allowed");
+      await instantRoom(alice, { whois: "anyone", roomname: "Open club" });
+      const self = await join(alice, "alice", undefined, `hidden@${SERVICE}`);
+      assert.equal(codes(self), "110 201");
+      await iq(alice, `hidden@${SERVICE}`, "set", submit({ publicroom: "0" }));
+      // The directory lists the public room only.
+      const items = await iq(
+        bob,
+        SERVICE,
+        "get",
+        "<query xmlns='http://jabber.org/protocol/disco#items'/>",
+      );
+      const listed = items.getChild("query").getChildren("item").map((i: XmlElement) =>
+        i.attrs.jid
+      );
+      assert.deepEqual(listed, [ROOM]);
+      // Non-anonymous: bob sees real JIDs, and is told so (100).
+      const mine = await join(
+        bob,
+        "bob",
+        `<x xmlns='${MUC}'><history since='2999-01-01T00:00:00Z'/></x>`,
+      );
+      assert.equal(codes(mine), "100 110");
+      assert.equal(
+        bob.received.find((s: XmlElement) => s.attrs.from === `${ROOM}/alice`)?.getChild("x", USER)
+          ?.getChild("item")?.attrs.jid,
+        alice.jid,
+      );
+      await subjectFrom(bob);
+      assert.equal(
+        bob.received.filter((s: XmlElement) => s.is("message")).length,
+        0,
+        "no history after since",
+      );
+      // A probe brings an occupant's current presence.
+      bob.received.length = 0;
+      bob.xmpp.write(`<presence to='${ROOM}/alice' type='probe'/>`);
+      const probed = await bob.waitFor((s) => s.is("presence") && s.attrs.from === `${ROOM}/alice`);
+      assert.equal(item(probed).affiliation, "owner");
+    },
+    undefined,
+    options,
+  );
+});
+
+Deno.test("muc: a wrong restrict_room_creation is a clear configuration error", async () => {
+  await assert.rejects(
+    startTestServer({
+      components: { [SERVICE]: { module: "muc", restrict_room_creation: "maybe" } },
+    }),
+    /restrict_room_creation/,
+  );
+});
