@@ -78,6 +78,20 @@ export async function processTree(pid: number): Promise<number[]> {
   return tree;
 }
 
+/** The system (kernel) part of {@link cpuTicks}: stime + cstime (fields 15 and 17). */
+export async function systemTicks(pid: number): Promise<number> {
+  const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+  const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return Number(rest[15 - 3]) + Number(rest[17 - 3]);
+}
+
+/** System (kernel) CPU time (ms) of `pid` and its live descendants together. */
+export async function treeSystemMs(pid: number): Promise<number> {
+  let ticks = 0;
+  for (const p of await processTree(pid)) ticks += await systemTicks(p).catch(() => 0);
+  return ticks * 1000 / await clockTicksPerSecond();
+}
+
 /** CPU time (ms, see {@link cpuTicks}) of `pid` and its live descendants together. */
 export async function treeCpuMs(pid: number): Promise<number> {
   let ticks = 0;

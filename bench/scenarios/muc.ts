@@ -31,7 +31,7 @@ import {
   warmUp,
 } from "../open_logins.ts";
 import { runPool } from "../pool.ts";
-import { cpuMs } from "../proc.ts";
+import { cpuMs, treeSystemMs } from "../proc.ts";
 import { details, type Row, row } from "../report.ts";
 import { closeAll } from "../route_measure.ts";
 import {
@@ -58,6 +58,8 @@ export interface MucRun {
   fanoutCpuMs: number;
   /** Server CPU per message delivered to one occupant, µs. */
   cpuUsPerDelivery: number;
+  /** Of that, the kernel's (system) time, µs. */
+  systemUsPerDelivery: number;
   /** Server CPU per message delivered to every occupant, µs. */
   cpuUsPerMessage: number;
   lastOccupantP50Ms: number;
@@ -319,6 +321,7 @@ export async function runMuc(
     const errors: string[] = [];
     let sent = 0;
     const ownBefore = await cpuMs(Deno.pid);
+    const systemBefore = await treeSystemMs(server.pid);
     let cpuBefore = await server.cpuMs();
     for (let n = WARM_MESSAGES; n < WARM_MESSAGES + messages; n++) {
       sent++;
@@ -331,6 +334,8 @@ export async function runMuc(
     }
     await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
     const fanoutCpuMs = (await server.cpuMs()) - cpuBefore;
+    // The kernel's part (sending to the sockets, mostly): what no server code can shave.
+    const fanoutSystemMs = (await treeSystemMs(server.pid)) - systemBefore;
     const delivered = deliveries.total - warmDelivered;
     for (const o of members) o.onMessage = () => {};
 
@@ -363,6 +368,7 @@ export async function runMuc(
       delivered,
       fanoutCpuMs,
       cpuUsPerDelivery: delivered > 0 ? fanoutCpuMs * 1000 / delivered : NaN,
+      systemUsPerDelivery: delivered > 0 ? fanoutSystemMs * 1000 / delivered : NaN,
       cpuUsPerMessage: times.length > 0 ? fanoutCpuMs * 1000 / times.length : NaN,
       lastOccupantP50Ms: percentile(times, 50),
       lastOccupantP99Ms: percentile(times, 99),
@@ -434,6 +440,7 @@ export function describeMucRun(r: MucRun): string {
   return `fan-out: ${r.completed}/${r.messages} messages to ${r.occupants} occupants, ` +
     `${r.delivered} of ${r.messages * r.occupants} deliveries; server CPU ` +
     `${(r.fanoutCpuMs / 1000).toFixed(2)} s = ${r.cpuUsPerDelivery.toFixed(1)} µs/delivery ` +
+    `(kernel ${r.systemUsPerDelivery.toFixed(1)}) ` +
     `(${r.cpuUsPerMessage.toFixed(0)} µs/message); to the last occupant p50 ` +
     `${r.lastOccupantP50Ms.toFixed(2)} ms, p99 ${r.lastOccupantP99Ms.toFixed(2)} ms. ` +
     `join: ${r.joinsCompleted}/${r.joins} joins; server CPU ${(r.joinCpuMs / 1000).toFixed(2)} ` +
@@ -448,6 +455,7 @@ export function mucRows(runs: MucRun[], occupants: number): Row[] {
   const name = `muc ${occupants} occupants`;
   return [
     row(name, "fan-out server CPU µs/delivery", runs.map((r) => r.cpuUsPerDelivery), 1),
+    row(name, "  of which kernel (system) µs", runs.map((r) => r.systemUsPerDelivery), 1),
     row(name, "fan-out to last occupant p50 ms", runs.map((r) => r.lastOccupantP50Ms), 2),
     row(name, "fan-out to last occupant p99 ms", runs.map((r) => r.lastOccupantP99Ms), 2),
     row(
