@@ -7,93 +7,29 @@
  * persistent room with its archive across a restart.
  */
 import assert from "node:assert/strict";
-import { startTestServer, type TestServer } from "../helpers/server.ts";
+import { startTestServer } from "../helpers/server.ts";
 import { connectXmpp, type TestXmpp, type XmlElement } from "../helpers/xmppclient.ts";
-
-const MUC = "http://jabber.org/protocol/muc";
-const USER = `${MUC}#user`;
-const ADMIN = `${MUC}#admin`;
-const OWNER = `${MUC}#owner`;
-const SERVICE = "conference.localhost";
-const ROOM = `club@${SERVICE}`;
-const OPTIONS = {
-  components: { [SERVICE]: { module: "muc" } },
-};
+import {
+  ADMIN,
+  codes,
+  errorOf,
+  groupchat,
+  instantRoom,
+  iq,
+  item,
+  join,
+  MUC,
+  OPTIONS,
+  OWNER,
+  ROOM,
+  SERVICE,
+  subjectFrom,
+  submit,
+  USER,
+  withMuc,
+} from "../helpers/muc.ts";
 
 let seq = 0;
-
-/** Sends raw XML and waits for the iq answering it. */
-async function iq(c: TestXmpp, to: string, type: string, inner: string): Promise<XmlElement> {
-  const id = `m${++seq}`;
-  c.xmpp.write(`<iq type='${type}' id='${id}' to='${to}'>${inner}</iq>`);
-  return await c.waitFor((s) => s.is("iq") && s.attrs.id === id);
-}
-const errorOf = (s: XmlElement) =>
-  s.getChild("error")?.children.filter((c: XmlElement) =>
-    typeof c !== "string" && c.name !== "text"
-  )
-    .map((c: XmlElement) => c.name).join(" ");
-const codes = (s: XmlElement) =>
-  (s.getChild("x", USER)?.getChildren("status") ?? []).map((x: XmlElement) => x.attrs.code)
-    .sort().join(" ");
-const item = (s: XmlElement) => s.getChild("x", USER)?.getChild("item")?.attrs ?? {};
-
-/** Joins and waits for the self-presence (110), or the error. */
-async function join(c: TestXmpp, nick: string, x = `<x xmlns='${MUC}'/>`, room = ROOM) {
-  c.xmpp.write(`<presence to='${room}/${nick}'>${x}</presence>`);
-  return await c.waitFor((s) =>
-    s.is("presence") && s.attrs.from === `${room}/${nick}` &&
-    (s.attrs.type === "error" || codes(s).split(" ").includes("110"))
-  );
-}
-const submit = (fields: Record<string, string>) =>
-  `<query xmlns='${OWNER}'><x xmlns='jabber:x:data' type='submit'>` +
-  `<field var='FORM_TYPE'><value>${MUC}#roomconfig</value></field>` +
-  Object.entries(fields).map(([k, v]) =>
-    `<field var='muc#roomconfig_${k}'><value>${v}</value></field>`
-  )
-    .join("") +
-  "</x></query>";
-const subjectFrom = (c: TestXmpp, room = ROOM) =>
-  c.waitFor((s) =>
-    s.is("message") && s.getChild("subject") !== undefined && s.attrs.from?.startsWith(room)
-  );
-const groupchat = (c: TestXmpp, body: string) =>
-  c.waitFor((s) =>
-    s.is("message") && s.attrs.type === "groupchat" && s.getChildText("body") === body
-  );
-
-async function withMuc(
-  fn: (login: (u: string, resource?: string) => Promise<TestXmpp>, t: TestServer) => Promise<void>,
-  dir?: string,
-  options: Record<string, unknown> = OPTIONS,
-) {
-  const t = await startTestServer(options, dir);
-  const clients: TestXmpp[] = [];
-  try {
-    for (const u of ["alice", "bob", "carol"]) {
-      await t.server.users("localhost")!.createUser(u, "pw").catch(() => {});
-    }
-    await fn(async (u, resource = "r") => {
-      const c = await connectXmpp(t.port, u, "pw", resource);
-      clients.push(c);
-      c.xmpp.write("<presence/>"); // available, as clients are: invitations go to the bare JID
-      return c;
-    }, t);
-  } finally {
-    for (const c of clients) await c.stop();
-    await t.stop({ keepData: dir !== undefined });
-  }
-}
-
-/** Alice makes an instant room (persistent when asked) and is in it. */
-async function instantRoom(alice: TestXmpp, fields: Record<string, string> = {}) {
-  const self = await join(alice, "alice");
-  assert.equal(codes(self), "110 201");
-  assert.equal(item(self).affiliation, "owner");
-  assert.equal(item(self).role, "moderator");
-  assert.equal((await iq(alice, ROOM, "set", submit(fields))).attrs.type, "result");
-}
 
 Deno.test("muc: an instant room; joining in order; messages with stanza-id and occupant-id; history and subject", async () => {
   await withMuc(async (login) => {
