@@ -9,7 +9,7 @@
 import type { StanzaEvent } from "../../core/router.ts";
 import { bare, prep } from "../../core/jid.ts";
 import { element, type Stanza } from "../../core/xml/stanza.ts";
-import { deliver, prepare } from "./broadcast.ts";
+import { deliver, prepare } from "../../core/fanout.ts";
 import {
   AFFILIATION_RANK,
   affiliationOf,

@@ -13,7 +13,7 @@
  * The parts: `occupants.ts` (join, leave, nickname, presence),
  * `messages.ts` (groupchat, subject, private messages, invitations),
  * `admin.ts` (roles, affiliations, configuration, destruction,
- * registration), `config.ts` (the forms), `broadcast.ts` (serialise once,
+ * registration), `config.ts` (the forms), `core/fanout.ts` (serialise once,
  * send to many), `room.ts` (the data and its rules).
  *
  * Options, as Prosody names them: `restrict_room_creation` (false: anyone;
@@ -37,7 +37,7 @@ import { bare } from "../../core/jid.ts";
 import { element, type Stanza } from "../../core/xml/stanza.ts";
 import type { KeyValStore, MapStore } from "../../core/storage/types.ts";
 import { unrefTimeout } from "../../core/timers.ts";
-import { deliver, prepare } from "./broadcast.ts";
+import { deliver, prepare } from "../../core/fanout.ts";
 import { roomFeatures, roomInfoForm } from "./config.ts";
 import { onAdminGet, onAdminSet, onOwner, onRegister } from "./admin.ts";
 import { onPrivateMessage, onRoomMessage } from "./messages.ts";

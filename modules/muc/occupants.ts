@@ -14,7 +14,7 @@ import type { Origin, StanzaEvent } from "../../core/router.ts";
 import { bare, prepResource } from "../../core/jid.ts";
 import { element, presence, type Stanza } from "../../core/xml/stanza.ts";
 import { parseDateTime } from "../../core/datetime.ts";
-import { deliver, prepare, type Prepared } from "./broadcast.ts";
+import { deliver, prepare, type Prepared } from "../../core/fanout.ts";
 import {
   affiliationOf,
   type Occupant,

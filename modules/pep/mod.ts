@@ -15,6 +15,7 @@
  * @module
  */
 import type { Module } from "../../core/moduleapi.ts";
+import { prepare, sendTo } from "../../core/fanout.ts";
 import type { Origin, StanzaEvent } from "../../core/router.ts";
 import type { Session } from "../../core/session.ts";
 import { bare, prep, split } from "../../core/jid.ts";
@@ -173,11 +174,12 @@ export default async function pep(module: Module) {
   /** Sends `event` (a child of a pubsub#event element) from `owner` to each session. */
   function notify(owner: string, node: Node, event: Stanza, to: Iterable<Session>) {
     const from = `${owner}@${module.host}`;
-    for (const s of to) {
-      const m = message({ from, to: s.full_jid, type: node.config.notificationType })
-        .tag("event", { xmlns: EVENT_NS }).addChild(event.clone()).up();
-      s.send(m);
-    }
+    // Serialised once for every recipient (core/fanout.ts).
+    const p = prepare(
+      message({ from, type: node.config.notificationType })
+        .tag("event", { xmlns: EVENT_NS }).addChild(event).up(),
+    );
+    for (const s of to) sendTo(s, p);
   }
 
   // --- errors -------------------------------------------------------------------------

@@ -1,14 +1,16 @@
 /**
- * Sending one stanza to many occupants, serialised once: the room's
- * message or presence is turned into XML a single time, and each copy is
- * that XML with the recipient's `to` put in its opening tag. Each copy is
- * its own small stanza (own attributes and child list) sharing the child
- * elements, which nobody changes after this point: stream management and
- * CSI keep copies, never edit them in place.
+ * Sending one stanza to many recipients, serialised once (a room's message
+ * to its occupants, a PEP notification to contacts): the stanza is turned
+ * into XML a single time, and each copy is that XML with the recipient's
+ * `to` put in its opening tag. Each copy is its own small stanza (own
+ * attributes and child list) sharing the child elements, which nobody
+ * changes after this point: stream management and CSI keep copies, never
+ * edit them in place.
  *
- * A copy for a session of this server goes straight to it (the router's
- * per-recipient work — finding the session — is all a groupchat stanza to
- * a full JID needs); anything else is routed.
+ * A copy for a session of this server goes straight to it (finding the
+ * session is all the router would do for a groupchat message or an event
+ * to a full JID; the blocklist is not asked, as for PEP's notifications);
+ * anything else is routed.
  *
  * @example
  * ```ts
@@ -17,8 +19,9 @@
  * ```
  * @module
  */
-import type { Module } from "../../core/moduleapi.ts";
-import { escapeAttr, Stanza } from "../../core/xml/stanza.ts";
+import type { Module } from "./moduleapi.ts";
+import type { Session } from "./session.ts";
+import { escapeAttr, Stanza } from "./xml/stanza.ts";
 
 /** A stanza ready to go to many recipients. */
 export interface Prepared {
@@ -55,13 +58,18 @@ export function copyFor(p: Prepared, to: string): Stanza {
   return new Stanza(p.name, { ...p.attrs, to }, p.children.slice());
 }
 
-/** Sends a prepared stanza to `to`. */
+/** Sends a prepared stanza to a session, addressed to its full JID. */
+export function sendTo(session: Session, p: Prepared): boolean {
+  const to = session.full_jid!;
+  return session.send(copyFor(p, to), p.head + ' to="' + escapeAttr(to) + '"' + p.tail);
+}
+
+/** Sends a prepared stanza to `to`: straight to its session if it is this server's, else routed. */
 export function deliver(module: Module, p: Prepared, to: string): void {
-  const copy = copyFor(p, to);
   const session = module.fullSession(to);
   if (session !== undefined) {
-    session.send(copy, p.head + ' to="' + escapeAttr(to) + '"' + p.tail);
+    session.send(copyFor(p, to), p.head + ' to="' + escapeAttr(to) + '"' + p.tail);
     return;
   }
-  module.send(copy);
+  module.send(copyFor(p, to));
 }
