@@ -420,7 +420,19 @@ export default async function pep(module: Module) {
     }
     return true;
   }
-  module.hook(`iq-set/bare/${PUBSUB_NS}:pubsub`, onSubscription);
+  module.hook(`iq-set/bare/${PUBSUB_NS}:pubsub`, async (event: StanzaEvent<Session>) => {
+    const r = await onSubscription(event);
+    if (r !== undefined || event.to_self) return r;
+    // Publishing, retracting, creating… on another's account (XEP-0060 §7.1.3.1).
+    return fail(event.origin, event.stanza, "auth", "forbidden");
+  });
+  // Another's nodes are theirs to manage.
+  for (const type of ["get", "set"]) {
+    module.hook(`iq-${type}/bare/${OWNER_NS}:pubsub`, (event: StanzaEvent<Session>) => {
+      if (event.to_self) return undefined;
+      return fail(event.origin, event.stanza, "auth", "forbidden");
+    });
+  }
 
   // --- the owner's namespace ----------------------------------------------------------
 

@@ -616,3 +616,46 @@ Deno.test("pep: a contact on another of the server's hosts gets the last item wh
     }
   });
 });
+
+Deno.test("pep: publishing to or managing another account's nodes is forbidden, and changes nothing", async () => {
+  await withServer({}, async (t, login) => {
+    await accounts(t);
+    const juliet = await login("juliet");
+    const romeo = await login("romeo");
+    const NICK = "http://jabber.org/protocol/nick";
+    await iq(juliet, "set", publish(NICK, "current", `<nick xmlns='${NICK}'>Jules</nick>`));
+    const errorOf = (r: Stanza) =>
+      r.getChild("error")?.tags().filter((c) => c.name !== "text").map((c) => c.name).join(" ");
+    const pub = await iq(
+      romeo,
+      "set",
+      publish(NICK, "current", `<nick xmlns='${NICK}'>Romeo</nick>`),
+      "juliet@localhost",
+    );
+    assert.equal(errorOf(pub), "forbidden");
+    const purge = await iq(
+      romeo,
+      "set",
+      `<pubsub xmlns='${OWNER}'><purge node='${NICK}'/></pubsub>`,
+      "juliet@localhost",
+    );
+    assert.equal(errorOf(purge), "forbidden");
+    const conf = await iq(
+      romeo,
+      "get",
+      `<pubsub xmlns='${OWNER}'><configure node='${NICK}'/></pubsub>`,
+      "juliet@localhost",
+    );
+    assert.equal(errorOf(conf), "forbidden");
+    const items = await iq(
+      romeo,
+      "get",
+      `<pubsub xmlns='${PUBSUB}'><items node='${NICK}'/></pubsub>`,
+      "juliet@localhost",
+    );
+    assert.match(
+      items.toString(),
+      /<nick xmlns="http:\/\/jabber.org\/protocol\/nick">Jules<\/nick>/,
+    );
+  });
+});
