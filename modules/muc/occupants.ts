@@ -327,7 +327,6 @@ async function join(
 ) {
   const bareJid = bare(from);
   let o = room.occupants.get(nick);
-  const newOccupant = o === undefined;
   if (o === undefined) {
     o = {
       nick,
@@ -342,7 +341,7 @@ async function join(
   const session = svc.module.fullSession(from);
   session?.conn.cork();
   try {
-    await welcome(svc, hooks, room, o, newOccupant, from, stanza, x, created);
+    await welcome(svc, hooks, room, o, from, stanza, x, created);
   } finally {
     session?.conn.uncork();
   }
@@ -353,7 +352,6 @@ async function welcome(
   hooks: JoinHooks,
   room: Room,
   o: Occupant,
-  newOccupant: boolean,
   from: string,
   stanza: Stanza,
   x: Stanza | undefined,
@@ -373,16 +371,15 @@ async function welcome(
   const selfCodes: string[] = [];
   if (room.config.whois === "anyone") selfCodes.push("100");
   if (created) selfCodes.push("201");
-  if (newOccupant) {
-    let plain: Prepared | undefined;
-    let full: Prepared | undefined;
-    for (const other of room.occupants.values()) {
-      if (other === o) continue;
-      const out = seesRealJids(room, other)
-        ? (full ??= prepare(occupantPresence(room, o, true, false, {})))
-        : (plain ??= prepare(occupantPresence(room, o, false, false, {})));
-      for (const jid of other.sessions.keys()) deliver(svc.module, out, jid);
-    }
+  // (Another client of an occupant: its presence is the occupant's now, the others see it.)
+  let plain: Prepared | undefined;
+  let full: Prepared | undefined;
+  for (const other of room.occupants.values()) {
+    if (other === o) continue;
+    const out = seesRealJids(room, other)
+      ? (full ??= prepare(occupantPresence(room, o, true, false, {})))
+      : (plain ??= prepare(occupantPresence(room, o, false, false, {})));
+    for (const jid of other.sessions.keys()) deliver(svc.module, out, jid);
   }
   sendSelf(svc, room, o, { selfCodes }, [from]);
   // 3. History, then the subject, empty if none (XEP-0045 §7.2.15–16; a new room: no history).
@@ -408,12 +405,14 @@ function leave(
   codes: string[] = [],
 ) {
   if (o.sessions.size > 1) {
-    // One of several clients leaves: only it is told.
+    // One of several clients leaves: it is told; if its presence was the occupant's, the
+    // room now sees the remaining clients' (the most recent).
+    const wasShown = lastSession(o)?.[0] === from;
     o.sessions.delete(from);
     room.byRealJid.delete(from);
     const self = occupantPresence(room, o, true, true, { type: "unavailable", codes });
-    const p = prepare(self);
-    deliver(svc.module, p, from);
+    deliver(svc.module, prepare(self), from);
+    if (wasShown) broadcastPresence(svc, room, o);
     return;
   }
   o.role = "none";

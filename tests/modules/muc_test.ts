@@ -487,3 +487,33 @@ Deno.test("muc: a wrong restrict_room_creation is a clear configuration error", 
     /restrict_room_creation/,
   );
 });
+
+Deno.test("muc: one account in a room from two clients under one nick; one leaves, the room sees the other", async () => {
+  await withMuc(async (login) => {
+    const alice = await login("alice");
+    const bob = await login("bob");
+    const phone = await login("bob", "phone");
+    await instantRoom(alice);
+    await join(bob, "bob", `<x xmlns='${MUC}'/><show>away</show>`);
+    await join(phone, "bob", `<x xmlns='${MUC}'/><show>dnd</show>`);
+    // Both clients get the room's messages.
+    alice.xmpp.write(`<message to='${ROOM}' type='groupchat'><body>both</body></message>`);
+    await groupchat(bob, "both");
+    await groupchat(phone, "both");
+    // The phone's presence is the occupant's now; when it leaves, alice sees the desktop's.
+    await alice.waitFor((s) => s.attrs.from === `${ROOM}/bob` && s.getChildText("show") === "dnd");
+    phone.xmpp.write(`<presence to='${ROOM}/bob' type='unavailable'/>`);
+    const left = await phone.waitFor((s) =>
+      s.attrs.from === `${ROOM}/bob` && s.attrs.type === "unavailable"
+    );
+    assert.equal(codes(left), "110");
+    const now = await alice.waitFor((s) =>
+      s.attrs.from === `${ROOM}/bob` && s.attrs.type === undefined &&
+      s.getChildText("show") === "away"
+    );
+    assert.equal(item(now).role, "participant");
+    // Bob is still in the room (his desktop).
+    alice.xmpp.write(`<message to='${ROOM}' type='groupchat'><body>still</body></message>`);
+    await groupchat(bob, "still");
+  });
+});
