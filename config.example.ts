@@ -311,7 +311,8 @@ export default defineConfig({
    * `muc_room_default_allow_member_invites` (false), `max_history_messages` (20),
    * `muc_room_locking` (true), `muc_room_lock_timeout` (300 s), `muc_log_by_default`
    * (true), `muc_log_expires_after` ("1w"); and Cadence's limits `muc_max_rooms`
-   * (10,000) and `muc_max_occupants` (5,000 per room).
+   * (10,000), `muc_max_rooms_per_owner` (100, admins excepted) and
+   * `muc_max_occupants` (5,000 per room).
    */
   components: {
     "conference.localhost": { module: "muc" },

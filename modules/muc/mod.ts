@@ -27,7 +27,9 @@
  * (false), `max_history_messages` (20, the most a room may send),
  * `muc_room_locking` (true), `muc_room_lock_timeout` (300 s),
  * `muc_log_by_default` (true); and Cadence's limits `muc_max_rooms`
- * (10,000) and `muc_max_occupants` (5,000 per room).
+ * (10,000), `muc_max_rooms_per_owner` (100 rooms created and still owned
+ * by one account, the server's admins excepted) and `muc_max_occupants`
+ * (5,000 per room).
  * @module
  */
 import { createHmac } from "node:crypto";
@@ -110,6 +112,8 @@ export default async function muc(module: Module) {
   const locking = module.getOptionBoolean("muc_room_locking", true)!;
   const lockTimeout = module.getOptionPeriod("muc_room_lock_timeout", 300);
   const maxRooms = module.getOptionInteger("muc_max_rooms", 10_000, { min: 1 });
+  // One account cannot take the whole service's rooms (not a Prosody option).
+  const maxPerOwner = module.getOptionInteger("muc_max_rooms_per_owner", 100, { min: 1 });
   const maxOccupants = module.getOptionInteger("muc_max_occupants", 5_000, { min: 1 });
   const restrict = module.getOption<unknown>("restrict_room_creation", false);
   if (![true, false, "admin", "local"].includes(restrict as string)) {
@@ -205,6 +209,14 @@ export default async function muc(module: Module) {
     },
     create(name: string, creator: string) {
       if (rooms.size >= maxRooms) return undefined;
+      if (!admins.has(creator)) {
+        let owned = 0;
+        for (const r of rooms.values()) {
+          if (r.affiliations[creator]?.affiliation === "owner" && ++owned >= maxPerOwner) {
+            return undefined;
+          }
+        }
+      }
       const room = newRoom(name, `${name}@${host}`, defaults());
       room.affiliations[creator] = { affiliation: "owner" };
       if (locking) {

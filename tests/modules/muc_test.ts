@@ -517,3 +517,27 @@ Deno.test("muc: one account in a room from two clients under one nick; one leave
     await groupchat(bob, "still");
   });
 });
+
+Deno.test("muc: one account owns at most muc_max_rooms_per_owner rooms; the refusal changes nothing", async () => {
+  const options = { components: { [SERVICE]: { module: "muc", muc_max_rooms_per_owner: 2 } } };
+  await withMuc(
+    async (login) => {
+      const bob = await login("bob");
+      for (const name of ["one", "two"]) {
+        const self = await join(bob, "bob", undefined, `${name}@${SERVICE}`);
+        assert.equal(codes(self), "110 201");
+      }
+      const third = await join(bob, "bob", undefined, `three@${SERVICE}`);
+      assert.equal(errorOf(third), "resource-constraint");
+      const info = await iq(
+        bob,
+        `three@${SERVICE}`,
+        "get",
+        "<query xmlns='http://jabber.org/protocol/disco#info'/>",
+      );
+      assert.equal(errorOf(info), "item-not-found");
+    },
+    undefined,
+    options,
+  );
+});
