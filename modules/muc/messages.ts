@@ -2,7 +2,7 @@
  * Messages in a room (XEP-0045 §7.4, §7.5, §7.8, §8.1): groupchat from an
  * occupant goes to everyone under its occupant JID, with the room's
  * stanza-id and the occupant-id; a subject change; private messages
- * between occupants; mediated invitations and declines. An error bounced
+ * between occupants; mediated invitations and declines; voice requests. An error bounced
  * by an occupant's client takes it out of the room (status 333).
  * @module
  */
@@ -10,6 +10,7 @@ import type { StanzaEvent } from "../../core/router.ts";
 import { bare, prep } from "../../core/jid.ts";
 import { element, type Stanza } from "../../core/xml/stanza.ts";
 import { deliver, prepare } from "../../core/fanout.ts";
+import { buildForm, DATAFORM_NS, readForm, type SubmittedForm } from "../../core/xml/dataform.ts";
 import {
   AFFILIATION_RANK,
   affiliationOf,
@@ -18,6 +19,9 @@ import {
   type Room,
 } from "./room.ts";
 import { OCCUPANT_ID_NS, type Service, SID_NS, USER_NS } from "./service.ts";
+
+/** The form of a voice request and of its approval (XEP-0045 §7.13, §8.6). */
+const REQUEST_FORM = "http://jabber.org/protocol/muc#request";
 
 /** Most invitations in one message. */
 const MAX_INVITES = 10;
@@ -56,6 +60,14 @@ export async function onRoomMessage(
   if (type !== "groupchat" && x && (x.getChild("invite") || x.getChild("decline"))) {
     invitations(svc, room, origin, stanza, x, from);
     return true;
+  }
+  const form = stanza.getChild("x", DATAFORM_NS);
+  if (type !== "groupchat" && form) {
+    const submitted = readForm(form);
+    if (submitted.type === REQUEST_FORM) {
+      voiceRequest(svc, room, origin, stanza, submitted, from);
+      return true;
+    }
   }
   if (type !== "groupchat") {
     origin.send(stanza.errorReply("modify", "bad-request", "Messages to a room are groupchat"));
@@ -229,5 +241,56 @@ function invitations(
     svc.save(room).catch((error) =>
       svc.module.log.error("saving room {room} failed: {error}", { room: room.jid, error })
     );
+  }
+}
+
+/**
+ * Voice requests (XEP-0045 §7.13, §8.6): a visitor's request goes to the
+ * moderators as a form; a moderator's form back with `muc#request_allow`
+ * true gives the visitor voice.
+ */
+function voiceRequest(
+  svc: Service,
+  room: Room,
+  origin: StanzaEvent["origin"],
+  stanza: Stanza,
+  form: SubmittedForm,
+  from: string,
+) {
+  const me = occupantByReal(room, from);
+  if (!me) {
+    origin.send(
+      stanza.errorReply("cancel", "not-acceptable", "You are not currently connected to this chat"),
+    );
+    return;
+  }
+  const value = (name: string) => form.fields.get(name)?.[0];
+  if (me.role === "moderator") {
+    // An answer to a request.
+    const allow = value("muc#request_allow");
+    if (allow !== "true" && allow !== "1") return;
+    const target = room.occupants.get(value("muc#roomnick") ?? "");
+    if (target?.role !== "visitor") return;
+    target.role = "participant";
+    svc.broadcastPresence(room, target);
+    return;
+  }
+  if (me.role !== "visitor" || value("muc#role") !== "participant") {
+    origin.send(stanza.errorReply("modify", "bad-request", "Only visitors ask for voice"));
+    return;
+  }
+  const request = buildForm("form", REQUEST_FORM, [
+    { var: "muc#role", type: "list-single", label: "Requested role", values: ["participant"] },
+    { var: "muc#jid", type: "jid-single", label: "User ID", values: [from] },
+    { var: "muc#roomnick", type: "text-single", label: "Room nickname", values: [me.nick] },
+    { var: "muc#request_allow", type: "boolean", label: "Grant voice?", values: ["false"] },
+  ]);
+  request.children.splice(0, 0, element("title").text("Voice request"));
+  const p = prepare(
+    element("message", { from: room.jid, id: crypto.randomUUID() }).addChild(request),
+  );
+  for (const o of room.occupants.values()) {
+    if (o.role !== "moderator") continue;
+    for (const jid of o.sessions.keys()) deliver(svc.module, p, jid);
   }
 }

@@ -541,3 +541,41 @@ Deno.test("muc: one account owns at most muc_max_rooms_per_owner rooms; the refu
     options,
   );
 });
+
+Deno.test("muc: a visitor asks for voice; a moderator's approval gives it (XEP-0045 §7.13, §8.6)", async () => {
+  await withMuc(async (login) => {
+    const alice = await login("alice");
+    const carol = await login("carol");
+    await instantRoom(alice, { moderatedroom: "1" });
+    const self = await join(carol, "carol");
+    assert.equal(item(self).role, "visitor");
+    const REQUEST = `${MUC}#request`;
+    carol.xmpp.write(
+      `<message to='${ROOM}'><x xmlns='jabber:x:data' type='submit'>` +
+        `<field var='FORM_TYPE'><value>${REQUEST}</value></field>` +
+        `<field var='muc#role'><value>participant</value></field></x></message>`,
+    );
+    const request = await alice.waitFor((s) =>
+      s.is("message") && s.getChild("x", "jabber:x:data")?.attrs.type === "form"
+    );
+    const fields = Object.fromEntries(
+      request.getChild("x", "jabber:x:data").getChildren("field").map((f: XmlElement) => [
+        f.attrs.var,
+        f.getChildText("value"),
+      ]),
+    );
+    assert.equal(fields.FORM_TYPE, REQUEST);
+    assert.equal(fields["muc#roomnick"], "carol");
+    assert.equal(fields["muc#jid"], carol.jid);
+    alice.xmpp.write(
+      `<message to='${ROOM}'><x xmlns='jabber:x:data' type='submit'>` +
+        `<field var='FORM_TYPE'><value>${REQUEST}</value></field>` +
+        `<field var='muc#role'><value>participant</value></field>` +
+        `<field var='muc#roomnick'><value>carol</value></field>` +
+        `<field var='muc#request_allow'><value>true</value></field></x></message>`,
+    );
+    await carol.waitFor((s) => s.attrs.from === `${ROOM}/carol` && item(s).role === "participant");
+    carol.xmpp.write(`<message to='${ROOM}' type='groupchat'><body>thanks</body></message>`);
+    await groupchat(alice, "thanks");
+  });
+});
