@@ -8,9 +8,8 @@
  * edit them in place.
  *
  * A copy for a session of this server goes straight to it (finding the
- * session is all the router would do for a groupchat message or an event
- * to a full JID; the blocklist is not asked, as for PEP's notifications);
- * anything else is routed.
+ * session, and asking its blocklist, is all the router would do for a
+ * groupchat message or an event to a full JID); anything else is routed.
  *
  * @example
  * ```ts
@@ -58,9 +57,10 @@ export function copyFor(p: Prepared, to: string): Stanza {
   return new Stanza(p.name, { ...p.attrs, to }, p.children.slice());
 }
 
-/** Sends a prepared stanza to a session, addressed to its full JID. */
+/** Sends a prepared stanza to a session, addressed to its full JID (unless it blocks the sender). */
 export function sendTo(session: Session, p: Prepared): boolean {
   const to = session.full_jid!;
+  if (session.refuses?.(p.attrs.from ?? "")) return false;
   return session.send(copyFor(p, to), p.head + ' to="' + escapeAttr(to) + '"' + p.tail);
 }
 
@@ -68,6 +68,7 @@ export function sendTo(session: Session, p: Prepared): boolean {
 export function deliver(module: Module, p: Prepared, to: string): void {
   const session = module.fullSession(to);
   if (session !== undefined) {
+    if (session.refuses?.(p.attrs.from ?? "")) return; // blocked, as the router would drop it
     session.send(copyFor(p, to), p.head + ' to="' + escapeAttr(to) + '"' + p.tail);
     return;
   }

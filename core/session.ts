@@ -88,6 +88,12 @@ export class Session {
    */
   hold: ((stanza: Stanza, xml: string) => boolean) | undefined = undefined;
   /**
+   * Set by the blocklist module: whether the account refuses stanzas from
+   * this JID. Senders that reach sessions without the router (fan-outs:
+   * rooms, PEP) ask it; routed stanzas meet the blocklist's own hooks.
+   */
+  refuses: ((from: string) => boolean) | undefined = undefined;
+  /**
    * Set by stream management: called when the connection is lost without
    * either side closing the stream; returning true keeps the session
    * (hibernating) instead of ending it.

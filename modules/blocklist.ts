@@ -54,6 +54,12 @@ export default function blocklist(module: Module) {
     });
   }
 
+  // For fan-outs that bypass the router (core/fanout.ts): the same list, asked per delivery.
+  module.hook("resource-bind", async ({ session }) => {
+    const list = await load(session.username!);
+    session.refuses = (from: string) => matches(list, from);
+  });
+
   module.hook("resource-unbind", ({ session }) => {
     if (!module.isOnline(session.username!)) cache.delete(session.username!);
   });

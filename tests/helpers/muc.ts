@@ -26,7 +26,7 @@ export const OPTIONS = { components: { [SERVICE]: { module: "muc" } } };
 
 let seq = 0;
 
-/** Sends raw XML and waits for the iq answering it. */
+/** Sends raw XML (to one's own account when `to` is empty) and waits for the iq answering it. */
 export async function iq(
   c: TestXmpp,
   to: string,
@@ -34,7 +34,7 @@ export async function iq(
   inner: string,
 ): Promise<XmlElement> {
   const id = `muc${++seq}`;
-  c.xmpp.write(`<iq type='${type}' id='${id}' to='${to}'>${inner}</iq>`);
+  c.xmpp.write(`<iq type='${type}' id='${id}'${to ? ` to='${to}'` : ""}>${inner}</iq>`);
   return await c.waitFor((s) => s.is("iq") && s.attrs.id === id);
 }
 

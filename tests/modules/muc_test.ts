@@ -579,3 +579,24 @@ Deno.test("muc: a visitor asks for voice; a moderator's approval gives it (XEP-0
     await groupchat(alice, "thanks");
   });
 });
+
+Deno.test("muc: a user who blocks an occupant (or the room) gets none of its messages", async () => {
+  await withMuc(async (login) => {
+    const alice = await login("alice");
+    const bob = await login("bob");
+    await instantRoom(alice);
+    await join(bob, "bob");
+    const block = await iq(
+      bob,
+      "",
+      "set",
+      `<block xmlns='urn:xmpp:blocking'><item jid='${ROOM}/alice'/></block>`,
+    );
+    assert.equal(block.attrs.type, "result");
+    alice.xmpp.write(`<message to='${ROOM}' type='groupchat'><body>blocked</body></message>`);
+    await groupchat(alice, "blocked"); // (alice's echo: the message went out)
+    bob.xmpp.write(`<message to='${ROOM}' type='groupchat'><body>marker</body></message>`);
+    await groupchat(bob, "marker");
+    assert.ok(!bob.received.some((s: XmlElement) => s.getChildText?.("body") === "blocked"));
+  });
+});
