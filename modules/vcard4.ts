@@ -24,10 +24,19 @@ export default async function vcard4(module: Module) {
     const to = stanza.attrs.to;
     const owner = to === undefined ? origin.username : split(to)?.node;
     if (!owner) return;
-    const requester = bare(origin.full_jid ?? `${origin.username}@${module.host}`);
+    const requester = bare(stanza.attrs.from ?? origin.full_jid ?? "");
     const item = (await pep.nodesOf(owner)).get(VCARD4_NODE)?.items.at(-1);
     if (!item) {
-      origin.send(stanza.errorReply("cancel", "item-not-found"));
+      // Whether there is none is told only to those who could read it (the default access
+      // model: the owner and contacts who see their presence), as Prosody's pubsub does.
+      const mine = requester === `${owner}@${module.host}`;
+      const contact = (await module.rosters.load(owner, module.host)).items.get(requester);
+      const could = mine || contact?.subscription === "from" || contact?.subscription === "both";
+      origin.send(
+        could
+          ? stanza.errorReply("cancel", "item-not-found")
+          : stanza.errorReply("auth", "forbidden"),
+      );
     } else if (!await pep.mayRead(owner, VCARD4_NODE, requester)) {
       origin.send(stanza.errorReply("auth", "forbidden"));
     } else {

@@ -83,7 +83,7 @@ export default async function vcardLegacy(module: Module) {
     const to = stanza.attrs.to;
     const owner = to === undefined ? origin.username : split(to)?.node;
     if (!owner) return;
-    const requester = bare(origin.full_jid ?? `${origin.username}@${module.host}`);
+    const requester = bare(stanza.attrs.from ?? origin.full_jid ?? "");
     const nodes = await pep.nodesOf(owner);
     const profile = nodes.get(VCARD4_NODE)?.items.at(-1);
     const showProfile = profile !== undefined &&
@@ -97,7 +97,9 @@ export default async function vcardLegacy(module: Module) {
     if (!showProfile && !showAvatar) return; // vcard answers with what it stored
     const stored = await vcards.get(owner);
     const vcard: Stanza = stored ? parseXml(stored) : element("vCard", { xmlns: VCARD });
-    if (showProfile) {
+    // A vCard4 that is only this vCard converted (the legacy client's own save)
+    // says less than it: the stored vCard stays whole (TEL and EMAIL types, ORGUNIT…).
+    if (showProfile && profile.payload !== toVcard4(vcard).toString()) {
       vcard.children = vcard.children.filter((c) =>
         typeof c === "string" || !CONVERTED_FIELDS.has(c.name)
       );

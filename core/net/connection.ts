@@ -109,6 +109,8 @@ export class Connection {
   private doneAtCheck = 0;
   private paused = 0;
   private overflowed = false;
+  /** Open {@link cork} calls (the socket itself is corked once while any is open). */
+  private corks = 0;
   /** Items of writes whose callback has not come yet, in write order. */
   private inflight: unknown[] = [];
   /** Items of writes that failed. */
@@ -201,7 +203,7 @@ export class Connection {
     this.writes++;
     this.socket.write(data, this.written);
     // A long burst while corked goes out in pieces, never piling up past the cap.
-    if (this.socket.writableCorked && this.socket.writableLength > CORK_LIMIT) {
+    if (this.corks > 0 && this.socket.writableLength > CORK_LIMIT) {
       this.socket.uncork();
       this.socket.cork();
     }
@@ -233,11 +235,15 @@ export class Connection {
    * the occupants' presences and the history of a room being joined.
    */
   cork(): void {
-    if (!this.closed) this.socket.cork();
+    // Counted here, the socket corked once: overlapping bursts nest, and the
+    // socket's own count would keep the cork limit above from flushing.
+    if (this.closed || this.corks++ > 0) return;
+    this.socket.cork();
   }
 
   uncork(): void {
-    this.socket.uncork();
+    if (this.corks === 0) return; // not corked (an uncork too many must not undo another's)
+    if (--this.corks === 0) this.socket.uncork();
   }
 
   /** Bytes written but not yet taken by the kernel. */
@@ -392,6 +398,8 @@ export class Connection {
     this.paused &= ~THROTTLED;
     // Stop reading first: a read already in flight would swallow the client's TLS hello.
     plain.pause();
+    // What a cork held (the `<proceed/>`) goes out in the clear; the cork moves to TLS.
+    if (this.corks > 0) plain.uncork();
     plain.removeAllListeners("data");
     plain.removeAllListeners("close");
     const SNICallback = contextFor &&
@@ -404,6 +412,7 @@ export class Connection {
       ALPNProtocols: alpn,
     });
     this.socket = tls;
+    if (this.corks > 0) tls.cork();
     this.secure = true;
     this.attach(tls);
     tls.on("error", () => tls.destroy());

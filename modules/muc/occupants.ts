@@ -338,12 +338,12 @@ async function join(
     };
   }
   // The joiner's part goes out in one write (the socket is corked until the end).
-  const session = svc.module.fullSession(from);
-  session?.conn.cork();
+  const conn = svc.module.fullSession(from)?.conn; // (the same one at the end: resumption may move it)
+  conn?.cork();
   try {
     await welcome(svc, hooks, room, o, from, stanza, x, created);
   } finally {
-    session?.conn.uncork();
+    conn?.uncork();
   }
 }
 

@@ -253,6 +253,10 @@ export default async function pep(module: Module) {
     payload: string,
     options?: SubmittedForm,
   ): Promise<{ id: string } | PublishError> {
+    // Here, not only in onPublish: other modules' publishes (vCard4, legacy vCards) too.
+    if (payload.length > maxItemSize) {
+      return { type: "modify", condition: "not-acceptable", specific: "payload-too-big" };
+    }
     const nodes = await nodesOf(user);
     let node = nodes.get(name);
     let created = false;

@@ -102,10 +102,22 @@ Deno.test("vcard4: a vCard4 set shows in vcard-temp for those allowed, and is fo
       .getChild("vCard", "vcard-temp")!;
     assert.equal(legacy.getChildText("FN"), "Juliet");
     assert.equal(legacy.getChildText("DESC"), "of Verona");
-    // No vCard4 at all: item-not-found.
+    // No vCard4 at all, asked by a stranger: forbidden, as if there were one.
     assert.equal(
       errorOf(await iq(juliet, "get", `<vcard xmlns='${V4}'/>`, "romeo@localhost")),
-      "item-not-found",
+      "forbidden",
     );
+  });
+});
+
+Deno.test("vcard4: a stranger cannot tell whether a vCard4 exists; a contact can", async () => {
+  await withUsers(async (juliet, romeo) => {
+    // Romeo is in no roster of juliet's: a stranger.
+    assert.equal(
+      errorOf(await iq(romeo, "get", `<vcard xmlns='${V4}'/>`, "juliet@localhost")),
+      "forbidden",
+    );
+    // Juliet asks of herself: there is none.
+    assert.equal(errorOf(await iq(juliet, "get", `<vcard xmlns='${V4}'/>`)), "item-not-found");
   });
 });
