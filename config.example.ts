@@ -96,6 +96,12 @@ export default defineConfig({
   /** Client ports with TLS from the first byte (XEP-0368). Default: [5223]. */
   c2s_direct_tls_ports: [5223],
 
+  /** Where external components (XEP-0114) connect, when one is configured. Default: [5347]. */
+  // component_ports: [5347],
+
+  /** Addresses for components (they usually run on this machine). Default: ["127.0.0.1"]. */
+  // component_interfaces: ["127.0.0.1"],
+
   /** Refuse to authenticate clients before TLS. Default: true. */
   c2s_require_encryption: true,
 
@@ -316,6 +322,8 @@ export default defineConfig({
    */
   components: {
     "conference.localhost": { module: "muc" },
+    // An external component (XEP-0114): its secret, no module.
+    // "gateway.example.com": { component_secret: "change me" },
     // "pubsub.example.com": { module: "pubsub", expose_publisher: true },
   },
 });

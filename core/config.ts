@@ -83,7 +83,11 @@ export interface Config extends HostOptions {
     file?: string;
   };
   virtual_hosts?: Record<string, HostOptions>;
-  components?: Record<string, HostOptions & { module: string }>;
+  /** Internal components name their module; external ones (XEP-0114) their `component_secret`. */
+  components?: Record<string, HostOptions & { module?: string; component_secret?: string }>;
+  /** Where external components connect (XEP-0114); default [5347] on 127.0.0.1. */
+  component_ports?: number[];
+  component_interfaces?: string[];
 }
 
 /** Gives a configuration object its type (and the editor its autocompletion). */
@@ -212,6 +216,9 @@ const CHECKS: Record<string, Check> = {
       ? undefined
       : "{ certificate: string, key: string }",
   c2s_interfaces: stringArray,
+  component_ports: ports,
+  component_interfaces: stringArray,
+  component_secret: string,
   c2s_stanza_size_limit: positive,
   c2s_unauthed_stanza_size_limit: positive,
   c2s_timeout: positive,
@@ -250,6 +257,8 @@ const GLOBAL_ONLY = new Set([
   "c2s_ports",
   "c2s_direct_tls_ports",
   "c2s_interfaces",
+  "component_ports",
+  "component_interfaces",
   "c2s_max_connections",
   "c2s_max_unauthed_per_ip",
   "max_send_buffer_size",
@@ -386,9 +395,17 @@ export function validateConfig(
     if (hostOptions.has(name)) {
       throw new ConfigError(`config option "components": "${name}" is also a VirtualHost`);
     }
+    // An external component (XEP-0114) names no module, only its secret, as in Prosody.
+    if (
+      options !== null && typeof options === "object" && options.module === undefined &&
+      typeof (options as Record<string, unknown>).component_secret === "string"
+    ) {
+      options.module = "component";
+    }
     if (typeof options?.module !== "string") {
       throw new ConfigError(
-        `config option "components" ("${name}"): expected { module: "<module name>", ... }`,
+        `config option "components" ("${name}"): expected { module: "<module name>", ... } ` +
+          `or, for an external component, { component_secret: "..." }`,
       );
     }
     checkOptions(options, `component "${name}"`, false);

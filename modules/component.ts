@@ -1,0 +1,254 @@
+/**
+ * External components (XEP-0114, `jabber:component:accept`), as Prosody's
+ * mod_component: a gateway or bot runs as its own process and serves a
+ * domain of this server. Configured by its secret alone:
+ *
+ * ```ts
+ * components: { "gateway.example.com": { component_secret: "s3cret" } },
+ * ```
+ *
+ * It connects to `component_ports` (5347) on `component_interfaces`
+ * ("127.0.0.1", as Prosody: components are usually on the same machine),
+ * opens a stream to its domain and proves it knows the secret with the
+ * handshake (hex SHA-1 of the stream id and the secret); a wrong one gets
+ * `not-authorized`, an unknown domain `host-unknown`, a second connection
+ * for a domain already served `conflict`. Once in, everything for the
+ * domain (its own disco included) goes to it; what it sends is routed from
+ * it, but only from addresses in its domain (others get `not-allowed`). While
+ * it is away, stanzas for it get `service-unavailable`.
+ * @module
+ */
+import { createHash, randomUUID } from "node:crypto";
+import type { Socket } from "node:net";
+import type { Module } from "../core/moduleapi.ts";
+import type { Origin, StanzaEvent } from "../core/router.ts";
+import { Connection } from "../core/net/connection.ts";
+import { Listener } from "../core/net/listener.ts";
+import { StreamParser } from "../core/xml/parser.ts";
+import { escapeAttr, escapeText, type Stanza } from "../core/xml/stanza.ts";
+import { unrefTimeout } from "../core/timers.ts";
+
+export const meta = { scope: "global" };
+
+const NS = "jabber:component:accept";
+const STREAMS_NS = "urn:ietf:params:xml:ns:xmpp-streams";
+/** How long a connection may take to open its stream and shake hands. */
+const HANDSHAKE_TIMEOUT_MS = 30_000;
+/** Largest stanza a component may send (it is trusted, but not unboundedly). */
+const MAX_STANZA = 1 << 20;
+
+/** A component domain this server has, and the connection serving it. */
+interface ComponentHost {
+  name: string;
+  secret: string;
+  module: Module;
+  session: ComponentSession | undefined;
+}
+
+/** A connected, authenticated component: where stanzas for its domain go. */
+interface ComponentSession extends Origin {
+  type: "component";
+  close(reason?: string | { condition: string; text?: string }): void;
+}
+
+/** What the global instance shares with each component host (module.exports). */
+interface Registry {
+  register(host: ComponentHost): void;
+}
+
+/** The open listening sockets (closed on unload). */
+const listeners = new Set<Listener>();
+
+export default async function component(module: Module) {
+  const log = module.log;
+  const hosts = new Map<string, ComponentHost>();
+  const registry: Registry = {
+    register(h) {
+      hosts.set(h.name, h);
+    },
+  };
+  module.exports.registry = registry;
+
+  const ports = module.getOption<number[]>("component_ports", [5347]);
+  const mine: Listener[] = [];
+  const interfaces = module.getOption<string[]>("component_interfaces", ["127.0.0.1"]);
+  for (const iface of interfaces) {
+    for (const port of ports) {
+      const l = new Listener({ host: iface, port, log }, accept);
+      await l.start();
+      listeners.add(l);
+      mine.push(l);
+      log.info("components may connect on {where}", { where: l.address() });
+    }
+  }
+
+  function accept(socket: Socket) {
+    const conn = new Connection(socket, false, { maxSendBuffer: 16 << 20 });
+    const id = randomUUID();
+    let host: ComponentHost | undefined;
+    let session: ComponentSession | undefined;
+    let opened = false;
+
+    const fail = (condition: string, text?: string) => {
+      conn.stopReading();
+      if (!opened) {
+        opened = true;
+        conn.write(
+          `<?xml version='1.0'?><stream:stream xmlns='${NS}' ` +
+            `xmlns:stream='http://etherx.jabber.org/streams' id='${id}'>`,
+        );
+      }
+      conn.write(
+        `<stream:error><${condition} xmlns='${STREAMS_NS}'/>` +
+          (text ? `<text xmlns='${STREAMS_NS}'>${escapeText(text)}</text>` : "") +
+          "</stream:error></stream:stream>",
+      );
+      conn.close();
+    };
+    const timer = unrefTimeout(() => {
+      if (!session) fail("connection-timeout", "No handshake");
+    }, HANDSHAKE_TIMEOUT_MS);
+
+    const parser = new StreamParser({
+      streamOpen(attrs) {
+        const to = attrs.to ?? "";
+        const h = hosts.get(to);
+        if (!h || module.hostType(to) !== "component") {
+          log.info("a component connected for {to}, which is not one of ours", { to });
+          return fail("host-unknown", "No such component");
+        }
+        host = h;
+        opened = true;
+        conn.write(
+          `<?xml version='1.0'?><stream:stream xmlns='${NS}' ` +
+            `xmlns:stream='http://etherx.jabber.org/streams' id='${id}' ` +
+            `from='${escapeAttr(to)}'>`,
+        );
+      },
+      stanza(el) {
+        if (!host) return fail("not-authorized");
+        if (!session) return handshake(el);
+        fromComponent(host, session, el);
+      },
+      streamClose() {
+        conn.write("</stream:stream>");
+        conn.close();
+      },
+      error(condition, text) {
+        fail(condition, text);
+      },
+    }, { defaultNs: NS, maxStanzaSize: MAX_STANZA });
+    conn.onData = (chunk) => parser.feed(chunk);
+    conn.onError = (e) => {
+      log.error("error reading from a component: {error}", { error: e });
+      fail("internal-server-error");
+    };
+    conn.onOverflow = () => fail("policy-violation", "Too much output waiting");
+    conn.onClose = () => {
+      clearTimeout(timer);
+      if (host && session && host.session === session) {
+        host.session = undefined;
+        log.info("component {host} disconnected", { host: host.name });
+      }
+    };
+
+    function handshake(el: Stanza) {
+      const h = host!;
+      if (el.name !== "handshake") return fail("not-authorized", "Handshake first");
+      const expected = createHash("sha1").update(id + h.secret).digest("hex");
+      if (el.getText().trim().toLowerCase() !== expected) {
+        log.warn("component {host} failed to authenticate: wrong secret", { host: h.name });
+        return fail("not-authorized", "Wrong secret");
+      }
+      if (h.session) {
+        log.warn("component {host} connected again while connected", { host: h.name });
+        return fail("conflict", "Component already connected");
+      }
+      clearTimeout(timer);
+      session = {
+        type: "component",
+        host: h.name,
+        send: (stanza: Stanza | string) => conn.write(stanza.toString()),
+        close: (reason) => {
+          const r = typeof reason === "string" ? { condition: reason } : reason;
+          fail(r?.condition ?? "system-shutdown", r?.text);
+        },
+      };
+      h.session = session;
+      conn.write("<handshake/>");
+      log.info("component {host} connected", { host: h.name });
+    }
+  }
+
+  /** A stanza the component sends: routed from it, if it is from its own domain. */
+  function fromComponent(h: ComponentHost, session: ComponentSession, el: Stanza) {
+    const name = el.name;
+    if (
+      el.attrs.xmlns !== undefined || (name !== "message" && name !== "presence" && name !== "iq")
+    ) {
+      return; // nothing else means anything after the handshake
+    }
+    const from = el.attrs.from ?? "";
+    const fromHost = from.slice(from.indexOf("@") + 1).split("/")[0];
+    if (fromHost !== h.name || el.attrs.to === undefined) {
+      const type = el.attrs.type;
+      if (type !== "error" && type !== "result") {
+        session.send(
+          el.errorReply(
+            "cancel",
+            "not-allowed",
+            `A component sends from its own domain ${h.name} to an address`,
+          ),
+        );
+      }
+      return;
+    }
+    h.module.send(el, session);
+  }
+
+  module.hookGlobal("server-stopping", () => {
+    for (const l of mine) {
+      l.close();
+      listeners.delete(l);
+    }
+    for (const h of hosts.values()) h.session?.close("system-shutdown");
+  });
+}
+
+/** The module goes (a reload): its ports close. */
+export function unload() {
+  for (const l of listeners) l.close();
+  listeners.clear();
+}
+
+/** A component domain: its secret, and everything for it goes to its connection. */
+export function addHost(hostModule: Module) {
+  const secret = hostModule.getOptionString("component_secret");
+  if (!secret) {
+    throw new Error(`component "${hostModule.host}": component_secret is required`);
+  }
+  const h: ComponentHost = {
+    name: hostModule.host,
+    secret,
+    module: hostModule,
+    session: undefined,
+  };
+  (hostModule.exports.registry as Registry).register(h);
+
+  const toComponent = ({ origin, stanza }: StanzaEvent) => {
+    if (h.session) {
+      h.session.send(stanza);
+      return true;
+    }
+    const type = stanza.attrs.type;
+    if (type !== "error" && type !== "result" && stanza.name !== "presence") {
+      origin.send(stanza.errorReply("wait", "service-unavailable", "Component unavailable"));
+    }
+    return true;
+  };
+  for (const kind of ["message", "presence", "iq"]) {
+    for (const dest of ["bare", "full", "host"]) {
+      hostModule.hook(`${kind}/${dest}`, toComponent, -1);
+    }
+  }
+}
