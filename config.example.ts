@@ -102,6 +102,18 @@ export default defineConfig({
   /** Addresses for components (they usually run on this machine). Default: ["127.0.0.1"]. */
   // component_interfaces: ["127.0.0.1"],
 
+  /**
+   * Server-to-server (in progress: the `s2s` module, not loaded by default, speaks
+   * dialback without TLS yet, so it needs `s2s_require_encryption: false`). Ports,
+   * interfaces (default: interfaces), idle route timeout, and a DNS server to ask for
+   * SRV records instead of the system's ("address" or "address:port").
+   */
+  // s2s_ports: [5269],
+  // s2s_interfaces: ["*"],
+  // s2s_require_encryption: true,
+  // s2s_timeout: 300,
+  // s2s_dns_server: "127.0.0.1:53",
+
   /** Refuse to authenticate clients before TLS. Default: true. */
   c2s_require_encryption: true,
 

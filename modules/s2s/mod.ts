@@ -1,0 +1,481 @@
+/**
+ * Server-to-server streams (RFC 6120) with server dialback (XEP-0220,
+ * keys as XEP-0185), as Prosody's mod_s2s and mod_dialback — the first
+ * part of federation. Not on by default yet: TLS on s2s streams (STARTTLS,
+ * certificates, SASL EXTERNAL) comes next, so today it needs
+ * `s2s_require_encryption = false` and `modules_enabled: [..., "s2s"]`.
+ *
+ * Outgoing: a stanza for a domain this server does not have opens one
+ * route per (local domain, remote domain): the remote server is found by
+ * its SRV records (`core/net/srv.ts`; `s2s_dns_server` asks a given DNS
+ * server), each target tried in order; the stream is authenticated by
+ * dialback; stanzas wait meanwhile (at most 100 per route) and, when it
+ * fails, the senders get `remote-server-not-found` (no server reached or
+ * refused) or `remote-server-timeout`. A route idle for `s2s_timeout`
+ * (300 s) closes.
+ *
+ * Incoming: on `s2s_ports` (5269), a remote server asks for a domain pair
+ * with `<db:result/>`; this server checks the key with the remote domain's
+ * own server (`<db:verify/>`, over its outgoing route) and answers.
+ * Stanzas are accepted only for authenticated pairs: anything else ends
+ * the stream (`not-authorized`, `invalid-from`, `host-unknown`).
+ * @module
+ */
+import { randomUUID } from "node:crypto";
+import { connect, type Socket } from "node:net";
+import type { Module } from "../../core/moduleapi.ts";
+import type { Origin } from "../../core/router.ts";
+import { Connection } from "../../core/net/connection.ts";
+import { Listener } from "../../core/net/listener.ts";
+import { resolveServer } from "../../core/net/srv.ts";
+import { StreamParser } from "../../core/xml/parser.ts";
+import { escapeAttr, escapeText, type Stanza } from "../../core/xml/stanza.ts";
+import { unrefTimeout } from "../../core/timers.ts";
+import { checkKey, DIALBACK_FEATURE_NS, DIALBACK_NS, dialbackKey } from "./dialback.ts";
+
+export const meta = { scope: "global" };
+
+const NS = "jabber:server";
+const STREAMS = "http://etherx.jabber.org/streams";
+const STREAMS_NS = "urn:ietf:params:xml:ns:xmpp-streams";
+/** Stanzas one route keeps while it is being set up. */
+const MAX_QUEUE = 100;
+/** How long connecting, or authenticating, may take. */
+const SETUP_TIMEOUT_MS = 30_000;
+const MAX_STANZA = 512 * 1024;
+
+const header = (attrs: Record<string, string>) =>
+  `<?xml version='1.0'?><stream:stream xmlns='${NS}' xmlns:stream='${STREAMS}' ` +
+  `xmlns:db='${DIALBACK_NS}'` +
+  Object.entries(attrs).map(([k, v]) => ` ${k}='${escapeAttr(v)}'`).join("") + ">";
+
+const streamError = (condition: string, text?: string) =>
+  `<stream:error><${condition} xmlns='${STREAMS_NS}'/>` +
+  (text ? `<text xmlns='${STREAMS_NS}'>${escapeText(text)}</text>` : "") +
+  "</stream:error></stream:stream>";
+
+/** An outgoing stream to one remote domain, for one local domain. */
+interface Route {
+  local: string;
+  remote: string;
+  state: "connecting" | "open" | "ready" | "closed";
+  /** Whether setting it up has begun. */
+  started: boolean;
+  conn?: Connection;
+  /** The remote server's id for this stream (what our dialback key is made with). */
+  streamId?: string;
+  queue: Stanza[];
+  /** Dialback verifications waiting to be sent once the stream is open, and their answers. */
+  verifies: Map<string, { key: string; resolve: (valid: boolean) => void }>;
+  lastUsed: number;
+}
+
+export default async function s2s(module: Module) {
+  const log = module.log;
+  const secret = randomUUID(); // XEP-0185: keys last as long as this process
+  const routes = new Map<string, Route>();
+  const dnsOption = module.getOptionString("s2s_dns_server");
+  const nameServer = dnsOption ? parseNameServer(dnsOption) : undefined;
+  const idleSec = module.getOptionPeriod("s2s_timeout", 300);
+  const requireEncryption = module.getOptionBoolean("s2s_require_encryption", true)!;
+  const listeners: Listener[] = [];
+
+  // --- outgoing ----------------------------------------------------------------------
+
+  function routeFor(local: string, remote: string): Route {
+    const key = `${local}|${remote}`;
+    let r = routes.get(key);
+    if (!r || r.state === "closed") {
+      r = {
+        local,
+        remote,
+        state: "connecting",
+        started: false,
+        queue: [],
+        verifies: new Map(),
+        lastUsed: Date.now(),
+      };
+      routes.set(key, r);
+    }
+    return r;
+  }
+
+  /** Sets the route up, once (after what it is for has been put in it). */
+  function start(r: Route) {
+    if (r.started) return;
+    r.started = true;
+    open(r).catch((e) => fail(r, "remote-server-not-found", String(e?.message ?? e)));
+  }
+
+  /** Sends a stanza to a remote domain (queued until its route is ready). */
+  function sendRemote(local: string, remote: string, stanza: Stanza): boolean {
+    const r = routeFor(local, remote);
+    r.lastUsed = Date.now();
+    if (r.state === "ready") return r.conn!.write(stanza.toString());
+    if (r.queue.length >= MAX_QUEUE) return false;
+    r.queue.push(stanza);
+    start(r);
+    return true;
+  }
+
+  async function open(r: Route) {
+    if (requireEncryption) {
+      return fail(
+        r,
+        "remote-server-not-found",
+        "s2s without TLS is refused (s2s_require_encryption)",
+      );
+    }
+    const targets = await resolveServer(r.remote, { nameServer });
+    let socket: Socket | undefined;
+    for (const t of targets) {
+      if (t.directTls) continue; // (direct TLS comes with TLS)
+      socket = await tryConnect(t.address, t.port).catch((e) => {
+        log.debug("s2s to {remote}: {where} failed: {error}", {
+          remote: r.remote,
+          where: `${t.address}:${t.port}`,
+          error: e,
+        });
+        return undefined;
+      });
+      if (socket) break;
+    }
+    if (!socket) return fail(r, "remote-server-not-found", `No server for ${r.remote} answered`);
+    if (r.state === "closed") return void socket.destroy();
+    const conn = new Connection(socket, false);
+    r.conn = conn;
+    const timer = unrefTimeout(() => {
+      if (r.state !== "ready") {
+        fail(r, "remote-server-timeout", `${r.remote} did not authenticate in time`);
+      }
+    }, SETUP_TIMEOUT_MS);
+    const parser = new StreamParser({
+      streamOpen(attrs) {
+        r.streamId = attrs.id;
+        r.state = "open";
+        // Our key for this stream; and any verification waiting for a stream to send it over.
+        conn.write(
+          `<db:result from='${escapeAttr(r.local)}' to='${escapeAttr(r.remote)}'>` +
+            dialbackKey(secret, r.remote, r.local, r.streamId ?? "") + "</db:result>",
+        );
+        for (const [id, v] of r.verifies) sendVerify(r, id, v.key);
+      },
+      stanza(el) {
+        if (el.attrs.xmlns === DIALBACK_NS && el.name === "result") {
+          if (el.attrs.type === "valid") {
+            clearTimeout(timer);
+            r.state = "ready";
+            log.info("s2s route {local} → {remote} authenticated (dialback)", {
+              local: r.local,
+              remote: r.remote,
+            });
+            for (const s of r.queue.splice(0)) conn.write(s.toString());
+          } else {
+            fail(r, "remote-server-not-found", `${r.remote} refused our dialback key`);
+          }
+        } else if (el.attrs.xmlns === DIALBACK_NS && el.name === "verify") {
+          const v = r.verifies.get(el.attrs.id ?? "");
+          if (v) {
+            r.verifies.delete(el.attrs.id!);
+            v.resolve(el.attrs.type === "valid");
+          }
+        }
+        // (Stanzas never come back over an outgoing stream.)
+      },
+      streamClose() {
+        close(r);
+      },
+      error(condition, text) {
+        log.info("s2s stream to {remote} broke: {condition} {text}", {
+          remote: r.remote,
+          condition,
+          text,
+        });
+        close(r);
+      },
+    }, { defaultNs: NS, maxStanzaSize: MAX_STANZA });
+    conn.onData = (chunk) => parser.feed(chunk);
+    conn.onClose = () => {
+      clearTimeout(timer);
+      close(r);
+    };
+    conn.onOverflow = () => close(r);
+    conn.write(header({ from: r.local, to: r.remote, version: "1.0" }));
+  }
+
+  function sendVerify(r: Route, id: string, key: string) {
+    r.conn?.write(
+      `<db:verify from='${escapeAttr(r.local)}' to='${escapeAttr(r.remote)}' id='${
+        escapeAttr(id)
+      }'>${escapeText(key)}</db:verify>`,
+    );
+  }
+
+  /** Asks `remote`'s server whether a key it gave us is its own (XEP-0220 §2.1.2). */
+  function verify(local: string, remote: string, id: string, key: string): Promise<boolean> {
+    const r = routeFor(local, remote);
+    return new Promise((resolve) => {
+      const timer = unrefTimeout(() => {
+        r.verifies.delete(id);
+        resolve(false);
+      }, SETUP_TIMEOUT_MS);
+      r.verifies.set(id, {
+        key,
+        resolve: (ok) => {
+          clearTimeout(timer);
+          resolve(ok);
+        },
+      });
+      if (r.state === "open" || r.state === "ready") sendVerify(r, id, key);
+      start(r);
+    });
+  }
+
+  /** The route could not be set up: what waited is bounced to its senders. */
+  function fail(r: Route, condition: string, text: string) {
+    log.info("s2s route {local} → {remote} failed: {text}", {
+      local: r.local,
+      remote: r.remote,
+      text,
+    });
+    const queued = r.queue.splice(0);
+    close(r);
+    for (const s of queued) {
+      const type = s.attrs.type;
+      if (type === "error" || type === "result" || s.name === "presence") continue;
+      module.send(s.errorReply("cancel", condition, text));
+    }
+  }
+
+  function close(r: Route) {
+    if (r.state === "closed") return;
+    r.state = "closed";
+    if (routes.get(`${r.local}|${r.remote}`) === r) routes.delete(`${r.local}|${r.remote}`);
+    for (const v of r.verifies.values()) v.resolve(false);
+    r.verifies.clear();
+    if (r.conn && !r.conn.closed) {
+      r.conn.write("</stream:stream>");
+      r.conn.close();
+    }
+    // Stanzas still waiting for a route that closed before it was ready are bounced.
+    const queued = r.queue.splice(0);
+    for (const s of queued) {
+      const type = s.attrs.type;
+      if (type === "error" || type === "result" || s.name === "presence") continue;
+      module.send(
+        s.errorReply("wait", "remote-server-timeout", "The route to the remote server closed"),
+      );
+    }
+  }
+
+  module.addTimer(60, () => {
+    const now = Date.now();
+    for (const r of [...routes.values()]) {
+      if (r.state === "ready" && now - r.lastUsed > idleSec * 1000) {
+        log.debug("closing idle s2s route {local} → {remote}", {
+          local: r.local,
+          remote: r.remote,
+        });
+        close(r);
+      }
+    }
+    return 60;
+  });
+
+  // --- incoming ----------------------------------------------------------------------
+
+  const ports = module.getOption<number[]>("s2s_ports", [5269]);
+  const interfaces = module.getOption<string[]>(
+    "s2s_interfaces",
+    module.getOption<string[]>("interfaces", ["*"]),
+  );
+  for (const iface of interfaces) {
+    for (const port of ports) {
+      const l = new Listener({ host: iface === "*" ? undefined : iface, port, log }, accept);
+      await l.start();
+      listeners.push(l);
+      log.info("s2s listening on {where}", { where: l.address() });
+    }
+  }
+
+  function accept(socket: Socket) {
+    const conn = new Connection(socket, false);
+    const id = randomUUID();
+    /** Authenticated "remote|local" pairs. */
+    const pairs = new Set<string>();
+    let local = "";
+    let opened = false;
+    const end = (condition: string, text?: string) => {
+      conn.stopReading();
+      if (!opened) {
+        opened = true;
+        conn.write(header({ id }));
+      }
+      conn.write(streamError(condition, text));
+      conn.close();
+    };
+    const timer = unrefTimeout(() => {
+      if (pairs.size === 0) end("connection-timeout", "Not authenticated in time");
+    }, SETUP_TIMEOUT_MS * 2);
+    // Where stanzas from this stream come from: answers to them are routed (over our own
+    // outgoing route: s2s streams go one way), never written back on this stream.
+    const origins = new Map<string, Origin>();
+    const originFor = (host: string): Origin => {
+      let o = origins.get(host);
+      if (!o) {
+        const origin: Origin = {
+          type: "s2sin",
+          host,
+          send: (stanza) => {
+            if (typeof stanza === "string") return false;
+            module.send(stanza, origin);
+            return true;
+          },
+        };
+        origins.set(host, o = origin);
+      }
+      return o;
+    };
+    const parser = new StreamParser({
+      streamOpen(attrs) {
+        local = attrs.to ?? "";
+        if (local && module.hostType(local) === undefined) {
+          return end("host-unknown", `This server does not serve ${local}`);
+        }
+        if (requireEncryption) {
+          // (TLS on s2s is the next step: until then, nothing is accepted in the clear.)
+          return end("policy-violation", "Encrypted server-to-server streams are required");
+        }
+        opened = true;
+        conn.write(header({ id, ...(local ? { from: local } : {}), version: "1.0" }));
+        conn.write(
+          `<stream:features><dialback xmlns='${DIALBACK_FEATURE_NS}'><errors/></dialback></stream:features>`,
+        );
+      },
+      stanza(el) {
+        if (el.attrs.xmlns === DIALBACK_NS) return dialback(el);
+        if (el.name !== "message" && el.name !== "presence" && el.name !== "iq") {
+          return end("unsupported-stanza-type");
+        }
+        const from = el.attrs.from ?? "", to = el.attrs.to ?? "";
+        const fromHost = domainOf(from), toHost = domainOf(to);
+        if (!pairs.has(`${fromHost}|${toHost}`)) {
+          if ([...pairs].some((p) => p.endsWith(`|${toHost}`))) {
+            return end("invalid-from", `${fromHost} is not authenticated on this stream`);
+          }
+          return end("not-authorized", "Authenticate with dialback first");
+        }
+        module.send(el, originFor(toHost));
+      },
+      streamClose() {
+        conn.write("</stream:stream>");
+        conn.close();
+      },
+      error(condition, text) {
+        end(condition, text);
+      },
+    }, { defaultNs: NS, maxStanzaSize: MAX_STANZA });
+    conn.onData = (chunk) => parser.feed(chunk);
+    conn.onClose = () => clearTimeout(timer);
+    conn.onOverflow = () => end("policy-violation", "Too much output waiting");
+
+    async function dialback(el: Stanza) {
+      const from = el.attrs.from ?? "", to = el.attrs.to ?? "";
+      if (el.name === "verify") {
+        // The remote server asks whether a key given to it is ours.
+        const ok = module.hostType(to) !== undefined &&
+          checkKey(secret, el.getText(), from, to, el.attrs.id ?? "");
+        conn.write(
+          `<db:verify from='${escapeAttr(to)}' to='${escapeAttr(from)}' id='${
+            escapeAttr(el.attrs.id ?? "")
+          }' type='${ok ? "valid" : "invalid"}'/>`,
+        );
+        return;
+      }
+      if (el.name !== "result" || el.attrs.type !== undefined) return;
+      if (module.hostType(to) === undefined || (local && to !== local)) {
+        return end("host-unknown", `This server does not serve ${to}`);
+      }
+      if (!from || from.includes("@") || from.includes("/")) return end("invalid-from");
+      if (module.hostType(from) !== undefined) return end("invalid-from", "That is our own domain");
+      const valid = await verify(to, from, id, el.getText());
+      log.info("s2s from {from} for {to}: dialback {result}", {
+        from,
+        to,
+        result: valid ? "valid" : "invalid",
+      });
+      if (valid) pairs.add(`${from}|${to}`);
+      conn.write(
+        `<db:result from='${escapeAttr(to)}' to='${escapeAttr(from)}' type='${
+          valid ? "valid" : "invalid"
+        }'/>`,
+      );
+      if (!valid && pairs.size === 0) end("not-authorized", "Dialback failed");
+    }
+  }
+
+  module.exports.sendRemote = sendRemote;
+  module.hookGlobal("server-stopping", () => {
+    for (const l of listeners) l.close();
+    for (const r of [...routes.values()]) close(r);
+  });
+}
+
+/** Each host sends what is for other domains through s2s. */
+export function addHost(hostModule: Module) {
+  const sendRemote = hostModule.exports.sendRemote as (
+    local: string,
+    remote: string,
+    stanza: Stanza,
+  ) => boolean;
+  hostModule.hook(
+    "route/remote",
+    ({ origin, stanza, from_host, to_host }: {
+      origin: Origin;
+      stanza: Stanza;
+      from_host: string;
+      to_host: string;
+    }) => {
+      const from = stanza.attrs.from ?? from_host;
+      if (sendRemote(domainOf(from) || from_host, to_host, stanza)) return true;
+      const type = stanza.attrs.type;
+      if (type !== "error" && type !== "result") {
+        origin.send(stanza.errorReply("wait", "resource-constraint", "Too many stanzas waiting"));
+      }
+      return true;
+    },
+  );
+}
+
+function domainOf(jid: string): string {
+  const at = jid.indexOf("@");
+  const rest = at === -1 ? jid : jid.slice(at + 1);
+  const slash = rest.indexOf("/");
+  return slash === -1 ? rest : rest.slice(0, slash);
+}
+
+function tryConnect(address: string, port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: address, port });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error("connect timed out"));
+    }, 10_000);
+    socket.once("connect", () => {
+      clearTimeout(timer);
+      resolve(socket);
+    });
+    socket.once("error", (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+  });
+}
+
+/** "1.2.3.4", "1.2.3.4:53", "::1" or "[::1]:53". */
+function parseNameServer(s: string): { ipAddr: string; port: number } {
+  const m = s.match(/^\[([0-9a-fA-F:.]+)\](?::(\d+))?$/) ?? s.match(/^([0-9.]+)(?::(\d+))?$/) ??
+    s.match(/^([0-9a-fA-F:]+)()$/);
+  if (!m) throw new Error(`option s2s_dns_server: expected "address" or "address:port", got ${s}`);
+  return { ipAddr: m[1], port: m[2] ? Number(m[2]) : 53 };
+}

@@ -1,0 +1,185 @@
+/**
+ * Server-to-server between two Cadence servers on loopback, each with its
+ * own domain (found through a loopback DNS server speaking the real
+ * protocol): dialback authenticates the routes both ways, messages and
+ * iqs cross, stanzas wait while a route is set up, a domain with no server
+ * bounces `remote-server-not-found`, and a server that is not who it says
+ * it is cannot get a stanza in.
+ */
+import assert from "node:assert/strict";
+import { connect } from "node:net";
+import { freePort, startTestServer, type TestServer } from "../helpers/server.ts";
+import { type DnsServer, startDnsServer } from "../helpers/dns_server.ts";
+import { RawClient } from "../helpers/rawclient.ts";
+
+const PLAIN = {
+  authentication: "internal_plain",
+  c2s_require_encryption: false,
+  allow_unencrypted_plain_auth: true,
+  s2s_require_encryption: false,
+};
+
+async function twoServers(
+  fn: (
+    a: TestServer,
+    b: TestServer,
+    login: (who: string, host: string, t: TestServer) => Promise<RawClient>,
+  ) => Promise<void>,
+) {
+  const [pa, pb] = [await freePort(), await freePort()];
+  const dns: DnsServer = await startDnsServer({
+    "_xmpp-server._tcp.a.test": [{ srv: [0, 0, pa, "a.test"] }],
+    "_xmpp-server._tcp.b.test": [{ srv: [0, 0, pb, "b.test"] }],
+    "a.test": [{ a: "127.0.0.1" }],
+    "b.test": [{ a: "127.0.0.1" }],
+  });
+  const common = { ...PLAIN, s2s_dns_server: `127.0.0.1:${dns.nameServer.port}` };
+  const modules = { modules_enabled: ["roster", "saslauth", "disco", "ping", "version", "s2s"] };
+  const a = await startTestServer({
+    ...common,
+    ...modules,
+    virtual_hosts: { "a.test": {} },
+    s2s_ports: [pa],
+  });
+  const b = await startTestServer({
+    ...common,
+    ...modules,
+    virtual_hosts: { "b.test": {} },
+    s2s_ports: [pb],
+  });
+  const clients: RawClient[] = [];
+  try {
+    await a.server.users("a.test")!.createUser("alice", "pw");
+    await b.server.users("b.test")!.createUser("bob", "pw");
+    await fn(a, b, async (who, host, t) => {
+      const c = await RawClient.connect(t.port);
+      clients.push(c);
+      await c.login(who, "pw", "r", host);
+      c.send("<presence/>");
+      return c;
+    });
+  } finally {
+    for (const c of clients) c.close();
+    await a.stop();
+    await b.stop();
+    dns.close();
+  }
+}
+
+Deno.test("s2s: two servers authenticate each other by dialback; messages and iqs cross both ways", async () => {
+  await twoServers(async (a, b, login) => {
+    const alice = await login("alice", "a.test", a);
+    const bob = await login("bob", "b.test", b);
+    // The first message waits while the route is set up, then arrives.
+    alice.send("<message to='bob@b.test' type='chat' id='m1'><body>hello from a</body></message>");
+    await bob.waitFor(
+      /<message [^>]*from="alice@a.test\/r[^"]*"[^>]*><body>hello from a<\/body>/,
+      10_000,
+    );
+    bob.send("<message to='alice@a.test' type='chat' id='m2'><body>hello from b</body></message>");
+    await alice.waitFor(
+      /<message [^>]*from="bob@b.test\/r[^"]*"[^>]*><body>hello from b<\/body>/,
+      10_000,
+    );
+    // An iq to the other server, answered by it.
+    alice.send("<iq type='get' id='v1' to='b.test'><query xmlns='jabber:iq:version'/></iq>");
+    const v = await alice.waitFor(/<iq [^>]*id="v1"[^>]*>[^]*?<\/iq>/, 10_000);
+    assert.match(v[0], /type="result"/);
+    assert.match(v[0], /<name>Cadence<\/name>/);
+    // An iq to a user who is not there comes back as an error, across.
+    alice.send("<iq type='get' id='v2' to='nobody@b.test/x'><ping xmlns='urn:xmpp:ping'/></iq>");
+    const e = await alice.waitFor(/<iq [^>]*id="v2"[^>]*>[^]*?<\/iq>/, 10_000);
+    assert.match(e[0], /type="error"/);
+  });
+});
+
+Deno.test("s2s: a domain no server answers for bounces remote-server-not-found", async () => {
+  await twoServers(async (a, _b, login) => {
+    const alice = await login("alice", "a.test", a);
+    alice.send("<message to='carol@c.test' type='chat' id='x1'><body>anyone?</body></message>");
+    const err = await alice.waitFor(
+      /<message [^>]*id="x1"[^>]*type="error"[^>]*>[^]*?<\/message>|<message [^>]*type="error"[^>]*id="x1"[^>]*>[^]*?<\/message>/,
+      10_000,
+    );
+    assert.match(err[0], /<remote-server-not-found /);
+  });
+});
+
+Deno.test("s2s: a server that is not who it says fails dialback and gets no stanza in", async () => {
+  await twoServers(async (_a, b, login) => {
+    const bob = await login("bob", "b.test", b);
+    const port = b.server.config.get("b.test", "s2s_ports") as number[] ?? [];
+    const socket = connect(port[0], "127.0.0.1");
+    let text = "";
+    socket.on("data", (d) => text += d.toString());
+    const until = async (re: RegExp) => {
+      for (let i = 0; i < 500 && !re.test(text); i++) await new Promise((r) => setTimeout(r, 20));
+      return text;
+    };
+    socket.write(
+      "<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' " +
+        "xmlns:db='jabber:server:dialback' from='a.test' to='b.test' version='1.0'>",
+    );
+    await until(/<\/stream:features>/);
+    // A stanza before authenticating ends the stream.
+    socket.write(
+      "<message from='alice@a.test/x' to='bob@b.test' type='chat'><body>sneaky</body></message>",
+    );
+    assert.match(await until(/<\/stream:stream>/), /<not-authorized /);
+    socket.destroy();
+    // A made-up dialback key: b.test asks a.test's real server, which says no.
+    const s2 = connect(port[0], "127.0.0.1");
+    let t2 = "";
+    s2.on("data", (d) => t2 += d.toString());
+    s2.write(
+      "<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' " +
+        "xmlns:db='jabber:server:dialback' from='a.test' to='b.test' version='1.0'>",
+    );
+    for (let i = 0; i < 200 && !t2.includes("</stream:features>"); i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    s2.write("<db:result from='a.test' to='b.test'>0123456789abcdef</db:result>");
+    for (let i = 0; i < 500 && !/type='invalid'|type="invalid"/.test(t2); i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.match(t2, /<db:result from='b.test' to='a.test' type='invalid'\/>/);
+    s2.destroy();
+    await new Promise((r) => setTimeout(r, 100));
+    assert.doesNotMatch(bob.received, /sneaky/);
+  });
+});
+
+Deno.test("s2s: with s2s_require_encryption (the default) nothing goes or comes in the clear", async () => {
+  const port = await freePort();
+  const t = await startTestServer({
+    authentication: "internal_plain",
+    c2s_require_encryption: false,
+    allow_unencrypted_plain_auth: true,
+    modules_enabled: ["roster", "saslauth", "s2s"],
+    s2s_ports: [port],
+    s2s_dns_server: "127.0.0.1:9", // (never asked)
+  });
+  const c = await RawClient.connect(t.port);
+  try {
+    await t.server.users("localhost")!.createUser("alice", "pw");
+    await c.login("alice", "pw", "r");
+    c.send("<message to='bob@b.test' type='chat' id='e1'><body>hi</body></message>");
+    const err = await c.waitFor(/<message [^>]*type="error"[^>]*>[^]*?<\/message>/, 10_000);
+    assert.match(err[0], /<remote-server-not-found /);
+    const socket = connect(port, "127.0.0.1");
+    let text = "";
+    socket.on("data", (d) => text += d.toString());
+    socket.write(
+      "<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' " +
+        "from='b.test' to='localhost' version='1.0'>",
+    );
+    for (let i = 0; i < 200 && !text.includes("</stream:stream>"); i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.match(text, /<policy-violation /);
+    socket.destroy();
+  } finally {
+    c.close();
+    await t.stop();
+  }
+});
