@@ -14,8 +14,10 @@
  * `not-authorized`, an unknown domain `host-unknown`, a second connection
  * for a domain already served `conflict`. Once in, everything for the
  * domain (its own disco included) goes to it; what it sends is routed from
- * it, but only from addresses in its domain (others get `not-allowed`). While
- * it is away, stanzas for it get `service-unavailable`.
+ * it, but only from addresses in its domain (others get `not-allowed`, a
+ * stanza without `to` `bad-request`). While it is away, stanzas for it get
+ * `remote-server-timeout` (as Prosody). A configuration reload keeps it
+ * connected; one that drops its domain disconnects it (`host-gone`).
  * @module
  */
 import { createHash, randomUUID } from "node:crypto";
@@ -26,6 +28,7 @@ import { Connection } from "../core/net/connection.ts";
 import { Listener } from "../core/net/listener.ts";
 import { StreamParser } from "../core/xml/parser.ts";
 import { escapeAttr, escapeText, type Stanza } from "../core/xml/stanza.ts";
+import { prep, split } from "../core/jid.ts";
 import { unrefTimeout } from "../core/timers.ts";
 
 export const meta = { scope: "global" };
@@ -53,7 +56,12 @@ interface ComponentSession extends Origin {
 
 /** What the global instance shares with each component host (module.exports). */
 interface Registry {
-  register(host: ComponentHost): void;
+  /**
+   * Adds a domain, or updates the one already there (a configuration reload
+   * loads the host's modules again): the entry returned is the one to use, so
+   * a connected component stays connected.
+   */
+  register(host: ComponentHost): ComponentHost;
 }
 
 /** The open listening sockets (closed on unload). */
@@ -64,7 +72,14 @@ export default async function component(module: Module) {
   const hosts = new Map<string, ComponentHost>();
   const registry: Registry = {
     register(h) {
-      hosts.set(h.name, h);
+      const old = hosts.get(h.name);
+      if (!old) {
+        hosts.set(h.name, h);
+        return h;
+      }
+      old.secret = h.secret;
+      old.module = h.module;
+      return old;
     },
   };
   module.exports.registry = registry;
@@ -88,8 +103,11 @@ export default async function component(module: Module) {
     let host: ComponentHost | undefined;
     let session: ComponentSession | undefined;
     let opened = false;
+    /** Failed or closed: whatever else arrived in the same read is ignored. */
+    let done = false;
 
     const fail = (condition: string, text?: string) => {
+      done = true;
       conn.stopReading();
       if (!opened) {
         opened = true;
@@ -111,6 +129,7 @@ export default async function component(module: Module) {
 
     const parser = new StreamParser({
       streamOpen(attrs) {
+        if (done) return;
         const to = attrs.to ?? "";
         const h = hosts.get(to);
         if (!h || module.hostType(to) !== "component") {
@@ -126,11 +145,14 @@ export default async function component(module: Module) {
         );
       },
       stanza(el) {
+        if (done) return;
         if (!host) return fail("not-authorized");
         if (!session) return handshake(el);
         fromComponent(host, session, el);
       },
       streamClose() {
+        if (done) return;
+        done = true;
         conn.write("</stream:stream>");
         conn.close();
       },
@@ -188,23 +210,34 @@ export default async function component(module: Module) {
     ) {
       return; // nothing else means anything after the handshake
     }
-    const from = el.attrs.from ?? "";
-    const fromHost = from.slice(from.indexOf("@") + 1).split("/")[0];
-    if (fromHost !== h.name || el.attrs.to === undefined) {
-      const type = el.attrs.type;
+    const type = el.attrs.type;
+    const refuse = (errorType: "cancel" | "modify", condition: string, text: string) => {
       if (type !== "error" && type !== "result") {
-        session.send(
-          el.errorReply(
-            "cancel",
-            "not-allowed",
-            `A component sends from its own domain ${h.name} to an address`,
-          ),
-        );
+        session.send(el.errorReply(errorType, condition, text));
       }
-      return;
+    };
+    // Split as a JID: in "localhost/x@gw.example" the domain is localhost.
+    const from = el.attrs.from === undefined ? undefined : prep(el.attrs.from);
+    if (from === undefined || split(from)!.host !== h.name) {
+      return refuse("cancel", "not-allowed", `A component sends from its own domain ${h.name}`);
     }
+    if (el.attrs.to === undefined) {
+      return refuse("modify", "bad-request", "Components MUST specify a 'to' address on stanzas");
+    }
+    const to = prep(el.attrs.to);
+    if (to === undefined) return refuse("modify", "jid-malformed", "Invalid 'to' address");
+    el.attrs.from = from;
+    el.attrs.to = to;
     h.module.send(el, session);
   }
+
+  // A domain no longer served (a configuration reload dropped it): its component goes.
+  module.hookGlobal("host-deactivated", (name) => {
+    const h = hosts.get(name);
+    if (!h) return;
+    hosts.delete(name);
+    h.session?.close({ condition: "host-gone", text: `${name} is no longer served` });
+  });
 
   module.hookGlobal("server-stopping", () => {
     for (const l of mine) {
@@ -227,13 +260,12 @@ export function addHost(hostModule: Module) {
   if (!secret) {
     throw new Error(`component "${hostModule.host}": component_secret is required`);
   }
-  const h: ComponentHost = {
+  const h = (hostModule.exports.registry as Registry).register({
     name: hostModule.host,
     secret,
     module: hostModule,
     session: undefined,
-  };
-  (hostModule.exports.registry as Registry).register(h);
+  });
 
   const toComponent = ({ origin, stanza }: StanzaEvent) => {
     if (h.session) {
@@ -242,7 +274,15 @@ export function addHost(hostModule: Module) {
     }
     const type = stanza.attrs.type;
     if (type !== "error" && type !== "result" && stanza.name !== "presence") {
-      origin.send(stanza.errorReply("wait", "service-unavailable", "Component unavailable"));
+      // As Prosody: remote-server-timeout, by the domain, marked not-connected.
+      const err = stanza.errorReply(
+        "wait",
+        "remote-server-timeout",
+        "Component unavailable",
+        h.name,
+      );
+      err.getChild("error")!.tag("not-connected", { xmlns: "xmpp:prosody.im/protocol/component" });
+      origin.send(err);
     }
     return true;
   };

@@ -11,6 +11,8 @@ import { createHash } from "node:crypto";
 import { component, xml } from "@xmpp/component";
 import { freePort, startTestServer } from "../helpers/server.ts";
 import { connectXmpp, type XmlElement } from "../helpers/xmppclient.ts";
+import { type Config, validateConfig } from "../../core/config.ts";
+import { ModuleManager } from "../../core/modulemanager.ts";
 
 const DOMAIN = "gw.localhost";
 const SECRET = "s3cret";
@@ -145,7 +147,7 @@ Deno.test("component: a real component library connects, and stanzas flow both w
     );
     const err = await alice.waitFor((s) => s.is("message") && s.attrs.id === "m2");
     assert.equal(err.attrs.type, "error");
-    assert.ok(err.getChild("error").getChild("service-unavailable"));
+    assert.ok(err.getChild("error").getChild("remote-server-timeout"));
   } finally {
     for (const c of clients) await c.stop();
     await t.stop();
@@ -181,4 +183,168 @@ Deno.test("component: a component without its secret is a clear configuration er
     }),
     /component_secret/,
   );
+});
+
+/** A raw component connection, past the handshake: write XML, read all the server said. */
+async function rawComponent(port: number, secret = SECRET, domain = DOMAIN) {
+  const socket: Socket = connect(port, "127.0.0.1");
+  let text = "";
+  let closed = false;
+  socket.on("data", (d) => text += d.toString());
+  socket.on("close", () => closed = true);
+  socket.on("error", () => {});
+  socket.write(
+    `<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' to='${domain}'>`,
+  );
+  const id = await until(() => text.match(/ id='([^']+)'/)?.[1]);
+  return {
+    id,
+    token: (s = secret) => createHash("sha1").update(id + s).digest("hex"),
+    write: (xml: string) => socket.write(xml),
+    text: () => text,
+    closed: () => closed,
+    wait: (re: RegExp, ms?: number) => until(() => re.test(text) ? true : undefined, ms),
+    destroy: () => socket.destroy(),
+  };
+}
+
+async function withServer(
+  fn: (t: Awaited<ReturnType<typeof startTestServer>>, componentPort: number) => Promise<void>,
+) {
+  const componentPort = await freePort();
+  const t = await startTestServer({
+    components: { [DOMAIN]: { component_secret: SECRET } },
+    component_ports: [componentPort],
+  });
+  try {
+    await t.server.users("localhost")!.createUser("alice", "pw");
+    await fn(t, componentPort);
+  } finally {
+    await t.stop();
+  }
+}
+
+Deno.test("component: a from with its domain only in the resource is refused", async () => {
+  await withServer(async (t, componentPort) => {
+    const alice = await connectXmpp(t.port, "alice", "pw", "r");
+    const gw = await rawComponent(componentPort);
+    try {
+      gw.write(`<handshake>${gw.token()}</handshake>`);
+      await gw.wait(/<handshake\/>/);
+      // "localhost/x@gw.localhost" is the server's own domain with a resource.
+      gw.write(
+        `<message from='localhost/x@${DOMAIN}' to='${alice.jid}' id='spoof2'><body>from the server</body></message>`,
+      );
+      await gw.wait(/id=["']spoof2["']/);
+      assert.match(gw.text(), /type=["']error["']/);
+      assert.match(gw.text(), /<not-allowed /);
+      gw.write(
+        `<message from='bot@${DOMAIN}' to='${alice.jid}' id='ok'><body>real</body></message>`,
+      );
+      await alice.waitFor((s) => s.is("message") && s.attrs.id === "ok");
+      assert.ok(!alice.received.some((s: XmlElement) => s.attrs.id === "spoof2"));
+    } finally {
+      gw.destroy();
+      await alice.stop();
+    }
+  });
+});
+
+Deno.test("component: addresses are normalised, a stanza without to gets bad-request", async () => {
+  await withServer(async (t, componentPort) => {
+    const alice = await connectXmpp(t.port, "alice", "pw", "r");
+    const gw = await rawComponent(componentPort);
+    try {
+      gw.write(`<handshake>${gw.token()}</handshake>`);
+      await gw.wait(/<handshake\/>/);
+      gw.write(
+        `<message from='Bot@GW.localhost' to='${
+          alice.jid.replace("alice@localhost", "ALICE@LocalHost")
+        }' id='caps'><body>hi</body></message>`,
+      );
+      const got = await alice.waitFor((s) => s.is("message") && s.attrs.id === "caps");
+      assert.equal(got.attrs.from, `bot@${DOMAIN}`);
+      gw.write(`<iq from='${DOMAIN}' type='get' id='noto'><ping xmlns='urn:xmpp:ping'/></iq>`);
+      await gw.wait(/id=["']noto["']/);
+      assert.match(gw.text(), /<bad-request /);
+    } finally {
+      gw.destroy();
+      await alice.stop();
+    }
+  });
+});
+
+Deno.test("component: guesses after a failed handshake in the same read are not tried", async () => {
+  await withServer(async (t, componentPort) => {
+    const alice = await connectXmpp(t.port, "alice", "pw", "r");
+    try {
+      const gw = await rawComponent(componentPort);
+      // One read: a wrong token, the right one, and a stanza that only an accepted one may send.
+      gw.write(
+        `<handshake>${gw.token("guess")}</handshake><handshake>${gw.token()}</handshake>` +
+          `<message from='bot@${DOMAIN}' to='${alice.jid}' id='sneak'><body>in</body></message>`,
+      );
+      await until(() => gw.closed() ? true : undefined);
+      assert.match(gw.text(), /<not-authorized /);
+      alice.xmpp.write(`<iq type='get' id='sync'><ping xmlns='urn:xmpp:ping'/></iq>`);
+      await alice.waitFor((s) => s.attrs.id === "sync");
+      assert.ok(!alice.received.some((s: XmlElement) => s.attrs.id === "sneak"));
+      // Nothing took the domain: the component connects.
+      assert.match(await rawHandshake(componentPort, DOMAIN, SECRET), /<handshake\/>/);
+    } finally {
+      await alice.stop();
+    }
+  });
+});
+
+Deno.test("component: while it is away, errors are Prosody's remote-server-timeout", async () => {
+  await withServer(async (t) => {
+    const alice = await connectXmpp(t.port, "alice", "pw", "r");
+    try {
+      alice.xmpp.write(`<message to='bot@${DOMAIN}' id='away'><body>anyone?</body></message>`);
+      const err = await alice.waitFor((s) => s.is("message") && s.attrs.id === "away");
+      assert.equal(err.attrs.type, "error");
+      const e = err.getChild("error");
+      assert.equal(e.attrs.type, "wait");
+      assert.equal(e.attrs.by, DOMAIN);
+      assert.ok(e.getChild("remote-server-timeout"));
+      assert.ok(e.getChild("not-connected", "xmpp:prosody.im/protocol/component"));
+    } finally {
+      await alice.stop();
+    }
+  });
+});
+
+Deno.test("component: a configuration reload keeps it connected; removing it disconnects it", async () => {
+  await withServer(async (t, componentPort) => {
+    const alice = await connectXmpp(t.port, "alice", "pw", "r");
+    const gw = await rawComponent(componentPort);
+    try {
+      gw.write(`<handshake>${gw.token()}</handshake>`);
+      await gw.wait(/<handshake\/>/);
+      const raw = t.server.config.raw;
+      const reload = (components: Config["components"]) =>
+        t.server.reload(
+          validateConfig({ ...raw, components }, {
+            configDir: t.dataDir,
+            builtinModulesDir: ModuleManager.builtinDir,
+          }),
+        );
+      await reload({ [DOMAIN]: { component_secret: SECRET } });
+      alice.xmpp.write(
+        `<message to='bot@${DOMAIN}' id='after'><body>still there?</body></message>`,
+      );
+      await gw.wait(/id=["']after["']/);
+      // A second connection is still a conflict: the first one serves the domain.
+      assert.match(await rawHandshake(componentPort, DOMAIN, SECRET), /<conflict /);
+
+      // The domain goes from the configuration: its component goes too.
+      await reload({});
+      await gw.wait(/<\/stream:stream>/);
+      assert.match(gw.text(), /<host-gone /);
+    } finally {
+      gw.destroy();
+      await alice.stop();
+    }
+  });
 });
