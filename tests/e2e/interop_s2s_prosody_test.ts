@@ -1,0 +1,161 @@
+/**
+ * Federation with Debian's Prosody (the oracle) on loopback: Cadence serves
+ * c.test on 127.0.0.2, Prosody p.test on 127.0.0.3, each on port 5269.
+ * Cadence finds p.test through a loopback DNS server; Prosody finds c.test
+ * through a hosts file its resolver (libunbound) reads. Dialback (no TLS
+ * yet) authenticates both directions; messages and iqs cross both ways.
+ */
+import assert from "node:assert/strict";
+import { connect } from "node:net";
+import { freePort, startTestServer } from "../helpers/server.ts";
+import { startDnsServer } from "../helpers/dns_server.ts";
+import { RawClient } from "../helpers/rawclient.ts";
+
+const PROSODY = "/usr/bin/prosody";
+
+async function prosodyReady(): Promise<boolean> {
+  const ok = await Deno.stat(PROSODY).then(() => true, () => false);
+  if (ok) return true;
+  if (Deno.env.get("CI")) throw new Error("prosody is missing in CI");
+  console.warn("skipped: prosody is not installed");
+  return false;
+}
+
+/** Waits until something accepts on address:port. */
+async function listening(host: string, port: number, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    const up = await new Promise<boolean>((resolve) => {
+      const s = connect(port, host);
+      s.once("connect", () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once("error", () => resolve(false));
+    });
+    if (up) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`nothing listens on ${host}:${port}`);
+}
+
+/** Logs in to Prosody's c2s (PLAIN on plain TCP) and binds. */
+async function prosodyLogin(port: number, user: string): Promise<RawClient> {
+  const c = await RawClient.connect(port, "127.0.0.3");
+  const open = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' " +
+    "xmlns:stream='http://etherx.jabber.org/streams' to='p.test' version='1.0'>";
+  c.send(open);
+  await c.waitFor(/<\/stream:features>/);
+  c.clear();
+  c.send(
+    `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${
+      btoa(`\0${user}\0pw`)
+    }</auth>`,
+  );
+  await c.waitFor(/<success/);
+  c.clear();
+  c.send(open);
+  await c.waitFor(/<\/stream:features>/);
+  c.send(
+    "<iq type='set' id='bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>r</resource></bind></iq>",
+  );
+  await c.waitFor(/<jid>/);
+  c.clear();
+  c.send("<presence/>");
+  return c;
+}
+
+Deno.test("s2s with Prosody: dialback both ways, messages and iqs cross", async () => {
+  if (!await prosodyReady()) return;
+  const dir = await Deno.makeTempDir({ prefix: "cadence-prosody-s2s-" });
+  const prosodyC2s = await freePort();
+  await Deno.writeTextFile(`${dir}/hosts`, "127.0.0.2 c.test\n127.0.0.3 p.test\n");
+  await Deno.writeTextFile(
+    `${dir}/prosody.cfg.lua`,
+    [
+      "run_as_root = true",
+      `pidfile = "${dir}/prosody.pid"`,
+      `data_path = "${dir}/data"`,
+      `certificates = "${dir}/certs"`,
+      'interfaces = { "127.0.0.3" }',
+      `c2s_ports = { ${prosodyC2s} }`,
+      "c2s_direct_tls_ports = { }",
+      "s2s_ports = { 5269 }",
+      "s2s_direct_tls_ports = { }",
+      "http_ports = { }",
+      "https_ports = { }",
+      "component_ports = { }",
+      `log = { { levels = { min = "info" }, to = "file", filename = "${dir}/prosody.log" } }`,
+      'authentication = "internal_plain"',
+      "c2s_require_encryption = false",
+      "allow_unencrypted_plain_auth = true",
+      "s2s_require_encryption = false",
+      "s2s_secure_auth = false",
+      `unbound = { hoststxt = "${dir}/hosts" }`,
+      'modules_enabled = { "roster", "saslauth", "disco", "ping", "version", "dialback" }',
+      'VirtualHost "p.test"',
+    ].join("\n"),
+  );
+  await Deno.mkdir(`${dir}/data`);
+  const reg = await new Deno.Command("/usr/bin/prosodyctl", {
+    args: ["--config", `${dir}/prosody.cfg.lua`, "register", "pat", "p.test", "pw"],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  assert.ok(reg.success, new TextDecoder().decode(reg.stderr));
+  const prosody = new Deno.Command(PROSODY, {
+    args: ["--config", `${dir}/prosody.cfg.lua`, "-F"],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const dns = await startDnsServer({ "p.test": [{ a: "127.0.0.3" }] });
+  const t = await startTestServer({
+    authentication: "internal_plain",
+    c2s_require_encryption: false,
+    allow_unencrypted_plain_auth: true,
+    s2s_require_encryption: false,
+    modules_enabled: ["roster", "saslauth", "disco", "ping", "version", "s2s"],
+    virtual_hosts: { "c.test": {} },
+    s2s_ports: [5269],
+    s2s_interfaces: ["127.0.0.2"],
+    s2s_dns_server: `127.0.0.1:${dns.nameServer.port}`,
+  });
+  const clients: RawClient[] = [];
+  try {
+    await listening("127.0.0.3", prosodyC2s);
+    await listening("127.0.0.3", 5269);
+    await t.server.users("c.test")!.createUser("cy", "pw");
+    const cy = await RawClient.connect(t.port);
+    clients.push(cy);
+    await cy.login("cy", "pw", "r", "c.test");
+    cy.send("<presence/>");
+    const pat = await prosodyLogin(prosodyC2s, "pat");
+    clients.push(pat);
+
+    // Cadence → Prosody: Cadence's route authenticates by dialback (Prosody verifies with us).
+    cy.send("<message to='pat@p.test' type='chat' id='m1'><body>hi prosody</body></message>");
+    const atPat = await pat.waitFor(/<message [^>]*>[^]*?hi prosody[^]*?<\/message>/, 15_000);
+    assert.match(atPat[0], /from=['"]cy@c.test\/r/);
+    // Prosody → Cadence: Prosody's route, verified by Cadence with Prosody.
+    pat.send("<message to='cy@c.test' type='chat' id='m2'><body>hi cadence</body></message>");
+    const atCy = await cy.waitFor(/<message [^>]*>[^]*?hi cadence[^]*?<\/message>/, 15_000);
+    assert.match(atCy[0], /from="pat@p.test\/r/);
+    // An iq to Prosody's server, answered across.
+    cy.send("<iq type='get' id='v1' to='p.test'><query xmlns='jabber:iq:version'/></iq>");
+    const v = await cy.waitFor(/<iq [^>]*id="v1"[^>]*>[^]*?<\/iq>/, 15_000);
+    assert.match(v[0], /<name>Prosody<\/name>/);
+    // And Prosody's user pings Cadence's server.
+    pat.send("<iq type='get' id='p1' to='c.test'><ping xmlns='urn:xmpp:ping'/></iq>");
+    const pong = await pat.waitFor(/<iq [^>]*id=['"]p1['"][^>]*\/?>/, 15_000);
+    assert.match(pong[0], /type=['"]result['"]/);
+  } finally {
+    for (const c of clients) c.close();
+    await t.stop();
+    dns.close();
+    try {
+      prosody.kill("SIGTERM");
+    } catch { /* gone already */ }
+    await prosody.status;
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
