@@ -60,6 +60,9 @@ export default function presenceModule(module: Module) {
   });
 
   const isLocal = (jid: string) => module.hostType(jid.slice(jid.indexOf("@") + 1)) === "local";
+  /** Whether presence can reach a contact: one of ours, or anyone when a module federates (s2s). */
+  const federated = () => module.hostItems("federation").length > 0;
+  const reachable = (jid: string, s2s: boolean) => s2s || isLocal(jid);
   const available = (username: string) => module.availableResources(username);
 
   /** Sends a copy of `stanza` addressed to `to`, through the router. */
@@ -288,8 +291,9 @@ export default function presenceModule(module: Module) {
     }
     const roster = await rosters.load(username, host);
     // To contacts subscribed to the user's presence.
+    const s2s = federated();
     for (const [jid, item] of roster.items) {
-      if (hasFrom(item.subscription) && isLocal(jid)) await route(origin, stanza, jid);
+      if (hasFrom(item.subscription) && reachable(jid, s2s)) await route(origin, stanza, jid);
     }
     // To the user's own available resources (the sender included, RFC 6121 §4.2.2).
     const copy = stanza.clone();
@@ -320,8 +324,9 @@ export default function presenceModule(module: Module) {
   async function initialPresence(origin: Session, roster: Roster, stanza: Stanza) {
     const username = origin.username!;
     // Probes: the current presence of contacts the user is subscribed to.
+    const s2s = federated();
     for (const [jid, item] of roster.items) {
-      if (!hasTo(item.subscription) || !isLocal(jid)) continue;
+      if (!hasTo(item.subscription) || !reachable(jid, s2s)) continue;
       await module.send(presence({ from: origin.full_jid, to: jid, type: "probe" }), origin);
     }
     // The user's other resources.
@@ -362,8 +367,9 @@ export default function presenceModule(module: Module) {
     if (userHost !== host) return;
     const roster = await rosters.load(username, host);
     const userJid = `${username}@${host}`;
+    const s2s = federated();
     for (const [jid, item] of roster.items) {
-      if (!isLocal(jid)) continue;
+      if (!reachable(jid, s2s)) continue;
       if (hasTo(item.subscription) || item.ask) {
         module.send(presence({ from: userJid, to: jid, type: "unsubscribe" }));
       }

@@ -428,6 +428,8 @@ export function addHost(hostModule: Module) {
     remote: string,
     stanza: Stanza,
   ) => boolean;
+  // Presence and the like go to remote contacts too now (modules ask for "federation").
+  hostModule.addItem("federation", { module: "s2s" });
   hostModule.hook(
     "route/remote",
     ({ origin, stanza, from_host, to_host }: {

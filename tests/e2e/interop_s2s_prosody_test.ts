@@ -3,7 +3,8 @@
  * c.test on 127.0.0.2, Prosody p.test on 127.0.0.3, each on port 5269.
  * Cadence finds p.test through a loopback DNS server; Prosody finds c.test
  * through a hosts file its resolver (libunbound) reads. Dialback (no TLS
- * yet) authenticates both directions; messages and iqs cross both ways.
+ * yet) authenticates both directions; messages, iqs and presence
+ * subscriptions cross both ways.
  */
 import assert from "node:assert/strict";
 import { connect } from "node:net";
@@ -65,7 +66,7 @@ async function prosodyLogin(port: number, user: string): Promise<RawClient> {
   return c;
 }
 
-Deno.test("s2s with Prosody: dialback both ways, messages and iqs cross", async () => {
+Deno.test("s2s with Prosody: dialback both ways; messages, iqs, subscriptions and presence cross", async () => {
   if (!await prosodyReady()) return;
   const dir = await Deno.makeTempDir({ prefix: "cadence-prosody-s2s-" });
   const prosodyC2s = await freePort();
@@ -144,10 +145,32 @@ Deno.test("s2s with Prosody: dialback both ways, messages and iqs cross", async 
     cy.send("<iq type='get' id='v1' to='p.test'><query xmlns='jabber:iq:version'/></iq>");
     const v = await cy.waitFor(/<iq [^>]*id="v1"[^>]*>[^]*?<\/iq>/, 15_000);
     assert.match(v[0], /<name>Prosody<\/name>/);
+    // Presence subscriptions both ways, then presence flows across.
+    cy.send("<presence to='pat@p.test' type='subscribe'/>");
+    await pat.waitFor(/<presence [^>]*type=['"]subscribe['"][^>]*\/?>/, 15_000);
+    pat.send("<presence to='cy@c.test' type='subscribed'/>");
+    await cy.waitFor(
+      /<presence [^>]*from="pat@p.test\/r"[^>]*\/?>(?![^]*type="unavailable")/,
+      15_000,
+    );
+    pat.send("<presence to='cy@c.test' type='subscribe'/>");
+    await cy.waitFor(/<presence [^>]*from="pat@p.test"[^>]*type="subscribe"/, 15_000);
+    pat.clear();
+    cy.send("<presence to='pat@p.test' type='subscribed'/>");
+    await pat.waitFor(/<presence [^>]*from=['"]cy@c.test\/r['"]/, 15_000);
+    // A change of presence reaches the contact on the other server.
+    cy.clear();
+    pat.send("<presence><show>away</show></presence>");
+    await cy.waitFor(/<presence [^>]*from="pat@p.test\/r"[^>]*><show>away<\/show>/, 15_000);
     // And Prosody's user pings Cadence's server.
     pat.send("<iq type='get' id='p1' to='c.test'><ping xmlns='urn:xmpp:ping'/></iq>");
     const pong = await pat.waitFor(/<iq [^>]*id=['"]p1['"][^>]*\/?>/, 15_000);
     assert.match(pong[0], /type=['"]result['"]/);
+  } catch (e) {
+    // What Prosody saw, to tell whose side failed.
+    const log = await Deno.readTextFile(`${dir}/prosody.log`).catch(() => "(no log)");
+    console.error(`prosody.log (last lines):\n${log.split("\n").slice(-40).join("\n")}`);
+    throw e;
   } finally {
     for (const c of clients) c.close();
     await t.stop();
