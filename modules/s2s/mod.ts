@@ -32,6 +32,7 @@ import { StreamParser } from "../../core/xml/parser.ts";
 import { escapeAttr, escapeText, type Stanza } from "../../core/xml/stanza.ts";
 import { unrefTimeout } from "../../core/timers.ts";
 import { checkKey, DIALBACK_FEATURE_NS, DIALBACK_NS, dialbackKey } from "./dialback.ts";
+import { streamErrorLevel } from "./stream_errors.ts";
 
 export const meta = { scope: "global" };
 
@@ -72,6 +73,16 @@ interface Route {
 
 export default async function s2s(module: Module) {
   const log = module.log;
+
+  /** A remote server ended a stream with an error: logged as loudly as it deserves. */
+  function remoteError(el: Stanza, where: string) {
+    const condition = el.tags().find((c) => c.name !== "text")?.name ?? "undefined-condition";
+    const text = el.getChildText("text", STREAMS_NS) ?? "";
+    log[streamErrorLevel(condition, text)](
+      "s2s stream {where} closed by the remote server: {condition}{text}",
+      { where, condition, text: text ? ` (${text})` : "" },
+    );
+  }
   const secret = randomUUID(); // XEP-0185: keys last as long as this process
   const routes = new Map<string, Route>();
   const dnsOption = module.getOptionString("s2s_dns_server");
@@ -161,6 +172,10 @@ export default async function s2s(module: Module) {
         for (const [id, v] of r.verifies) sendVerify(r, id, v.key);
       },
       stanza(el) {
+        if (el.name === "error" && el.attrs.xmlns === STREAMS) {
+          remoteError(el, `${r.local} → ${r.remote}`);
+          return close(r);
+        }
         if (el.attrs.xmlns === DIALBACK_NS && el.name === "result") {
           if (el.attrs.type === "valid") {
             clearTimeout(timer);
@@ -353,6 +368,11 @@ export default async function s2s(module: Module) {
         );
       },
       stanza(el) {
+        if (el.name === "error" && el.attrs.xmlns === STREAMS) {
+          remoteError(el, `from ${[...pairs][0]?.split("|")[0] ?? "?"} to ${local || "?"}`);
+          conn.close();
+          return;
+        }
         if (el.attrs.xmlns === DIALBACK_NS) return dialback(el);
         if (el.name !== "message" && el.name !== "presence" && el.name !== "iq") {
           return end("unsupported-stanza-type");
