@@ -201,6 +201,15 @@ export class Module {
     this.hookOn(this.ctx.events, name, fn, priority);
   }
 
+  /**
+   * Adds a handler on another host's bus (a global module serving hosts that
+   * do not load it, e.g. s2s for components); removed on unload like the others.
+   */
+  hookHost(host: string, name: string, fn: Handler, priority = 0): void {
+    const bus = this.ctx.hostEvents(host);
+    if (bus) this.hookOn(bus, name, fn, priority);
+  }
+
   /** Adds a handler on any bus; removed on unload like the others. */
   hookOn(bus: EventBus, name: string, fn: Handler, priority = 0): void {
     bus.on(name, fn, priority);

@@ -27,7 +27,7 @@
  * @module
  */
 import type { Socket } from "node:net";
-import { type SecureContext, TLSSocket } from "node:tls";
+import { connect as tlsConnect, type SecureContext, TLSSocket } from "node:tls";
 import { unrefTimeout } from "../timers.ts";
 
 export interface ConnectionOptions {
@@ -417,6 +417,33 @@ export class Connection {
     this.attach(tls);
     tls.on("error", () => tls.destroy());
     if (this.paused !== 0) this.readFromPeer(false);
+  }
+
+  /**
+   * STARTTLS as the initiating side (an outgoing server-to-server stream):
+   * the plain socket becomes a client TLS socket to `servername`; resolves
+   * once the handshake is done, with whether the peer's certificate is
+   * valid for that name (checked by the caller's policy, not here).
+   */
+  startTlsClient(servername: string): Promise<{ authorized: boolean; error?: string }> {
+    const plain = this.socket;
+    this.layer++;
+    plain.pause();
+    if (this.corks > 0) plain.uncork();
+    plain.removeAllListeners("data");
+    plain.removeAllListeners("close");
+    const tls = tlsConnect({ socket: plain, servername, rejectUnauthorized: false });
+    this.socket = tls;
+    this.secure = true;
+    this.attach(tls);
+    tls.on("error", () => tls.destroy());
+    return new Promise((resolve) => {
+      tls.once("secureConnect", () => {
+        const error = tls.authorizationError;
+        resolve({ authorized: tls.authorized, error: error ? String(error) : undefined });
+      });
+      tls.once("close", () => resolve({ authorized: false, error: "closed during TLS" }));
+    });
   }
 
   /** The ALPN protocol the client and the server agreed on, if any. */

@@ -132,6 +132,9 @@ function sendSelf(svc: Service, room: Room, o: Occupant, opts: PresenceOpts, to:
 /** Takes an occupant out of the room with every session, telling everyone (kick, ban, …). */
 export function removeOccupant(svc: Service, room: Room, o: Occupant, why: Removal): void {
   o.role = "none";
+  // Out of the room before anyone is told: an error bounced back at once (a route that
+  // fails) then finds no occupant to remove again.
+  forget(room, o);
   broadcastPresence(svc, room, o, {
     type: "unavailable",
     codes: why.codes,
@@ -139,7 +142,6 @@ export function removeOccupant(svc: Service, room: Room, o: Occupant, why: Remov
     reason: why.reason,
     destroy: why.destroy,
   });
-  forget(room, o);
 }
 
 function forget(room: Room, o: Occupant) {
@@ -416,8 +418,8 @@ function leave(
     return;
   }
   o.role = "none";
+  forget(room, o); // (first: see removeOccupant)
   broadcastPresence(svc, room, o, { type: "unavailable", codes, from: stanza });
-  forget(room, o);
   if (room.occupants.size === 0 && (!room.config.persistent || room.locked)) {
     svc.destroy(room).catch((error) =>
       svc.module.log.error("destroying room {room} failed: {error}", { room: room.jid, error })

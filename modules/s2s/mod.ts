@@ -1,24 +1,28 @@
 /**
- * Server-to-server streams (RFC 6120) with server dialback (XEP-0220,
- * keys as XEP-0185), as Prosody's mod_s2s and mod_dialback — the first
- * part of federation. Not on by default yet: TLS on s2s streams (STARTTLS,
- * certificates, SASL EXTERNAL) comes next, so today it needs
- * `s2s_require_encryption = false` and `modules_enabled: [..., "s2s"]`.
+ * Server-to-server streams (RFC 6120) with STARTTLS and server dialback
+ * (XEP-0220, keys as XEP-0185), as Prosody's mod_s2s and mod_dialback — the
+ * first part of federation. Not on by default yet (`modules_enabled: [...,
+ * "s2s"]`): certificate authentication (SASL EXTERNAL, `s2s_secure_auth`)
+ * and direct TLS come next.
  *
  * Outgoing: a stanza for a domain this server does not have opens one
  * route per (local domain, remote domain): the remote server is found by
  * its SRV records (`core/net/srv.ts`; `s2s_dns_server` asks a given DNS
- * server), each target tried in order; the stream is authenticated by
- * dialback; stanzas wait meanwhile (at most 100 per route) and, when it
- * fails, the senders get `remote-server-not-found` (no server reached or
- * refused) or `remote-server-timeout`. A route idle for `s2s_timeout`
- * (300 s) closes.
+ * server), each target tried in order; the stream is encrypted with
+ * STARTTLS when offered (required with `s2s_require_encryption`, the
+ * default) and authenticated by dialback — the peer's certificate is not
+ * checked yet, as with Prosody's `s2s_secure_auth = false`; stanzas wait
+ * meanwhile (at most 100 per route) and, when it fails, the senders get
+ * `remote-server-not-found` (no server reached or refused) or
+ * `remote-server-timeout`. A route idle for `s2s_timeout` (300 s) closes.
  *
- * Incoming: on `s2s_ports` (5269), a remote server asks for a domain pair
- * with `<db:result/>`; this server checks the key with the remote domain's
- * own server (`<db:verify/>`, over its outgoing route) and answers.
- * Stanzas are accepted only for authenticated pairs: anything else ends
- * the stream (`not-authorized`, `invalid-from`, `host-unknown`).
+ * Incoming: on `s2s_ports` (5269), STARTTLS is offered (required with
+ * `s2s_require_encryption`) with the host's certificate; a remote server
+ * asks for a domain pair with `<db:result/>`; this server checks the key
+ * with the remote domain's own server (`<db:verify/>`, over its outgoing
+ * route) and answers. Stanzas are accepted only for authenticated pairs:
+ * anything else ends the stream (`not-authorized`, `invalid-from`,
+ * `host-unknown`, `policy-violation` before TLS when it is required).
  * @module
  */
 import { randomUUID } from "node:crypto";
@@ -30,6 +34,7 @@ import { Listener } from "../../core/net/listener.ts";
 import { resolveServer } from "../../core/net/srv.ts";
 import { StreamParser } from "../../core/xml/parser.ts";
 import { escapeAttr, escapeText, type Stanza } from "../../core/xml/stanza.ts";
+import { hostOf, prep } from "../../core/jid.ts";
 import { unrefTimeout } from "../../core/timers.ts";
 import { checkKey, DIALBACK_FEATURE_NS, DIALBACK_NS, dialbackKey } from "./dialback.ts";
 import { streamErrorLevel } from "./stream_errors.ts";
@@ -39,8 +44,13 @@ export const meta = { scope: "global" };
 const NS = "jabber:server";
 const STREAMS = "http://etherx.jabber.org/streams";
 const STREAMS_NS = "urn:ietf:params:xml:ns:xmpp-streams";
+const TLS_NS = "urn:ietf:params:xml:ns:xmpp-tls";
 /** Stanzas one route keeps while it is being set up. */
 const MAX_QUEUE = 100;
+/** Routes (outgoing streams) at once, and dialback requests one incoming stream may have pending and authenticated. */
+const MAX_ROUTES = 1000;
+const MAX_PENDING_DIALBACK = 4;
+const MAX_PAIRS = 64;
 /** How long connecting, or authenticating, may take. */
 const SETUP_TIMEOUT_MS = 30_000;
 const MAX_STANZA = 512 * 1024;
@@ -93,10 +103,11 @@ export default async function s2s(module: Module) {
 
   // --- outgoing ----------------------------------------------------------------------
 
-  function routeFor(local: string, remote: string): Route {
+  function routeFor(local: string, remote: string): Route | undefined {
     const key = `${local}|${remote}`;
     let r = routes.get(key);
     if (!r || r.state === "closed") {
+      if (routes.size >= MAX_ROUTES) return undefined;
       r = {
         local,
         remote,
@@ -120,7 +131,10 @@ export default async function s2s(module: Module) {
 
   /** Sends a stanza to a remote domain (queued until its route is ready). */
   function sendRemote(local: string, remote: string, stanza: Stanza): boolean {
+    // Only this server's domains send through it (never a relay for others').
+    if (module.hostType(local) === undefined) return false;
     const r = routeFor(local, remote);
+    if (!r) return false;
     r.lastUsed = Date.now();
     if (r.state === "ready") return r.conn!.write(stanza.toString());
     if (r.queue.length >= MAX_QUEUE) return false;
@@ -130,13 +144,6 @@ export default async function s2s(module: Module) {
   }
 
   async function open(r: Route) {
-    if (requireEncryption) {
-      return fail(
-        r,
-        "remote-server-not-found",
-        "s2s without TLS is refused (s2s_require_encryption)",
-      );
-    }
     const targets = await resolveServer(r.remote, { nameServer });
     let socket: Socket | undefined;
     for (const t of targets) {
@@ -162,19 +169,46 @@ export default async function s2s(module: Module) {
     }, SETUP_TIMEOUT_MS);
     const parser = new StreamParser({
       streamOpen(attrs) {
-        r.streamId = attrs.id;
-        r.state = "open";
-        // Our key for this stream; and any verification waiting for a stream to send it over.
-        conn.write(
-          `<db:result from='${escapeAttr(r.local)}' to='${escapeAttr(r.remote)}'>` +
-            dialbackKey(secret, r.remote, r.local, r.streamId ?? "") + "</db:result>",
-        );
-        for (const [id, v] of r.verifies) sendVerify(r, id, v.key);
+        r.streamId = attrs.id; // (the key is made with the id of the stream after TLS)
       },
       stanza(el) {
         if (el.name === "error" && el.attrs.xmlns === STREAMS) {
           remoteError(el, `${r.local} → ${r.remote}`);
           return close(r);
+        }
+        if (el.name === "features" && el.attrs.xmlns === STREAMS) {
+          if (!conn.secure && el.getChild("starttls", TLS_NS)) {
+            conn.write(`<starttls xmlns='${TLS_NS}'/>`);
+            return;
+          }
+          if (!conn.secure && requireEncryption) {
+            return fail(r, "remote-server-not-found", `${r.remote} offers no TLS`);
+          }
+          // Our key for this stream; and any verification waiting for a stream to go over.
+          r.state = "open";
+          conn.write(
+            `<db:result from='${escapeAttr(r.local)}' to='${escapeAttr(r.remote)}'>` +
+              dialbackKey(secret, r.remote, r.local, r.streamId ?? "") + "</db:result>",
+          );
+          for (const [id, v] of r.verifies) sendVerify(r, id, v.key);
+          return;
+        }
+        if (el.name === "proceed" && el.attrs.xmlns === TLS_NS && !conn.secure) {
+          conn.startTlsClient(r.remote).then(({ authorized, error }) => {
+            // A certificate that does not validate is no reason to stop: dialback
+            // authenticates (s2s_secure_auth would refuse it; see the module doc).
+            log.debug("s2s TLS to {remote}: certificate {state}", {
+              remote: r.remote,
+              state: authorized ? "valid" : `not valid (${error})`,
+            });
+            if (r.state === "closed") return;
+            parser.reset();
+            conn.write(header({ from: r.local, to: r.remote, version: "1.0" }));
+          });
+          return;
+        }
+        if (el.name === "failure" && el.attrs.xmlns === TLS_NS) {
+          return fail(r, "remote-server-not-found", `${r.remote} failed TLS`);
         }
         if (el.attrs.xmlns === DIALBACK_NS && el.name === "result") {
           if (el.attrs.type === "valid") {
@@ -229,6 +263,8 @@ export default async function s2s(module: Module) {
   /** Asks `remote`'s server whether a key it gave us is its own (XEP-0220 §2.1.2). */
   function verify(local: string, remote: string, id: string, key: string): Promise<boolean> {
     const r = routeFor(local, remote);
+    if (!r) return Promise.resolve(false);
+    r.lastUsed = Date.now(); // (a route used for verifications is not idle)
     return new Promise((resolve) => {
       const timer = unrefTimeout(() => {
         r.verifies.delete(id);
@@ -315,9 +351,11 @@ export default async function s2s(module: Module) {
 
   function accept(socket: Socket) {
     const conn = new Connection(socket, false);
-    const id = randomUUID();
+    let id = randomUUID();
     /** Authenticated "remote|local" pairs. */
     const pairs = new Set<string>();
+    /** Dialback requests being checked. */
+    let asking = 0;
     let local = "";
     let opened = false;
     const end = (condition: string, text?: string) => {
@@ -357,15 +395,20 @@ export default async function s2s(module: Module) {
         if (local && module.hostType(local) === undefined) {
           return end("host-unknown", `This server does not serve ${local}`);
         }
-        if (requireEncryption) {
-          // (TLS on s2s is the next step: until then, nothing is accepted in the clear.)
-          return end("policy-violation", "Encrypted server-to-server streams are required");
-        }
         opened = true;
+        id = randomUUID(); // a new id after TLS too
         conn.write(header({ id, ...(local ? { from: local } : {}), version: "1.0" }));
-        conn.write(
-          `<stream:features><dialback xmlns='${DIALBACK_FEATURE_NS}'><errors/></dialback></stream:features>`,
-        );
+        const tls = local ? module.tlsFor(local) : undefined;
+        let features = "";
+        if (!conn.secure && tls) {
+          features += `<starttls xmlns='${TLS_NS}'>${
+            requireEncryption ? "<required/>" : ""
+          }</starttls>`;
+        }
+        if (conn.secure || !requireEncryption) {
+          features += `<dialback xmlns='${DIALBACK_FEATURE_NS}'><errors/></dialback>`;
+        }
+        conn.write(`<stream:features>${features}</stream:features>`);
       },
       stanza(el) {
         if (el.name === "error" && el.attrs.xmlns === STREAMS) {
@@ -373,12 +416,35 @@ export default async function s2s(module: Module) {
           conn.close();
           return;
         }
+        if (el.name === "starttls" && el.attrs.xmlns === TLS_NS) {
+          const tls = local ? module.tlsFor(local) : undefined;
+          if (conn.secure || !tls) {
+            conn.write(`<failure xmlns='${TLS_NS}'/>`);
+            return end("undefined-condition", "TLS is not available");
+          }
+          conn.write(`<proceed xmlns='${TLS_NS}'/>`);
+          conn.startTls(tls.context, (name) => module.tlsFor(name)?.context);
+          parser.reset();
+          return;
+        }
+        if (!conn.secure && requireEncryption) {
+          return end("policy-violation", "Encrypted server-to-server streams are required");
+        }
         if (el.attrs.xmlns === DIALBACK_NS) return dialback(el);
         if (el.name !== "message" && el.name !== "presence" && el.name !== "iq") {
           return end("unsupported-stanza-type");
         }
-        const from = el.attrs.from ?? "", to = el.attrs.to ?? "";
-        const fromHost = domainOf(from), toHost = domainOf(to);
+        // Addresses as the router will read them (a domain in a resource is no domain).
+        const from = prep(el.attrs.from ?? ""), to = prep(el.attrs.to ?? "");
+        if (from === undefined || to === undefined) {
+          return end("improper-addressing", "Stanzas need valid from and to addresses");
+        }
+        el.attrs.from = from;
+        el.attrs.to = to;
+        const fromHost = hostOf(from), toHost = hostOf(to);
+        if (module.hostType(toHost) === undefined) {
+          return end("host-unknown", `This server does not serve ${toHost}`);
+        }
         if (!pairs.has(`${fromHost}|${toHost}`)) {
           if ([...pairs].some((p) => p.endsWith(`|${toHost}`))) {
             return end("invalid-from", `${fromHost} is not authenticated on this stream`);
@@ -413,12 +479,17 @@ export default async function s2s(module: Module) {
         return;
       }
       if (el.name !== "result" || el.attrs.type !== undefined) return;
+      // Each request makes us ask the claimed domain's server: a few at a time per stream.
+      if (asking >= MAX_PENDING_DIALBACK || pairs.size >= MAX_PAIRS) {
+        return end("policy-violation", "Too many dialback requests");
+      }
       if (module.hostType(to) === undefined || (local && to !== local)) {
         return end("host-unknown", `This server does not serve ${to}`);
       }
       if (!from || from.includes("@") || from.includes("/")) return end("invalid-from");
       if (module.hostType(from) !== undefined) return end("invalid-from", "That is our own domain");
-      const valid = await verify(to, from, id, el.getText());
+      asking++;
+      const valid = await verify(to, from, id, el.getText()).finally(() => asking--);
       log.info("s2s from {from} for {to}: dialback {result}", {
         from,
         to,
@@ -435,6 +506,13 @@ export default async function s2s(module: Module) {
   }
 
   module.exports.sendRemote = sendRemote;
+  // Components load only their own module: their stanzas for other servers go through s2s too.
+  const forComponent = (host: string) => {
+    if (module.hostType(host) !== "component") return;
+    module.hookHost(host, "route/remote", (e: RemoteEvent) => routeRemote(sendRemote, e));
+  };
+  for (const host of module.components()) forComponent(host); // (those already there)
+  module.hookGlobal("host-activated", (host: string) => forComponent(host));
   module.hookGlobal("server-stopping", () => {
     for (const l of listeners) l.close();
     for (const r of [...routes.values()]) close(r);
@@ -442,7 +520,9 @@ export default async function s2s(module: Module) {
 }
 
 /** Each host sends what is for other domains through s2s. */
-export function addHost(hostModule: Module) {
+export async function addHost(hostModule: Module) {
+  // The host's certificate (made self-signed when none is configured), for STARTTLS.
+  await hostModule.loadTls();
   const sendRemote = hostModule.exports.sendRemote as (
     local: string,
     remote: string,
@@ -450,30 +530,28 @@ export function addHost(hostModule: Module) {
   ) => boolean;
   // Presence and the like go to remote contacts too now (modules ask for "federation").
   hostModule.addItem("federation", { module: "s2s" });
-  hostModule.hook(
-    "route/remote",
-    ({ origin, stanza, from_host, to_host }: {
-      origin: Origin;
-      stanza: Stanza;
-      from_host: string;
-      to_host: string;
-    }) => {
-      const from = stanza.attrs.from ?? from_host;
-      if (sendRemote(domainOf(from) || from_host, to_host, stanza)) return true;
-      const type = stanza.attrs.type;
-      if (type !== "error" && type !== "result") {
-        origin.send(stanza.errorReply("wait", "resource-constraint", "Too many stanzas waiting"));
-      }
-      return true;
-    },
-  );
+  hostModule.hook("route/remote", (e: RemoteEvent) => routeRemote(sendRemote, e));
 }
 
-function domainOf(jid: string): string {
-  const at = jid.indexOf("@");
-  const rest = at === -1 ? jid : jid.slice(at + 1);
-  const slash = rest.indexOf("/");
-  return slash === -1 ? rest : rest.slice(0, slash);
+interface RemoteEvent {
+  origin: Origin;
+  stanza: Stanza;
+  from_host: string;
+  to_host: string;
+}
+
+/** A stanza for another server: onto its route, or an error back. */
+function routeRemote(
+  sendRemote: (local: string, remote: string, stanza: Stanza) => boolean,
+  { origin, stanza, from_host, to_host }: RemoteEvent,
+) {
+  const from = stanza.attrs.from === undefined ? from_host : prep(stanza.attrs.from);
+  if (from !== undefined && sendRemote(hostOf(from), to_host, stanza)) return true;
+  const type = stanza.attrs.type;
+  if (type !== "error" && type !== "result") {
+    origin.send(stanza.errorReply("wait", "resource-constraint", "Cannot send to that server now"));
+  }
+  return true;
 }
 
 function tryConnect(address: string, port: number): Promise<Socket> {

@@ -2,9 +2,10 @@
  * Federation with Debian's Prosody (the oracle) on loopback: Cadence serves
  * c.test on 127.0.0.2, Prosody p.test on 127.0.0.3, each on port 5269.
  * Cadence finds p.test through a loopback DNS server; Prosody finds c.test
- * through a hosts file its resolver (libunbound) reads. Dialback (no TLS
- * yet) authenticates both directions; messages, iqs and presence
- * subscriptions cross both ways.
+ * through a hosts file its resolver (libunbound) reads. Streams are
+ * encrypted with STARTTLS (required on both sides; self-signed
+ * certificates, so dialback authenticates), or in the clear when both
+ * allow it; messages, iqs and presence subscriptions cross both ways.
  */
 import assert from "node:assert/strict";
 import { connect } from "node:net";
@@ -66,9 +67,34 @@ async function prosodyLogin(port: number, user: string): Promise<RawClient> {
   return c;
 }
 
-Deno.test("s2s with Prosody: dialback both ways; messages, iqs, subscriptions and presence cross", async () => {
+async function federateWithProsody(tls: boolean) {
   if (!await prosodyReady()) return;
   const dir = await Deno.makeTempDir({ prefix: "cadence-prosody-s2s-" });
+  if (tls) {
+    // Prosody's certificate for p.test (self-signed: dialback authenticates, as s2s_secure_auth = false).
+    const out = await new Deno.Command("openssl", {
+      args: [
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=p.test",
+        "-addext",
+        "subjectAltName=DNS:p.test",
+        "-keyout",
+        `${dir}/p.key`,
+        "-out",
+        `${dir}/p.crt`,
+      ],
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    assert.ok(out.success, new TextDecoder().decode(out.stderr));
+  }
   const prosodyC2s = await freePort();
   await Deno.writeTextFile(`${dir}/hosts`, "127.0.0.2 c.test\n127.0.0.3 p.test\n");
   await Deno.writeTextFile(
@@ -86,14 +112,17 @@ Deno.test("s2s with Prosody: dialback both ways; messages, iqs, subscriptions an
       "http_ports = { }",
       "https_ports = { }",
       "component_ports = { }",
-      `log = { { levels = { min = "info" }, to = "file", filename = "${dir}/prosody.log" } }`,
+      `log = { { levels = { min = "debug" }, to = "file", filename = "${dir}/prosody.log" } }`,
       'authentication = "internal_plain"',
       "c2s_require_encryption = false",
       "allow_unencrypted_plain_auth = true",
-      "s2s_require_encryption = false",
+      `s2s_require_encryption = ${tls}`,
       "s2s_secure_auth = false",
+      ...(tls ? [`ssl = { certificate = "${dir}/p.crt", key = "${dir}/p.key" }`] : []),
       `unbound = { hoststxt = "${dir}/hosts" }`,
-      'modules_enabled = { "roster", "saslauth", "disco", "ping", "version", "dialback" }',
+      `modules_enabled = { "roster", "saslauth", "disco", "ping", "version", "dialback"${
+        tls ? ', "tls"' : ""
+      } }`,
       'VirtualHost "p.test"',
     ].join("\n"),
   );
@@ -114,7 +143,7 @@ Deno.test("s2s with Prosody: dialback both ways; messages, iqs, subscriptions an
     authentication: "internal_plain",
     c2s_require_encryption: false,
     allow_unencrypted_plain_auth: true,
-    s2s_require_encryption: false,
+    s2s_require_encryption: tls,
     modules_enabled: ["roster", "saslauth", "disco", "ping", "version", "s2s"],
     virtual_hosts: { "c.test": {} },
     s2s_ports: [5269],
@@ -145,23 +174,23 @@ Deno.test("s2s with Prosody: dialback both ways; messages, iqs, subscriptions an
     cy.send("<iq type='get' id='v1' to='p.test'><query xmlns='jabber:iq:version'/></iq>");
     const v = await cy.waitFor(/<iq [^>]*id="v1"[^>]*>[^]*?<\/iq>/, 15_000);
     assert.match(v[0], /<name>Prosody<\/name>/);
-    // Presence subscriptions both ways, then presence flows across.
+    // Presence subscriptions both ways, then presence flows across (attributes in any order).
+    const presence = (...attrs: string[]) =>
+      new RegExp(`<presence${attrs.map((a) => `(?=[^>]*${a})`).join("")}[^>]*>`);
     cy.send("<presence to='pat@p.test' type='subscribe'/>");
-    await pat.waitFor(/<presence [^>]*type=['"]subscribe['"][^>]*\/?>/, 15_000);
+    await pat.waitFor(presence(`type=['"]subscribe['"]`), 15_000);
     pat.send("<presence to='cy@c.test' type='subscribed'/>");
-    await cy.waitFor(
-      /<presence [^>]*from="pat@p.test\/r"[^>]*\/?>(?![^]*type="unavailable")/,
-      15_000,
-    );
+    await cy.waitFor(presence(`type="subscribed"`, `from="pat@p.test"`), 15_000);
+    await cy.waitFor(/<presence (?![^>]*type=)[^>]*from="pat@p.test\/r"/, 15_000);
     pat.send("<presence to='cy@c.test' type='subscribe'/>");
-    await cy.waitFor(/<presence [^>]*from="pat@p.test"[^>]*type="subscribe"/, 15_000);
+    await cy.waitFor(presence(`from="pat@p.test"`, `type="subscribe"`), 15_000);
     pat.clear();
     cy.send("<presence to='pat@p.test' type='subscribed'/>");
-    await pat.waitFor(/<presence [^>]*from=['"]cy@c.test\/r['"]/, 15_000);
+    await pat.waitFor(presence(`from=['"]cy@c.test/r['"]`), 15_000);
     // A change of presence reaches the contact on the other server.
     cy.clear();
     pat.send("<presence><show>away</show></presence>");
-    await cy.waitFor(/<presence [^>]*from="pat@p.test\/r"[^>]*><show>away<\/show>/, 15_000);
+    await cy.waitFor(/<presence [^>]*from="pat@p.test\/r"[^>]*>[^]*?<show>away<\/show>/, 15_000);
     // And Prosody's user pings Cadence's server.
     pat.send("<iq type='get' id='p1' to='c.test'><ping xmlns='urn:xmpp:ping'/></iq>");
     const pong = await pat.waitFor(/<iq [^>]*id=['"]p1['"][^>]*\/?>/, 15_000);
@@ -181,4 +210,10 @@ Deno.test("s2s with Prosody: dialback both ways; messages, iqs, subscriptions an
     await prosody.status;
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
-});
+}
+
+Deno.test("s2s with Prosody over STARTTLS: encryption required both ways, dialback; messages, iqs, subscriptions and presence cross", () =>
+  federateWithProsody(true));
+
+Deno.test("s2s with Prosody without TLS (both allow it): the same in the clear", () =>
+  federateWithProsody(false));

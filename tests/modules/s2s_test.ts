@@ -25,6 +25,7 @@ async function twoServers(
     b: TestServer,
     login: (who: string, host: string, t: TestServer) => Promise<RawClient>,
   ) => Promise<void>,
+  extra: Record<string, unknown> = {},
 ) {
   const [pa, pb] = [await freePort(), await freePort()];
   const dns: DnsServer = await startDnsServer({
@@ -33,7 +34,7 @@ async function twoServers(
     "a.test": [{ a: "127.0.0.1" }],
     "b.test": [{ a: "127.0.0.1" }],
   });
-  const common = { ...PLAIN, s2s_dns_server: `127.0.0.1:${dns.nameServer.port}` };
+  const common = { ...PLAIN, s2s_dns_server: `127.0.0.1:${dns.nameServer.port}`, ...extra };
   const modules = { modules_enabled: ["roster", "saslauth", "disco", "ping", "version", "s2s"] };
   const a = await startTestServer({
     ...common,
@@ -149,7 +150,7 @@ Deno.test("s2s: a server that is not who it says fails dialback and gets no stan
   });
 });
 
-Deno.test("s2s: with s2s_require_encryption (the default) nothing goes or comes in the clear", async () => {
+Deno.test("s2s: with s2s_require_encryption (the default) nothing comes in the clear", async () => {
   const port = await freePort();
   const t = await startTestServer({
     authentication: "internal_plain",
@@ -159,27 +160,42 @@ Deno.test("s2s: with s2s_require_encryption (the default) nothing goes or comes 
     s2s_ports: [port],
     s2s_dns_server: "127.0.0.1:9", // (never asked)
   });
-  const c = await RawClient.connect(t.port);
   try {
-    await t.server.users("localhost")!.createUser("alice", "pw");
-    await c.login("alice", "pw", "r");
-    c.send("<message to='bob@b.test' type='chat' id='e1'><body>hi</body></message>");
-    const err = await c.waitFor(/<message [^>]*type="error"[^>]*>[^]*?<\/message>/, 10_000);
-    assert.match(err[0], /<remote-server-not-found /);
     const socket = connect(port, "127.0.0.1");
     let text = "";
     socket.on("data", (d) => text += d.toString());
+    const until = async (s: string) => {
+      for (let i = 0; i < 200 && !text.includes(s); i++) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
     socket.write(
       "<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' " +
-        "from='b.test' to='localhost' version='1.0'>",
+        "xmlns:db='jabber:server:dialback' from='b.test' to='localhost' version='1.0'>",
     );
-    for (let i = 0; i < 200 && !text.includes("</stream:stream>"); i++) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await until("</stream:features>");
+    // STARTTLS is offered, required; dialback is not offered before it.
+    assert.match(
+      text,
+      /<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required\/><\/starttls>/,
+    );
+    assert.doesNotMatch(text, /urn:xmpp:features:dialback/);
+    socket.write("<db:result from='b.test' to='localhost'>0123</db:result>");
+    await until("</stream:stream>");
     assert.match(text, /<policy-violation /);
     socket.destroy();
   } finally {
-    c.close();
     await t.stop();
   }
+});
+
+Deno.test("s2s: two servers with encryption required talk over STARTTLS", async () => {
+  await twoServers(async (a, b, login) => {
+    const alice = await login("alice", "a.test", a);
+    const bob = await login("bob", "b.test", b);
+    alice.send("<message to='bob@b.test' type='chat' id='t1'><body>over tls</body></message>");
+    await bob.waitFor(/<body>over tls<\/body>/, 10_000);
+    bob.send("<message to='alice@a.test' type='chat' id='t2'><body>back over tls</body></message>");
+    await alice.waitFor(/<body>back over tls<\/body>/, 10_000);
+  }, { s2s_require_encryption: true });
 });
