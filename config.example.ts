@@ -103,10 +103,10 @@ export default defineConfig({
   // component_interfaces: ["127.0.0.1"],
 
   /**
-   * Server-to-server (in progress: the `s2s` module, not loaded by default, speaks
-   * dialback without TLS yet, so it needs `s2s_require_encryption: false`). Ports,
-   * interfaces (default: interfaces), idle route timeout, and a DNS server to ask for
-   * SRV records instead of the system's ("address" or "address:port").
+   * Server-to-server (in progress: the `s2s` module, not loaded by default: STARTTLS
+   * and dialback). Ports, interfaces (default: interfaces), TLS required (default true),
+   * idle route timeout, and a DNS server to ask for SRV records instead of the
+   * system's ("address" or "address:port").
    */
   // s2s_ports: [5269],
   // s2s_interfaces: ["*"],
