@@ -51,6 +51,8 @@ const MAX_QUEUE = 100;
 const MAX_ROUTES = 1000;
 const MAX_PENDING_DIALBACK = 4;
 const MAX_PAIRS = 64;
+/** How long a failed remote server is not tried again (stanzas for it bounce at once). */
+const RETRY_AFTER_MS = 60_000;
 /** How long connecting, or authenticating, may take. */
 const SETUP_TIMEOUT_MS = 30_000;
 const MAX_STANZA = 512 * 1024;
@@ -95,6 +97,8 @@ export default async function s2s(module: Module) {
   }
   const secret = randomUUID(); // XEP-0185: keys last as long as this process
   const routes = new Map<string, Route>();
+  /** Remote domains whose route failed lately: not tried again before `until`. */
+  const recentlyFailed = new Map<string, { until: number; why: string }>();
   const dnsOption = module.getOptionString("s2s_dns_server");
   const nameServer = dnsOption ? parseNameServer(dnsOption) : undefined;
   const idleSec = module.getOptionPeriod("s2s_timeout", 300);
@@ -133,6 +137,16 @@ export default async function s2s(module: Module) {
   function sendRemote(local: string, remote: string, stanza: Stanza): boolean {
     // Only this server's domains send through it (never a relay for others').
     if (module.hostType(local) === undefined) return false;
+    // A server that just failed is not tried again at once (each presence broadcast would).
+    const failed = recentlyFailed.get(remote);
+    if (failed && failed.until > Date.now()) {
+      const type = stanza.attrs.type;
+      if (type !== "error" && type !== "result" && stanza.name !== "presence") {
+        module.send(stanza.errorReply("cancel", "remote-server-not-found", failed.why));
+      }
+      return true;
+    }
+    recentlyFailed.delete(remote);
     const r = routeFor(local, remote);
     if (!r) return false;
     r.lastUsed = Date.now();
@@ -284,6 +298,9 @@ export default async function s2s(module: Module) {
 
   /** The route could not be set up: what waited is bounced to its senders. */
   function fail(r: Route, condition: string, text: string) {
+    if (recentlyFailed.size < MAX_ROUTES) {
+      recentlyFailed.set(r.remote, { until: Date.now() + RETRY_AFTER_MS, why: text });
+    }
     log.info("s2s route {local} → {remote} failed: {text}", {
       local: r.local,
       remote: r.remote,

@@ -19,6 +19,8 @@ const PLAIN = {
   s2s_require_encryption: false,
 };
 
+let dnsAsked: () => string[] = () => [];
+
 async function twoServers(
   fn: (
     a: TestServer,
@@ -34,6 +36,7 @@ async function twoServers(
     "a.test": [{ a: "127.0.0.1" }],
     "b.test": [{ a: "127.0.0.1" }],
   });
+  dnsAsked = () => dns.asked;
   const common = { ...PLAIN, s2s_dns_server: `127.0.0.1:${dns.nameServer.port}`, ...extra };
   const modules = { modules_enabled: ["roster", "saslauth", "disco", "ping", "version", "s2s"] };
   const a = await startTestServer({
@@ -103,6 +106,13 @@ Deno.test("s2s: a domain no server answers for bounces remote-server-not-found",
       10_000,
     );
     assert.match(err[0], /<remote-server-not-found /);
+    // Tried again only after a while: the next message bounces at once, with no new lookup.
+    const asked = dnsAsked().length;
+    alice.send("<message to='carol@c.test' type='chat' id='x2'><body>again?</body></message>");
+    const again = await alice.waitFor(/<message [^>]*id="x2"[^>]*>[^]*?<\/message>/, 10_000);
+    assert.match(again[0], /type="error"/);
+    assert.match(again[0], /<remote-server-not-found /);
+    assert.equal(dnsAsked().length, asked);
   });
 });
 
