@@ -17,6 +17,7 @@ export const SCENARIOS = [
   "mobile",
   "pep",
   "muc",
+  "s2s",
 ] as const;
 /** One scenario's name. */
 export type ScenarioName = typeof SCENARIOS[number];

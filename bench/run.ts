@@ -29,6 +29,7 @@ import {
 import { PROSODY_SUT } from "./peers/prosody.ts";
 import { EJABBERD_SUT } from "./peers/ejabberd.ts";
 import { describePepRun, PEP_SETUP, pepRows, pepSetup, runPep } from "./scenarios/pep.ts";
+import { describeS2sRun, runS2s, S2S_SETUP, s2sRows, type S2sRun } from "./scenarios/s2s.ts";
 import { describeMucRun, MUC_SETUP, mucRows, mucSetup, runMuc } from "./scenarios/muc.ts";
 import {
   type ArchiveCost,
@@ -336,6 +337,33 @@ async function pepScenario(o: BenchOptions, suts: ServerUnderTest[]): Promise<Sc
   return { name: "pep", setup: PEP_SETUP, servers: g.servers() };
 }
 
+/** Two Cadence processes federating (the peers' federation is not measured). */
+async function s2sScenario(o: BenchOptions, suts: ServerUnderTest[]): Promise<ScenarioResult> {
+  const cadence = suts.filter((s) => s.name === "Cadence");
+  const g = new Gathered(cadence);
+  const pairs = 20, window = 10;
+  for (const sut of cadence) {
+    const runs: S2sRun[] = [];
+    for (let i = 1; i <= o.runs; i++) {
+      try {
+        const r = await runS2s(pairs, o.messages, window);
+        log(`s2s run ${i}/${o.runs} Cadence: ${describeS2sRun(r)}`);
+        runs.push(r);
+        g.of(sut).errors.push(...r.errors);
+      } catch (e) {
+        g.fail(sut, `s2s run ${i}`, e);
+      }
+    }
+    if (runs.length) g.of(sut).rows.push(...s2sRows(runs, pairs));
+  }
+  return {
+    name: "s2s",
+    setup: `${S2S_SETUP}; P=${pairs}, M=${o.messages} (--messages), W=${window}`,
+    servers: g.servers(),
+    note: "Cadence only: two Cadence processes federating",
+  };
+}
+
 async function mucScenario(o: BenchOptions, suts: ServerUnderTest[]): Promise<ScenarioResult> {
   const g = new Gathered(suts);
   const setup = mucSetup(o.occupants, o.joins, o.concurrency);
@@ -542,6 +570,7 @@ async function main(): Promise<number> {
       if (name === "mobile") results.push(await mobileScenario(options, suts));
       if (name === "pep") results.push(await pepScenario(options, suts));
       if (name === "muc") results.push(await mucScenario(options, suts));
+      if (name === "s2s") results.push(await s2sScenario(options, suts));
     }
   } finally {
     await ServerProcess.stopAll();

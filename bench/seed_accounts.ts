@@ -17,8 +17,6 @@ import { ModuleManager } from "../core/modulemanager.ts";
 import { Server } from "../core/server.ts";
 import type { AccountSetup } from "./servers.ts";
 
-const HOST = "localhost";
-
 /** A stored roster whose every contact has a mutual subscription. */
 function mutual(contacts: string[]) {
   const items: Record<string, { subscription: "both"; groups: string[] }> = {};
@@ -30,6 +28,7 @@ async function main(args: string[]): Promise<void> {
   const [configFile, setupFile] = args;
   if (!configFile || !setupFile) throw new Error("usage: seed_accounts.ts CONFIG SETUP_JSON");
   const setup: AccountSetup = JSON.parse(await Deno.readTextFile(setupFile));
+  const HOST = setup.host ?? "localhost";
   const server = new Server(await readConfig(configFile, ModuleManager.builtinDir));
   await server.activate();
   try {

@@ -22,6 +22,8 @@ import type { Account } from "./xmpp_steps.ts";
 /** Accounts (and rosters) a scenario needs before it measures anything. */
 export interface AccountSetup {
   accounts: Account[];
+  /** The host the accounts are on (default "localhost"). */
+  host?: string;
   /** Mutual (`both`) subscriptions between `hub` and each of `contacts` (usernames). */
   rosters?: { hub: string; contacts: string[] };
   /** "plain": plaintext passwords, no TLS (the default); "scram": hashed passwords and STARTTLS. */
