@@ -97,7 +97,7 @@ export default async function s2s(module: Module) {
   }
   const secret = randomUUID(); // XEP-0185: keys last as long as this process
   const routes = new Map<string, Route>();
-  /** Remote domains whose route failed lately: not tried again before `until`. */
+  /** Domain pairs ("local|remote") whose route failed lately: not tried again before `until`. */
   const recentlyFailed = new Map<string, { until: number; why: string }>();
   const dnsOption = module.getOptionString("s2s_dns_server");
   const nameServer = dnsOption ? parseNameServer(dnsOption) : undefined;
@@ -138,7 +138,7 @@ export default async function s2s(module: Module) {
     // Only this server's domains send through it (never a relay for others').
     if (module.hostType(local) === undefined) return false;
     // A server that just failed is not tried again at once (each presence broadcast would).
-    const failed = recentlyFailed.get(remote);
+    const failed = recentlyFailed.get(`${local}|${remote}`);
     if (failed && failed.until > Date.now()) {
       const type = stanza.attrs.type;
       if (type !== "error" && type !== "result" && stanza.name !== "presence") {
@@ -146,7 +146,7 @@ export default async function s2s(module: Module) {
       }
       return true;
     }
-    recentlyFailed.delete(remote);
+    recentlyFailed.delete(`${local}|${remote}`);
     const r = routeFor(local, remote);
     if (!r) return false;
     r.lastUsed = Date.now();
@@ -176,6 +176,7 @@ export default async function s2s(module: Module) {
     if (r.state === "closed") return void socket.destroy();
     const conn = new Connection(socket, false);
     r.conn = conn;
+    let starttlsSent = false;
     const timer = unrefTimeout(() => {
       if (r.state !== "ready") {
         fail(r, "remote-server-timeout", `${r.remote} did not authenticate in time`);
@@ -193,6 +194,7 @@ export default async function s2s(module: Module) {
         if (el.name === "features" && el.attrs.xmlns === STREAMS) {
           if (!conn.secure && el.getChild("starttls", TLS_NS)) {
             conn.write(`<starttls xmlns='${TLS_NS}'/>`);
+            starttlsSent = true;
             return;
           }
           if (!conn.secure && requireEncryption) {
@@ -207,7 +209,13 @@ export default async function s2s(module: Module) {
           for (const [id, v] of r.verifies) sendVerify(r, id, v.key);
           return;
         }
-        if (el.name === "proceed" && el.attrs.xmlns === TLS_NS && !conn.secure) {
+        if (el.name === "proceed" && el.attrs.xmlns === TLS_NS) {
+          if (!starttlsSent || conn.secure) {
+            return fail(r, "remote-server-not-found", `${r.remote} sent an unasked <proceed/>`);
+          }
+          // Nothing more is read in the clear: what followed <proceed/> in this chunk is
+          // dropped, never taken as part of the encrypted stream (CVE-2011-0411).
+          parser.reset();
           conn.startTlsClient(r.remote).then(({ authorized, error }) => {
             // A certificate that does not validate is no reason to stop: dialback
             // authenticates (s2s_secure_auth would refuse it; see the module doc).
@@ -216,7 +224,6 @@ export default async function s2s(module: Module) {
               state: authorized ? "valid" : `not valid (${error})`,
             });
             if (r.state === "closed") return;
-            parser.reset();
             conn.write(header({ from: r.local, to: r.remote, version: "1.0" }));
           });
           return;
@@ -224,7 +231,14 @@ export default async function s2s(module: Module) {
         if (el.name === "failure" && el.attrs.xmlns === TLS_NS) {
           return fail(r, "remote-server-not-found", `${r.remote} failed TLS`);
         }
+        if (el.attrs.xmlns === DIALBACK_NS && r.state !== "open" && r.state !== "ready") {
+          // Before our key was sent (before TLS, when it is required): not an answer.
+          return fail(r, "remote-server-not-found", `${r.remote} answered dialback too early`);
+        }
         if (el.attrs.xmlns === DIALBACK_NS && el.name === "result") {
+          if (el.attrs.from !== r.remote || el.attrs.to !== r.local) {
+            return fail(r, "remote-server-not-found", `${r.remote} answered for other domains`);
+          }
           if (el.attrs.type === "valid") {
             clearTimeout(timer);
             r.state = "ready";
@@ -260,7 +274,10 @@ export default async function s2s(module: Module) {
     conn.onData = (chunk) => parser.feed(chunk);
     conn.onClose = () => {
       clearTimeout(timer);
-      close(r);
+      // Gone before it was ready (TLS failed, the peer hung up): the senders learn it.
+      if (r.state !== "ready" && r.state !== "closed") {
+        fail(r, "remote-server-not-found", `The connection to ${r.remote} closed during setup`);
+      } else close(r);
     };
     conn.onOverflow = () => close(r);
     conn.write(header({ from: r.local, to: r.remote, version: "1.0" }));
@@ -298,8 +315,13 @@ export default async function s2s(module: Module) {
 
   /** The route could not be set up: what waited is bounced to its senders. */
   function fail(r: Route, condition: string, text: string) {
-    if (recentlyFailed.size < MAX_ROUTES) {
-      recentlyFailed.set(r.remote, { until: Date.now() + RETRY_AFTER_MS, why: text });
+    // Remembered for this pair when stanzas were waiting (a route opened only to verify
+    // another's key says nothing of what our users can send).
+    if (r.queue.length > 0 && recentlyFailed.size < MAX_ROUTES) {
+      recentlyFailed.set(`${r.local}|${r.remote}`, {
+        until: Date.now() + RETRY_AFTER_MS,
+        why: text,
+      });
     }
     log.info("s2s route {local} → {remote} failed: {text}", {
       local: r.local,
@@ -338,6 +360,7 @@ export default async function s2s(module: Module) {
 
   module.addTimer(60, () => {
     const now = Date.now();
+    for (const [key, f] of recentlyFailed) if (f.until <= now) recentlyFailed.delete(key);
     for (const r of [...routes.values()]) {
       if (r.state === "ready" && now - r.lastUsed > idleSec * 1000) {
         log.debug("closing idle s2s route {local} → {remote}", {
@@ -415,17 +438,21 @@ export default async function s2s(module: Module) {
         opened = true;
         id = randomUUID(); // a new id after TLS too
         conn.write(header({ id, ...(local ? { from: local } : {}), version: "1.0" }));
-        const tls = local ? module.tlsFor(local) : undefined;
-        let features = "";
-        if (!conn.secure && tls) {
-          features += `<starttls xmlns='${TLS_NS}'>${
-            requireEncryption ? "<required/>" : ""
-          }</starttls>`;
-        }
-        if (conn.secure || !requireEncryption) {
-          features += `<dialback xmlns='${DIALBACK_FEATURE_NS}'><errors/></dialback>`;
-        }
-        conn.write(`<stream:features>${features}</stream:features>`);
+        const sendFeatures = (tls: boolean) => {
+          let features = "";
+          if (!conn.secure && tls) {
+            features += `<starttls xmlns='${TLS_NS}'>${
+              requireEncryption ? "<required/>" : ""
+            }</starttls>`;
+          }
+          if (conn.secure || !requireEncryption) {
+            features += `<dialback xmlns='${DIALBACK_FEATURE_NS}'><errors/></dialback>`;
+          }
+          conn.write(`<stream:features>${features}</stream:features>`);
+        };
+        // The host's certificate may still be on its way (a component's, just activated).
+        if (!local || conn.secure || module.tlsFor(local)) sendFeatures(!!module.tlsFor(local));
+        else module.loadTls(local).then(() => sendFeatures(true), () => sendFeatures(false));
       },
       stanza(el) {
         if (el.name === "error" && el.attrs.xmlns === STREAMS) {
@@ -435,7 +462,8 @@ export default async function s2s(module: Module) {
         }
         if (el.name === "starttls" && el.attrs.xmlns === TLS_NS) {
           const tls = local ? module.tlsFor(local) : undefined;
-          if (conn.secure || !tls) {
+          // TLS comes first (RFC 6120 §5.3.1), never after authentication has begun.
+          if (conn.secure || !tls || pairs.size > 0 || asking > 0) {
             conn.write(`<failure xmlns='${TLS_NS}'/>`);
             return end("undefined-condition", "TLS is not available");
           }
@@ -526,6 +554,10 @@ export default async function s2s(module: Module) {
   // Components load only their own module: their stanzas for other servers go through s2s too.
   const forComponent = (host: string) => {
     if (module.hostType(host) !== "component") return;
+    // Its certificate, for STARTTLS on streams to it (made self-signed when none is configured).
+    module.loadTls(host).catch((e) =>
+      log.warn("no TLS for component {host}: {error}", { host, error: e })
+    );
     module.hookHost(host, "route/remote", (e: RemoteEvent) => routeRemote(sendRemote, e));
   };
   for (const host of module.components()) forComponent(host); // (those already there)
