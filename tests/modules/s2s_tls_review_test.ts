@@ -171,7 +171,7 @@ async function world(
   }
 }
 
-// Harness check (passes today): over STARTTLS with the fake, our route sends a new stream
+// Harness check: over STARTTLS with the fake, our route sends a new stream
 // header after TLS and its dialback key; nothing else goes out before the peer says valid.
 Deno.test("s2s tls review (harness): the outgoing route restarts the stream after STARTTLS", async () => {
   let ctx: SecureContext | undefined;
@@ -290,7 +290,7 @@ Deno.test({
 // makes every other host of this server bounce remote-server-not-found to evil.test for 60 s
 // without trying. Fix: key the cache by `${local}|${remote}` for pair failures (keep the
 // domain-wide entry only for "no server answered"/DNS failures), and purge expired entries
-// (today they stay until a stanza for that very domain comes, and once 1000 are held nothing new
+// (before the fix they stayed until a stanza for that very domain comes, and once 1000 are held nothing new
 // is ever cached: mod.ts:301).
 Deno.test({
   name: "s2s tls review: one local host's refused dialback does not block another host's route",
@@ -396,7 +396,7 @@ Deno.test({
 });
 
 // Incoming: bytes sent in the clear right after <starttls/> (same packet) are dropped, and a
-// second <starttls/> inside TLS is refused (passes today).
+// second <starttls/> inside TLS is refused.
 Deno.test("s2s tls review: incoming plaintext after <starttls/> is dropped; starttls twice fails", async () => {
   const evil = await fakeRemote(() => {});
   try {
