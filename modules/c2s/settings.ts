@@ -49,18 +49,21 @@ function parseBurst(burst: unknown): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-/** `limits = { c2s = { rate, burst } }` (default 100kb/s, 2s; `false` turns them off). */
-function readRate(module: Module) {
+/**
+ * `limits = { c2s = { rate, burst }, s2sin = { … } }` for one kind of stream
+ * (`false` turns them off), with its default rate; bursts default to 2 s.
+ */
+export function readRate(module: Module, kind = "c2s", defaultRate = 100_000) {
   const limits = module.getOption<
     Record<string, { rate?: unknown; burst?: unknown } | false> | false
   >("limits", {});
-  if (limits === false || limits.c2s === false) return undefined;
-  const c = limits.c2s ?? {};
-  const bytesPerSecond = c.rate === undefined ? 100_000 : parseRate(c.rate);
+  if (limits === false || limits[kind] === false) return undefined;
+  const c = limits[kind] ?? {};
+  const bytesPerSecond = c.rate === undefined ? defaultRate : parseRate(c.rate);
   const burstSeconds = c.burst === undefined ? 2 : parseBurst(c.burst);
   if (bytesPerSecond === undefined || burstSeconds === undefined) {
     throw new Error(
-      `config option "limits" (c2s): expected { rate: "100kb/s", burst: "2s" }, got ${
+      `config option "limits" (${kind}): expected { rate: "100kb/s", burst: "2s" }, got ${
         JSON.stringify(c)
       }`,
     );

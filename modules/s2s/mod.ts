@@ -38,6 +38,7 @@ import { hostOf, prep } from "../../core/jid.ts";
 import { unrefTimeout } from "../../core/timers.ts";
 import { checkKey, DIALBACK_FEATURE_NS, DIALBACK_NS, dialbackKey } from "./dialback.ts";
 import { streamErrorLevel } from "./stream_errors.ts";
+import { readRate } from "../c2s/settings.ts";
 
 export const meta = { scope: "global" };
 
@@ -103,6 +104,8 @@ export default async function s2s(module: Module) {
   const nameServer = dnsOption ? parseNameServer(dnsOption) : undefined;
   const idleSec = module.getOptionPeriod("s2s_timeout", 300);
   const requireEncryption = module.getOptionBoolean("s2s_require_encryption", true)!;
+  // What one remote server may send us (mod_limits' s2sin; a whole server's traffic: 1 MB/s).
+  const inboundRate = readRate(module, "s2sin", 1_000_000);
   const listeners: Listener[] = [];
 
   // --- outgoing ----------------------------------------------------------------------
@@ -390,7 +393,7 @@ export default async function s2s(module: Module) {
   }
 
   function accept(socket: Socket) {
-    const conn = new Connection(socket, false);
+    const conn = new Connection(socket, false, { rate: inboundRate });
     let id = randomUUID();
     /** Authenticated "remote|local" pairs. */
     const pairs = new Set<string>();

@@ -209,3 +209,43 @@ Deno.test("s2s: two servers with encryption required talk over STARTTLS", async 
     await alice.waitFor(/<body>back over tls<\/body>/, 10_000);
   }, { s2s_require_encryption: true });
 });
+
+Deno.test("s2s: incoming streams are rate limited (limits.s2sin); a wrong value is a clear error", async () => {
+  await assert.rejects(
+    startTestServer({
+      ...PLAIN,
+      modules_enabled: ["s2s"],
+      s2s_ports: [await freePort()],
+      limits: { s2sin: { rate: "lots" } },
+    }),
+    /limits.*s2sin/,
+  );
+  // 2 KB/s with a 1 s burst: 8 KB sent at once take seconds to be read, not milliseconds.
+  const port = await freePort();
+  const t = await startTestServer({
+    ...PLAIN,
+    modules_enabled: ["s2s"],
+    s2s_ports: [port],
+    limits: { s2sin: { rate: "2kb/s", burst: "1s" } },
+  });
+  try {
+    const socket = connect(port, "127.0.0.1");
+    let text = "";
+    socket.on("data", (d) => text += d.toString());
+    socket.write(
+      "<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' " +
+        "xmlns:db='jabber:server:dialback' from='x.test' to='localhost' version='1.0'>" +
+        " ".repeat(8000) + "<message from='a@x.test' to='b@localhost'><body>late</body></message>",
+    );
+    const start = Date.now();
+    for (let i = 0; i < 400 && !text.includes("</stream:stream>"); i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    // The stanza (unauthenticated: it ends the stream) is reached only once the bucket let it in.
+    assert.match(text, /<not-authorized /);
+    assert.ok(Date.now() - start >= 2000, `read too soon: ${Date.now() - start} ms`);
+    socket.destroy();
+  } finally {
+    await t.stop();
+  }
+});
