@@ -152,7 +152,8 @@ export default defineConfig({
   /**
    * Inbound rate limits, as Prosody's mod_limits ("kb" is 1000 bytes). A
    * client that sends faster is read more slowly. false turns them off.
-   * Default: { c2s: { rate: "100kb/s", burst: "2s" } }.
+   * Default: { c2s: { rate: "100kb/s", burst: "2s" } }, and for streams from
+   * other servers (s2sin, with the s2s module) { rate: "1mb/s", burst: "2s" }.
    */
   limits: { c2s: { rate: "100kb/s", burst: "2s" } },
 
