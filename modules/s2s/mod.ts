@@ -107,6 +107,8 @@ export default async function s2s(module: Module) {
   // What one remote server may send us (mod_limits' s2sin; a whole server's traffic: 1 MB/s).
   const inboundRate = readRate(module, "s2sin", 1_000_000);
   const listeners: Listener[] = [];
+  /** Streams other servers opened to us. */
+  const incoming = new Set<Connection>();
 
   // --- outgoing ----------------------------------------------------------------------
 
@@ -394,6 +396,7 @@ export default async function s2s(module: Module) {
 
   function accept(socket: Socket) {
     const conn = new Connection(socket, false, { rate: inboundRate });
+    incoming.add(conn);
     let id = randomUUID();
     /** Authenticated "remote|local" pairs. */
     const pairs = new Set<string>();
@@ -510,7 +513,10 @@ export default async function s2s(module: Module) {
       },
     }, { defaultNs: NS, maxStanzaSize: MAX_STANZA });
     conn.onData = (chunk) => parser.feed(chunk);
-    conn.onClose = () => clearTimeout(timer);
+    conn.onClose = () => {
+      clearTimeout(timer);
+      incoming.delete(conn);
+    };
     conn.onOverflow = () => end("policy-violation", "Too much output waiting");
 
     async function dialback(el: Stanza) {
@@ -568,6 +574,11 @@ export default async function s2s(module: Module) {
   module.hookGlobal("server-stopping", () => {
     for (const l of listeners) l.close();
     for (const r of [...routes.values()]) close(r);
+    // Streams from other servers end too (they reconnect to wherever we are next).
+    for (const conn of incoming) {
+      conn.write(streamError("system-shutdown"));
+      conn.close();
+    }
   });
 }
 

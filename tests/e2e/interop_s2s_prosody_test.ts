@@ -29,11 +29,19 @@ async function listening(host: string, port: number, ms = 15_000): Promise<void>
   while (Date.now() < deadline) {
     const up = await new Promise<boolean>((resolve) => {
       const s = connect(port, host);
+      const timer = setTimeout(() => {
+        s.destroy();
+        resolve(false);
+      }, 1000);
       s.once("connect", () => {
+        clearTimeout(timer);
         s.destroy();
         resolve(true);
       });
-      s.once("error", () => resolve(false));
+      s.once("error", () => {
+        clearTimeout(timer);
+        resolve(false);
+      });
     });
     if (up) return;
     await new Promise((r) => setTimeout(r, 100));
@@ -202,12 +210,19 @@ async function federateWithProsody(tls: boolean) {
     throw e;
   } finally {
     for (const c of clients) c.close();
-    await t.stop();
-    dns.close();
+    // Prosody first (its streams to Cadence close with it), killed if it lingers.
     try {
       prosody.kill("SIGTERM");
     } catch { /* gone already */ }
+    const killer = setTimeout(() => {
+      try {
+        prosody.kill("SIGKILL");
+      } catch { /* gone */ }
+    }, 5000);
     await prosody.status;
+    clearTimeout(killer);
+    await t.stop();
+    dns.close();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 }
