@@ -8,10 +8,11 @@
  * Each test was written failing, for what its comment says was wrong.
  */
 import assert from "node:assert/strict";
-import { connect, createServer, type Server, type Socket } from "node:net";
+import { createServer, type Server, type Socket } from "node:net";
 import { freePort, startTestServer, type TestServer } from "../helpers/server.ts";
 import { type DnsServer, startDnsServer } from "../helpers/dns_server.ts";
 import { RawClient } from "../helpers/rawclient.ts";
+import { Peer, sleep } from "../helpers/s2s_peer.ts";
 
 const PLAIN = {
   authentication: "internal_plain",
@@ -19,37 +20,6 @@ const PLAIN = {
   allow_unencrypted_plain_auth: true,
   s2s_require_encryption: false,
 };
-
-const HEADER = (from: string, to: string) =>
-  "<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' " +
-  `xmlns:db='jabber:server:dialback' from='${from}' to='${to}' version='1.0'>`;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** A raw s2s stream to a server, with what came back. */
-class Peer {
-  text = "";
-  constructor(readonly socket: Socket) {
-    socket.on("data", (d) => this.text += d.toString());
-    socket.on("error", () => {});
-  }
-  static async open(port: number, from: string, to: string): Promise<Peer> {
-    const p = new Peer(connect(port, "127.0.0.1"));
-    p.socket.write(HEADER(from, to));
-    await p.until(/<\/stream:features>|<\/stream:stream>/);
-    return p;
-  }
-  send(s: string) {
-    this.socket.write(s);
-  }
-  async until(re: RegExp, ms = 10_000): Promise<boolean> {
-    for (let t = 0; t < ms && !re.test(this.text); t += 20) await sleep(20);
-    return re.test(this.text);
-  }
-  close() {
-    this.socket.destroy();
-  }
-}
 
 /**
  * A fake authoritative server for any domain: answers every `db:verify` and

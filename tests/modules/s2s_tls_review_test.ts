@@ -7,11 +7,12 @@
  * Each test was written failing, for what its comment says was wrong.
  */
 import assert from "node:assert/strict";
-import { connect, createServer, type Server, type Socket } from "node:net";
+import { createServer, type Server, type Socket } from "node:net";
 import { connect as tlsConnect, type SecureContext, TLSSocket } from "node:tls";
 import { freePort, startTestServer, type TestServer } from "../helpers/server.ts";
 import { type DnsServer, startDnsServer } from "../helpers/dns_server.ts";
 import { RawClient } from "../helpers/rawclient.ts";
+import { HEADER, Peer, sleep } from "../helpers/s2s_peer.ts";
 
 const PLAIN = {
   authentication: "internal_plain",
@@ -21,41 +22,10 @@ const PLAIN = {
 };
 const TLS_NS = "urn:ietf:params:xml:ns:xmpp-tls";
 
-const HEADER = (from: string, to: string) =>
-  "<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' " +
-  `xmlns:db='jabber:server:dialback' from='${from}' to='${to}' version='1.0'>`;
-
 const REPLY_HEADER = (id: string) =>
   "<?xml version='1.0'?><stream:stream xmlns='jabber:server' " +
   "xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' " +
   `id='${id}' version='1.0'>`;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** A raw s2s stream to a server, with what came back. */
-class Peer {
-  text = "";
-  constructor(readonly socket: Socket) {
-    socket.on("data", (d) => this.text += d.toString());
-    socket.on("error", () => {});
-  }
-  static async open(port: number, from: string, to: string): Promise<Peer> {
-    const p = new Peer(connect(port, "127.0.0.1"));
-    p.socket.write(HEADER(from, to));
-    await p.until(/<\/stream:features>|<stream:features\/>|<\/stream:stream>/);
-    return p;
-  }
-  send(s: string) {
-    this.socket.write(s);
-  }
-  async until(re: RegExp, ms = 10_000): Promise<boolean> {
-    for (let t = 0; t < ms && !re.test(this.text); t += 20) await sleep(20);
-    return re.test(this.text);
-  }
-  close() {
-    this.socket.destroy();
-  }
-}
 
 /** What a scripted fake remote server sees on one connection, and how it answers. */
 interface FakeConn {
