@@ -210,6 +210,18 @@ Deno.test("s2s: two servers with encryption required talk over STARTTLS", async 
   }, { s2s_require_encryption: true });
 });
 
+Deno.test("s2s: a malformed s2s_dns_server is a clear configuration error", async () => {
+  await assert.rejects(
+    startTestServer({
+      ...PLAIN,
+      modules_enabled: ["s2s"],
+      s2s_ports: [await freePort()],
+      s2s_dns_server: "dns.example.com",
+    }),
+    /s2s_dns_server: expected "address" or "address:port"/,
+  );
+});
+
 Deno.test("s2s: incoming streams are rate limited (limits.s2sin); a wrong value is a clear error", async () => {
   await assert.rejects(
     startTestServer({
