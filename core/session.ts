@@ -18,7 +18,7 @@
 import type { Connection } from "./net/connection.ts";
 import type { Logger } from "./log.ts";
 import { isPromise } from "./events.ts";
-import { escapeText, type Stanza } from "./xml/stanza.ts";
+import { type Stanza, streamErrorXml } from "./xml/stanza.ts";
 
 export type SessionType = "c2s_unauthed" | "c2s_unbound" | "c2s" | "c2s_destroyed";
 
@@ -267,11 +267,7 @@ export class Session {
       const condition = typeof reason === "string" ? reason : reason.condition;
       const text = typeof reason === "string" ? undefined : reason.text;
       this.log.debug("closing stream: {condition} {text}", { condition, text });
-      this.conn.write(
-        `<stream:error><${condition} xmlns='${STREAMS_NS}'/>` +
-          (text ? `<text xmlns='${STREAMS_NS}'>${escapeText(text)}</text>` : "") +
-          "</stream:error>",
-      );
+      this.conn.write(streamErrorXml(condition, text));
     }
     this.conn.write("</stream:stream>");
     this.conn.closeAfter(this.closeTimeoutMs);

@@ -27,14 +27,13 @@ import type { Origin, StanzaEvent } from "../core/router.ts";
 import { Connection } from "../core/net/connection.ts";
 import { Listener } from "../core/net/listener.ts";
 import { StreamParser } from "../core/xml/parser.ts";
-import { escapeAttr, escapeText, type Stanza } from "../core/xml/stanza.ts";
+import { escapeAttr, type Stanza, streamErrorXml } from "../core/xml/stanza.ts";
 import { prep, split } from "../core/jid.ts";
 import { unrefTimeout } from "../core/timers.ts";
 
 export const meta = { scope: "global" };
 
 const NS = "jabber:component:accept";
-const STREAMS_NS = "urn:ietf:params:xml:ns:xmpp-streams";
 /** How long a connection may take to open its stream and shake hands. */
 const HANDSHAKE_TIMEOUT_MS = 30_000;
 /** Largest stanza a component may send (it is trusted, but not unboundedly). */
@@ -116,11 +115,7 @@ export default async function component(module: Module) {
             `xmlns:stream='http://etherx.jabber.org/streams' id='${id}'>`,
         );
       }
-      conn.write(
-        `<stream:error><${condition} xmlns='${STREAMS_NS}'/>` +
-          (text ? `<text xmlns='${STREAMS_NS}'>${escapeText(text)}</text>` : "") +
-          "</stream:error></stream:stream>",
-      );
+      conn.write(streamErrorXml(condition, text) + "</stream:stream>");
       conn.close();
     };
     const timer = unrefTimeout(() => {

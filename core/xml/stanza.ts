@@ -264,6 +264,21 @@ export function escapeAttr(s: string): string {
     .replace(/"/g, "&quot;").replace(/'/g, "&apos;");
 }
 
+/**
+ * A stream error element (RFC 6120 §4.9) as XML, for writing straight to a
+ * connection; `text` is escaped.
+ *
+ * @example
+ * ```ts
+ * conn.write(streamErrorXml("host-unknown", "No such host") + "</stream:stream>");
+ * ```
+ */
+export function streamErrorXml(condition: string, text?: string): string {
+  const ns = "urn:ietf:params:xml:ns:xmpp-streams";
+  return `<stream:error><${condition} xmlns='${ns}'/>` +
+    (text ? `<text xmlns='${ns}'>${escapeText(text)}</text>` : "") + "</stream:error>";
+}
+
 export function escapeText(s: string): string {
   if (!TEXT_SPECIALS.test(s)) return s;
   return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");

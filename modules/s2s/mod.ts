@@ -33,7 +33,7 @@ import { Connection } from "../../core/net/connection.ts";
 import { Listener } from "../../core/net/listener.ts";
 import { resolveServer } from "../../core/net/srv.ts";
 import { StreamParser } from "../../core/xml/parser.ts";
-import { escapeAttr, escapeText, type Stanza } from "../../core/xml/stanza.ts";
+import { escapeAttr, escapeText, type Stanza, streamErrorXml } from "../../core/xml/stanza.ts";
 import { hostOf, prep } from "../../core/jid.ts";
 import { unrefTimeout } from "../../core/timers.ts";
 import { checkKey, DIALBACK_FEATURE_NS, DIALBACK_NS, dialbackKey } from "./dialback.ts";
@@ -64,9 +64,7 @@ const header = (attrs: Record<string, string>) =>
   Object.entries(attrs).map(([k, v]) => ` ${k}='${escapeAttr(v)}'`).join("") + ">";
 
 const streamError = (condition: string, text?: string) =>
-  `<stream:error><${condition} xmlns='${STREAMS_NS}'/>` +
-  (text ? `<text xmlns='${STREAMS_NS}'>${escapeText(text)}</text>` : "") +
-  "</stream:error></stream:stream>";
+  streamErrorXml(condition, text) + "</stream:stream>";
 
 /** An outgoing stream to one remote domain, for one local domain. */
 interface Route {
