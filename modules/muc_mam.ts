@@ -23,10 +23,9 @@ import { formatDateTime } from "../core/datetime.ts";
 import { MAM_NS } from "./mam/query.ts";
 import { answerQuery, queryForm } from "./mam/results.ts";
 import { affiliationOf, type Room } from "./muc/room.ts";
-import type { HistoryRequest } from "./muc/service.ts";
+import { DELAY_NS, type HistoryRequest } from "./muc/service.ts";
 
 const SID_NS = "urn:xmpp:sid:0";
-const DELAY_NS = "urn:xmpp:delay";
 const HINTS_NS = "urn:xmpp:hints";
 const EXPIRY_BATCH = 1000;
 

@@ -39,6 +39,7 @@ import { bare } from "../../core/jid.ts";
 import { element, type Stanza } from "../../core/xml/stanza.ts";
 import type { KeyValStore, MapStore } from "../../core/storage/types.ts";
 import { unrefTimeout } from "../../core/timers.ts";
+import { formatDateTime } from "../../core/datetime.ts";
 import { deliver, prepare } from "../../core/fanout.ts";
 import { roomFeatures, roomInfoForm } from "./config.ts";
 import { onAdminGet, onAdminSet, onOwner, onRegister } from "./admin.ts";
@@ -55,6 +56,7 @@ import {
 } from "./room.ts";
 import {
   ADMIN_NS,
+  DELAY_NS,
   type HistoryRequest,
   MUC_NS,
   OCCUPANT_ID_NS,
@@ -67,7 +69,6 @@ const DISCO_INFO = "http://jabber.org/protocol/disco#info";
 const DISCO_ITEMS = "http://jabber.org/protocol/disco#items";
 const REGISTER_NS = "jabber:iq:register";
 const PING_NS = "urn:xmpp:ping";
-const DELAY_NS = "urn:xmpp:delay";
 /** How long an iq forwarded to an occupant's client may take. */
 const FORWARD_TIMEOUT_MS = 30_000;
 /** Most iqs one real full JID may have waiting for an occupant's answer. */
@@ -479,7 +480,7 @@ export default async function muc(module: Module) {
 /** A stored message as history: with a delay stamp from the room. */
 function withDelay(stanza: Stanza, when: number, roomJid: string): Stanza {
   const copy = stanza.clone();
-  copy.tag("delay", { xmlns: DELAY_NS, from: roomJid, stamp: new Date(when * 1000).toISOString() })
+  copy.tag("delay", { xmlns: DELAY_NS, from: roomJid, stamp: formatDateTime(when) })
     .up();
   return copy;
 }
