@@ -600,3 +600,31 @@ Deno.test("muc: a user who blocks an occupant (or the room) gets none of its mes
     assert.ok(!bob.received.some((s: XmlElement) => s.getChildText?.("body") === "blocked"));
   });
 });
+
+Deno.test("muc: a room without its archive keeps its last messages in memory for history", async () => {
+  const options = { components: { [SERVICE]: { module: "muc", muc_log_by_default: false } } };
+  await withMuc(
+    async (login) => {
+      const alice = await login("alice");
+      const bob = await login("bob");
+      await instantRoom(alice, { historylength: "2" });
+      for (const body of ["one", "two", "three"]) {
+        alice.xmpp.write(`<message to='${ROOM}' type='groupchat'><body>${body}</body></message>`);
+        await groupchat(alice, body);
+      }
+      bob.received.length = 0;
+      await join(bob, "bob");
+      await subjectFrom(bob);
+      const history = bob.received.filter((s: XmlElement) => s.is("message"));
+      assert.deepEqual(history.map((m: XmlElement) => m.getChildText("body")), ["two", "three"]);
+      for (const h of history) {
+        assert.match(h.getChild("delay", "urn:xmpp:delay")?.attrs.stamp ?? "", /^\d{4}-\d\d-\d\dT/);
+      }
+      // No archive to query on this room.
+      const q = await iq(bob, ROOM, "set", "<query xmlns='urn:xmpp:mam:2'/>");
+      assert.equal(q.attrs.type, "result"); // (the archive module answers: an empty archive)
+    },
+    undefined,
+    options,
+  );
+});
