@@ -49,34 +49,47 @@ export async function startTestServer(
   existingDataDir?: string,
 ): Promise<TestServer> {
   const dataDir = existingDataDir ?? await Deno.makeTempDir({ prefix: "cadence-test-" });
-  const port = await freePort();
-  const tlsPort = await freePort();
-  const raw: Config = {
-    virtual_hosts: { localhost: {} },
-    interfaces: ["127.0.0.1"],
-    c2s_ports: [port],
-    c2s_direct_tls_ports: [tlsPort],
-    data_path: dataDir,
-    ...options,
-  } as Config;
-  const config = validateConfig(raw, {
-    configDir: dataDir,
-    builtinModulesDir: ModuleManager.builtinDir,
-  });
-  const server = new Server(config);
-  try {
-    await server.start();
-  } catch (e) {
-    await server.stop().catch(() => {});
-    await Deno.remove(dataDir, { recursive: true });
-    throw e;
+  // Ports are free when picked but a parallel test may take one before the
+  // server binds it: on "address in use", pick again (a few times).
+  for (let attempt = 1;; attempt++) {
+    const port = await freePort();
+    const tlsPort = await freePort();
+    const raw: Config = {
+      virtual_hosts: { localhost: {} },
+      interfaces: ["127.0.0.1"],
+      c2s_ports: [port],
+      c2s_direct_tls_ports: [tlsPort],
+      data_path: dataDir,
+      ...options,
+    } as Config;
+    const config = validateConfig(raw, {
+      configDir: dataDir,
+      builtinModulesDir: ModuleManager.builtinDir,
+    });
+    const server = new Server(config);
+    try {
+      await server.start();
+    } catch (e) {
+      await server.stop().catch(() => {});
+      if (attempt < 5 && /address (already )?in use|EADDRINUSE/i.test(String(e))) continue;
+      // A caller's directory holds data it means to keep: only ours is removed.
+      if (!existingDataDir) await Deno.remove(dataDir, { recursive: true });
+      throw e;
+    }
+    return running(server, port, tlsPort, dataDir);
   }
+}
+
+function running(server: Server, port: number, tlsPort: number, dataDir: string): TestServer {
+  let stopped = false;
   return {
     server,
     port,
     tlsPort,
     dataDir,
     async stop(opts = {}) {
+      if (stopped) return; // a `finally` may stop a server stopped already
+      stopped = true;
       await server.stop("test finished");
       if (!opts.keepData) await Deno.remove(dataDir, { recursive: true });
     },
