@@ -20,6 +20,9 @@
  * Exports, for other modules (`await module.depends("caps")`):
  * - `featuresOf(session)`: the session's features, or undefined when not
  *   (yet) known;
+ * - `featuresOfJid(jid, c)`: the features behind the `<c/>` of a JID with no
+ *   session here (a remote contact's resource), from the same cache, asked
+ *   (from the host) and verified the same way; undefined when not known;
  * - the `caps-updated` event on the host, `{ session, features }`, fired
  *   whenever a session's features become known or change to another set.
  *   Features forgotten (presence without `<c/>`, or a new `ver` being asked
@@ -48,6 +51,7 @@ declare module "../core/moduleapi.ts" {
 /** What the module exports. */
 export interface CapsExports {
   featuresOf(session: Session): ReadonlySet<string> | undefined;
+  featuresOfJid(jid: string, c: Stanza): Promise<ReadonlySet<string> | undefined>;
 }
 
 /** An answer listing more features, or longer ones, than this is not cached (memory). */
@@ -115,22 +119,31 @@ export default function caps(module: Module) {
     fire(session, features);
   }
 
-  /** Asks the session for `node#ver`; undefined (logged) on an error or timeout. */
-  async function ask(session: Session, node: string, ver: string): Promise<Stanza | undefined> {
-    const request = element("iq", { type: "get", to: session.full_jid })
+  /**
+   * Asks `target` (a session, or a JID with no session here) for `node#ver`;
+   * undefined (logged) on an error or timeout.
+   */
+  async function ask(
+    target: Session | string,
+    node: string,
+    ver: string,
+  ): Promise<Stanza | undefined> {
+    const session = typeof target === "string" ? undefined : target;
+    const jid = session ? session.full_jid! : target as string;
+    const request = element("iq", { type: "get", to: jid })
       .tag("query", { xmlns: DISCO_INFO_NS, node: `${node}#${ver}` }).reset();
     // A session that ends never answers: stop waiting then (others may wait on this).
     let cancel!: () => void;
     const ended = new Promise<undefined>((r) => cancel = () => r(undefined));
-    let cancels = aborts.get(session);
-    if (!cancels) aborts.set(session, cancels = new Set());
-    cancels.add(cancel);
+    let cancels = session ? aborts.get(session) : undefined;
+    if (session && !cancels) aborts.set(session, cancels = new Set());
+    cancels?.add(cancel);
     try {
       const reply = module.sendIq(request, { timeoutMs });
       reply.catch(() => {}); // may settle after the session ended: nobody listens then
       const event = await Promise.race([reply, ended]);
       if (event === undefined) {
-        module.log.debug("caps: {jid} went away before answering", { jid: session.full_jid });
+        module.log.debug("caps: {jid} went away before answering", { jid });
         return undefined;
       }
       const { stanza } = event;
@@ -141,51 +154,56 @@ export default function caps(module: Module) {
       return query;
     } catch (error) {
       module.log.debug("caps: no disco#info from {jid} for {ver}: {error}", {
-        jid: session.full_jid,
+        jid,
         ver,
         error: error instanceof Error ? error.message : String(error),
       });
       return undefined;
     } finally {
-      cancels.delete(cancel);
+      cancels?.delete(cancel);
     }
   }
 
+  /**
+   * The features behind `node#ver` for `target`: from the cache, or the
+   * answer another query for the same ver gets, or asked; undefined when
+   * unknown or when `wanted()` turns false while waiting.
+   */
   async function resolve(
-    session: Session,
-    state: CapsState,
+    target: Session | string,
     node: string,
     ver: string,
     hash: string | undefined,
-  ): Promise<void> {
+    wanted: () => boolean,
+  ): Promise<ReadonlySet<string> | undefined> {
+    const jid = typeof target === "string" ? target : target.full_jid;
     if (hash === undefined || !supportedHash(hash)) {
-      // Nothing to verify with (§5.4 rule 3): for this session only.
-      const answer = await ask(session, node, ver);
-      if (answer) settle(session, state, discoFeatures(answer));
-      return;
+      // Nothing to verify with (§5.4 rule 3): for this target only.
+      const answer = await ask(target, node, ver);
+      return answer ? discoFeatures(answer) : undefined;
     }
     const key = `${hash} ${ver}`;
     for (;;) {
       const hit = cacheGet(key);
-      if (hit) return settle(session, state, hit);
+      if (hit) return hit;
       const pending = inflight.get(key);
       if (!pending) break;
       await pending;
-      if (!current(session, state)) return;
+      if (!wanted()) return undefined;
     }
-    // This session is asked; others with the same ver wait for its answer.
+    // This target is asked; others with the same ver wait for its answer.
     let done!: () => void;
     inflight.set(key, new Promise<void>((r) => done = r));
     try {
-      const answer = await ask(session, node, ver);
-      if (!answer) return;
+      const answer = await ask(target, node, ver);
+      if (!answer) return undefined;
       const features = discoFeatures(answer);
       let computed: string | undefined;
       try {
         computed = await capsVer(answer, hash);
       } catch (error) {
         module.log.debug("caps: ill-formed disco#info from {jid}: {error}", {
-          jid: session.full_jid,
+          jid,
           error: error instanceof Error ? error.message : String(error),
         });
       }
@@ -195,12 +213,12 @@ export default function caps(module: Module) {
         cachePut(key, features);
       } else if (computed !== undefined && computed !== ver) {
         module.log.debug("caps: {jid} advertised ver {ver} but its features hash to {computed}", {
-          jid: session.full_jid,
+          jid,
           ver,
           computed,
         });
       }
-      settle(session, state, features);
+      return features;
     } finally {
       inflight.delete(key);
       done();
@@ -225,8 +243,18 @@ export default function caps(module: Module) {
     sessions.set(session, state);
     const hit = hash !== undefined && supportedHash(hash) ? cacheGet(`${hash} ${ver}`) : undefined;
     if (hit) return settle(session, state, hit);
-    resolve(session, state, node, ver, hash).catch(module.logError);
+    resolve(session, node, ver, hash, () => current(session, state)).then((features) => {
+      if (features) settle(session, state, features);
+    }).catch(module.logError);
   }
+
+  // A JID with no session here (a remote contact's resource): asked from the host.
+  module.exports.featuresOfJid = ((jid: string, c: Stanza) => {
+    const node = c.attrs.node;
+    const ver = c.attrs.ver;
+    if (!node || !ver) return Promise.resolve(undefined);
+    return resolve(jid, node, ver, c.attrs.hash?.toLowerCase(), () => true);
+  }) satisfies CapsExports["featuresOfJid"];
 
   // The user's own (undirected) presence, before presence broadcasts it.
   module.hook("pre-presence/bare", ({ origin, stanza }: StanzaEvent<Session>) => {

@@ -5,7 +5,10 @@
  * §7.1.5, what OMEMO and bookmarks rely on); items go to the owner's and
  * contacts' resources that show `<node>+notify` in their entity
  * capabilities (`caps` module), and the last item of each node goes to a
- * contact's resource when its capabilities become known.
+ * contact's resource when its capabilities become known. A contact on
+ * another server is known by the presence it sends the user (its `<c/>`,
+ * asked across and verified by the caps module), as Prosody's mod_pep
+ * keeps its `recipients`; its unavailable presence forgets it.
  *
  * Access models: presence (default), open, roster (`roster_groups_allowed`),
  * whitelist (the owner only). Options: `pep_max_items` (256, the most a node
@@ -15,7 +18,7 @@
  * @module
  */
 import type { Module } from "../../core/moduleapi.ts";
-import { prepare, sendTo } from "../../core/fanout.ts";
+import { deliver, prepare, sendTo } from "../../core/fanout.ts";
 import type { Origin, StanzaEvent } from "../../core/router.ts";
 import type { Session } from "../../core/session.ts";
 import { bare, prep, split } from "../../core/jid.ts";
@@ -67,7 +70,15 @@ const FEATURES = [
   "retrieve-items",
 ];
 
-type Caps = { featuresOf(session: Session): ReadonlySet<string> | undefined };
+type Caps = {
+  featuresOf(session: Session): ReadonlySet<string> | undefined;
+  featuresOfJid(jid: string, c: Stanza): Promise<ReadonlySet<string> | undefined>;
+};
+
+/** Who gets a notification: a session of this server, or a remote full JID. */
+type Recipient = Session | string;
+
+const CAPS_NS = "http://jabber.org/protocol/caps";
 
 /** Why a publish was refused: the stanza error to answer with. */
 export interface PublishError {
@@ -132,10 +143,19 @@ export default async function pep(module: Module) {
       : { condition: "not-authorized", specific: "not-in-roster-group" };
   }
 
+  /**
+   * Remote contacts' resources by owner: the features behind the `<c/>` of
+   * the available presence each sent the owner (Prosody's `recipients`).
+   */
+  const remote = new Map<string, Map<string, ReadonlySet<string>>>();
+  /** The latest presence of each (owner, remote JID) being looked at: an older one's answer is stale. */
+  const latest = new Map<string, object>();
+
   /** The resources to notify of a change to `owner`'s node: theirs and contacts', with +notify. */
-  async function audience(owner: string, node: Node): Promise<Session[]> {
+  async function audience(owner: string, node: Node): Promise<Recipient[]> {
     const wants = (s: Session) => caps.featuresOf(s)?.has(node.name + "+notify") === true;
-    const out = module.availableResources(owner).filter(wants);
+    const out: Recipient[] = module.availableResources(owner).filter(wants);
+    const remoteOfOwner = remote.get(owner);
     // Explicit subscribers (this server's; there is no s2s yet), still allowed to read.
     for (const jid of node.subscribers ?? []) {
       const j = split(jid);
@@ -156,7 +176,13 @@ export default async function pep(module: Module) {
         !item.groups.some((g) => node.config.rosterGroupsAllowed.includes(g))
       ) continue;
       const j = split(jid);
-      if (!j?.node || module.hostType(j.host) !== "local") continue;
+      if (!j?.node) continue;
+      if (module.hostType(j.host) !== "local") {
+        for (const [full, features] of remoteOfOwner ?? []) {
+          if (bare(full) === jid && features.has(node.name + "+notify")) out.push(full);
+        }
+        continue;
+      }
       for (const s of module.availableResources(j.node, j.host)) {
         if (wants(s) && !out.includes(s)) out.push(s);
       }
@@ -171,15 +197,15 @@ export default async function pep(module: Module) {
     return el;
   }
 
-  /** Sends `event` (a child of a pubsub#event element) from `owner` to each session. */
-  function notify(owner: string, node: Node, event: Stanza, to: Iterable<Session>) {
+  /** Sends `event` (a child of a pubsub#event element) from `owner` to each recipient. */
+  function notify(owner: string, node: Node, event: Stanza, to: Iterable<Recipient>) {
     const from = `${owner}@${module.host}`;
     // Serialised once for every recipient (core/fanout.ts).
     const p = prepare(
       message({ from, type: node.config.notificationType })
         .tag("event", { xmlns: EVENT_NS }).addChild(event).up(),
     );
-    for (const s of to) sendTo(s, p);
+    for (const s of to) typeof s === "string" ? deliver(module, p, s) : sendTo(s, p);
   }
 
   // --- errors -------------------------------------------------------------------------
@@ -555,9 +581,9 @@ export default async function pep(module: Module) {
 
   // --- the last items, when a resource's interests become known -------------------------
 
-  /** Sends a session the last item of each of `owner`'s nodes it wants and may see. */
-  async function sendLastItems(owner: string, session: Session, features: ReadonlySet<string>) {
-    const me = `${session.username}@${session.host}`;
+  /** Sends a session (or remote JID) the last item of each of `owner`'s nodes it wants and may see. */
+  async function sendLastItems(owner: string, session: Recipient, features: ReadonlySet<string>) {
+    const me = typeof session === "string" ? bare(session) : `${session.username}@${session.host}`;
     for (const node of (await nodesOf(owner)).values()) {
       const last = node.items.at(-1);
       if (!last || node.config.sendLastPublishedItem === "never") continue;
@@ -613,6 +639,45 @@ export default async function pep(module: Module) {
       }
     },
   );
+
+  // Presence from a remote contact's resource to the user: its interests, or their end.
+  async function remotePresence({ stanza, to_user }: StanzaEvent) {
+    const from = stanza.attrs.from;
+    const type = stanza.attrs.type;
+    const j = from === undefined ? undefined : split(from);
+    if (!to_user || !j?.resource || module.hostType(j.host) !== undefined) return;
+    if (type !== undefined && type !== "unavailable") return;
+    const known = remote.get(to_user);
+    const c = type === undefined ? stanza.getChild("c", CAPS_NS) : undefined;
+    const key = `${to_user}\n${from}`;
+    const token = {};
+    latest.set(key, token);
+    if (!c) {
+      latest.delete(key);
+      known?.delete(from!);
+      if (known?.size === 0) remote.delete(to_user);
+      return;
+    }
+    let features: ReadonlySet<string> | undefined;
+    try {
+      if (!await module.rosters.isContactSubscribed(to_user, module.host, bare(from!))) return;
+      features = await caps.featuresOfJid(from!, c);
+    } finally {
+      if (latest.get(key) !== token) features = undefined; // a newer presence decides
+      else latest.delete(key);
+    }
+    if (!features) return;
+    const before = remote.get(to_user)?.get(from!);
+    if (!remote.has(to_user)) remote.set(to_user, new Map());
+    remote.get(to_user)!.set(from!, features);
+    if (before !== features) await sendLastItems(to_user, from!, features);
+  }
+  for (const kind of ["presence/bare", "presence/full"]) {
+    module.hook(kind, (event: StanzaEvent) => {
+      // Not in the way of the presence itself: its delivery goes on meanwhile.
+      remotePresence(event).catch(module.logError);
+    }, 10);
+  }
 
   module.exports.nodesOf = nodesOf;
   module.exports.configure = async (user: string, name: string, form: SubmittedForm) => {
