@@ -223,6 +223,11 @@ const CHECKS: Record<string, Check> = {
   s2s_require_encryption: boolean,
   s2s_timeout: positive,
   s2s_dns_server: string,
+  s2s_direct_tls_ports: ports,
+  s2s_secure_auth: boolean,
+  s2s_secure_domains: stringArray,
+  s2s_insecure_domains: stringArray,
+  s2s_cafile: string,
   component_secret: string,
   c2s_stanza_size_limit: positive,
   c2s_unauthed_stanza_size_limit: positive,
@@ -267,6 +272,8 @@ const GLOBAL_ONLY = new Set([
   "s2s_ports",
   "s2s_interfaces",
   "s2s_dns_server",
+  "s2s_direct_tls_ports",
+  "s2s_cafile",
   "c2s_max_connections",
   "c2s_max_unauthed_per_ip",
   "max_send_buffer_size",
@@ -484,6 +491,15 @@ export function validateConfig(
         }
       }
     }
+  }
+
+  const cafile = raw.s2s_cafile;
+  if (typeof cafile === "string" && !readable(resolve(configDir, cafile))) {
+    throw new ConfigError(
+      `config option "s2s_cafile": file ${
+        resolve(configDir, cafile)
+      } does not exist or is not readable`,
+    );
   }
 
   return {

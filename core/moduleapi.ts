@@ -402,6 +402,12 @@ export class Module {
     return v === undefined ? undefined : resolve(this.ctx.config.dataPath, v);
   }
 
+  /** A file named in the configuration, relative ones resolved against its directory. */
+  getOptionFile(name: string): string | undefined {
+    const v = this.getOptionString(name);
+    return v === undefined ? undefined : resolve(this.ctx.config.configDir, v);
+  }
+
   private badOption(name: string, expected: string, got: unknown): undefined {
     this.log.error("option {name}: expected {expected}, got {got}", {
       name,

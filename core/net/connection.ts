@@ -27,7 +27,12 @@
  * @module
  */
 import type { Socket } from "node:net";
-import { connect as tlsConnect, type SecureContext, TLSSocket } from "node:tls";
+import {
+  connect as tlsConnect,
+  type DetailedPeerCertificate,
+  type SecureContext,
+  TLSSocket,
+} from "node:tls";
 import { unrefTimeout } from "../timers.ts";
 
 export interface ConnectionOptions {
@@ -387,6 +392,8 @@ export class Connection {
     contextFor?: (servername: string) => SecureContext | undefined,
     /** ALPN protocols to accept (XEP-0368: "xmpp-client"). */
     alpn?: string[],
+    /** Asks the peer for its certificate (a server's, on server-to-server streams). */
+    requestCert = false,
   ): void {
     const plain = this.socket;
     // Bytes the rate limit held back were sent before TLS: they must never be
@@ -410,6 +417,8 @@ export class Connection {
       secureContext,
       SNICallback,
       ALPNProtocols: alpn,
+      // Checked by the caller's policy (s2s), never refused by TLS itself.
+      ...(requestCert ? { requestCert: true, rejectUnauthorized: false } : {}),
     });
     this.socket = tls;
     if (this.corks > 0) tls.cork();
@@ -420,30 +429,51 @@ export class Connection {
   }
 
   /**
-   * STARTTLS as the initiating side (an outgoing server-to-server stream):
-   * the plain socket becomes a client TLS socket to `servername`; resolves
-   * once the handshake is done, with whether the peer's certificate is
-   * valid for that name (checked by the caller's policy, not here).
+   * TLS as the initiating side (an outgoing server-to-server stream, after
+   * STARTTLS or from the first byte): the plain socket becomes a client
+   * TLS socket to `servername`, presenting `secureContext`'s certificate
+   * when given; resolves once the handshake is done (false if it failed).
+   * The peer's certificate is not judged here: see `peerCertificates()`.
    */
-  startTlsClient(servername: string): Promise<{ authorized: boolean; error?: string }> {
+  startTlsClient(
+    servername: string,
+    opts: { secureContext?: SecureContext; alpn?: string[] } = {},
+  ): Promise<boolean> {
     const plain = this.socket;
     this.layer++;
     plain.pause();
     if (this.corks > 0) plain.uncork();
     plain.removeAllListeners("data");
     plain.removeAllListeners("close");
-    const tls = tlsConnect({ socket: plain, servername, rejectUnauthorized: false });
+    const tls = tlsConnect({
+      socket: plain,
+      servername,
+      rejectUnauthorized: false,
+      ...(opts.secureContext ? { secureContext: opts.secureContext } : {}),
+      ...(opts.alpn ? { ALPNProtocols: opts.alpn } : {}),
+    });
     this.socket = tls;
     this.secure = true;
     this.attach(tls);
     tls.on("error", () => tls.destroy());
     return new Promise((resolve) => {
-      tls.once("secureConnect", () => {
-        const error = tls.authorizationError;
-        resolve({ authorized: tls.authorized, error: error ? String(error) : undefined });
-      });
-      tls.once("close", () => resolve({ authorized: false, error: "closed during TLS" }));
+      tls.once("secureConnect", () => resolve(true));
+      tls.once("close", () => resolve(false));
     });
+  }
+
+  /** The peer's certificate and the chain it sent (DER, its own first); empty when none. */
+  peerCertificates(): Uint8Array[] {
+    const socket = this.socket as TLSSocket;
+    if (!this.secure || typeof socket.getPeerCertificate !== "function") return [];
+    const out: Uint8Array[] = [];
+    let cert = socket.getPeerCertificate(true) as DetailedPeerCertificate | undefined;
+    while (cert?.raw && out.length < 8) {
+      out.push(new Uint8Array(cert.raw));
+      if (cert.issuerCertificate === cert) break; // (a self-signed root points at itself)
+      cert = cert.issuerCertificate;
+    }
+    return out;
   }
 
   /** The ALPN protocol the client and the server agreed on, if any. */
