@@ -576,5 +576,16 @@ Deno.test("s2s features: a PEP publish reaches a remote contact whose client wan
       ["t0", "t1"],
       "each once, in order",
     );
+    // Bob goes unavailable: alice's server forgets his interests.
+    bob.send("<presence type='unavailable'/>");
+    await waitStanza(
+      alice,
+      (s) =>
+        s.name === "presence" && s.attrs.from === "bob@b.test/r" && s.attrs.type === "unavailable",
+      "bob's unavailable presence at alice",
+    );
+    assert.equal((await publish("t2", "Unheard")).attrs.type, "result");
+    await sleep(500);
+    assert.doesNotMatch(bob.received, /id="t2"/);
   }, { modules: ["pep"] });
 });
