@@ -54,8 +54,8 @@ const MAX_PAIRS = 64;
 export interface IncomingDeps {
   /** Asks the claimed domain's server whether a dialback key is its own. */
   verify(local: string, remote: string, id: string, key: string): Promise<boolean>;
-  /** Open incoming streams (for the shutdown). */
-  streams: Set<Connection>;
+  /** Open incoming streams, and the domain pairs each authenticated ("remote|local" → how). */
+  streams: Map<Connection, Map<string, string>>;
   rate?: ConnectionOptions["rate"];
 }
 
@@ -68,10 +68,10 @@ export function acceptStream(
 ): void {
   const { module, log } = ctx;
   const conn = new Connection(socket, false, { rate: deps.rate });
-  deps.streams.add(conn);
   let id = randomUUID();
-  /** Authenticated "remote|local" pairs. */
-  const pairs = new Set<string>();
+  /** Authenticated "remote|local" pairs, and how. */
+  const pairs = new Map<string, string>();
+  deps.streams.set(conn, pairs);
   /** Dialback requests being checked. */
   let asking = 0;
   let local = "";
@@ -202,7 +202,7 @@ export function acceptStream(
         return end("host-unknown", `This server does not serve ${toHost}`);
       }
       if (!pairs.has(`${fromHost}|${toHost}`)) {
-        if ([...pairs].some((p) => p.endsWith(`|${toHost}`))) {
+        if ([...pairs.keys()].some((p) => p.endsWith(`|${toHost}`))) {
           return end("invalid-from", `${fromHost} is not authenticated on this stream`);
         }
         return end("not-authorized", "Authenticate first");
@@ -261,7 +261,7 @@ export function acceptStream(
     }
     if (module.hostType(peer) !== undefined) return end("invalid-from", "That is our own domain");
     saslDone = true;
-    pairs.add(`${peer}|${local}`);
+    pairs.set(`${peer}|${local}`, "SASL EXTERNAL");
     log.info("s2s from {from} for {to}: authenticated (certificate, SASL EXTERNAL)", {
       from: peer,
       to: local,
@@ -315,7 +315,7 @@ export function acceptStream(
       how: cert.ok ? "certificate (dialback request)" : "dialback",
       result: valid ? "valid" : "invalid",
     });
-    if (valid) pairs.add(`${from}|${to}`);
+    if (valid) pairs.set(`${from}|${to}`, cert.ok ? "certificate (dialback)" : "dialback");
     conn.write(
       `<db:result from='${escapeAttr(to)}' to='${escapeAttr(from)}' type='${
         valid ? "valid" : "invalid"

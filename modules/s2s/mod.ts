@@ -58,7 +58,7 @@ export default async function s2s(module: Module) {
   // (a whole server's traffic: 1 MB/s).
   const deps = {
     verify: routes.verify,
-    streams: new Set<Connection>(),
+    streams: new Map<Connection, Map<string, string>>(),
     rate: readRate(module, "s2sin", 1_000_000),
   };
   const listeners: Listener[] = [];
@@ -91,6 +91,17 @@ export default async function s2s(module: Module) {
 
   module.exports.sendRemote = routes.send;
   module.exports.policies = ctx.policies;
+  /** The s2s connections now, as Prosody's `s2s:show()`: routes out, and pairs in with how each authenticated. */
+  module.exports.connections = () => ({
+    outgoing: routes.list(),
+    incoming: [...deps.streams].map(([conn, pairs]) => ({
+      secure: conn.secure,
+      pairs: [...pairs].map(([pair, auth]) => {
+        const [from, to] = pair.split("|");
+        return { from, to, auth };
+      }),
+    })),
+  });
   // Components load only their own module: their stanzas for other servers go through s2s too.
   const forComponent = (host: string) => {
     if (module.hostType(host) !== "component") return;
@@ -106,7 +117,7 @@ export default async function s2s(module: Module) {
     for (const l of listeners) l.close();
     routes.closeAll();
     // Streams from other servers end too (they reconnect to wherever we are next).
-    for (const conn of deps.streams) {
+    for (const conn of deps.streams.keys()) {
       conn.write(streamError("system-shutdown"));
       conn.close();
     }

@@ -39,6 +39,7 @@ import {
   SETUP_TIMEOUT_MS,
   streamHeader,
   STREAMS,
+  STREAMS_NS,
   TLS_NS,
 } from "./context.ts";
 
@@ -63,6 +64,19 @@ interface Route {
   /** Dialback verifications waiting to be sent once the stream is open, and their answers. */
   verifies: Map<string, { key: string; resolve: (valid: boolean) => void }>;
   lastUsed: number;
+  /** How we authenticated, once we did; what we made of the peer's certificate. */
+  auth?: "SASL EXTERNAL" | "dialback";
+  certificate?: string;
+}
+
+/** What `routes()` tells of an outgoing route. */
+export interface RouteInfo {
+  local: string;
+  remote: string;
+  state: Route["state"];
+  secure: boolean;
+  auth?: Route["auth"];
+  certificate?: string;
 }
 
 export interface OutgoingRoutes {
@@ -73,6 +87,8 @@ export interface OutgoingRoutes {
   /** Closes idle routes and forgets old failures (every minute). */
   sweep(): void;
   closeAll(): void;
+  /** The routes now, for admins and tests. */
+  list(): RouteInfo[];
 }
 
 export function outgoingRoutes(
@@ -179,15 +195,17 @@ export function outgoingRoutes(
         });
         return fail(r, "remote-server-not-found", `The certificate of ${r.remote} is not valid`);
       }
+      r.certificate = verdict.ok ? "valid" : verdict.reason;
       log.debug("s2s TLS to {remote}: certificate {state}", {
         remote: r.remote,
         state: verdict.ok ? "valid" : `not valid (${verdict.reason})`,
       });
       restart();
     };
-    const ready = (how: string) => {
+    const ready = (how: Route["auth"] & string) => {
       clearTimeout(timer);
       r.state = "ready";
+      r.auth = how;
       log.info("s2s route {local} → {remote} authenticated ({how})", {
         local: r.local,
         remote: r.remote,
@@ -209,11 +227,19 @@ export function outgoingRoutes(
       stanza(el) {
         if (el.name === "error" && el.attrs.xmlns === STREAMS) {
           ctx.remoteError(el, `${r.local} → ${r.remote}`);
-          return close(r);
+          if (r.state === "ready") return close(r);
+          // Refused while being set up: the senders learn why.
+          const condition = el.tags().find((c) => c.name !== "text")?.name ?? "an error";
+          const text = el.getChildText("text", STREAMS_NS);
+          return fail(
+            r,
+            "remote-server-not-found",
+            `${r.remote} closed the stream: ${condition}${text ? ` (${text})` : ""}`,
+          );
         }
         if (el.name === "features" && el.attrs.xmlns === STREAMS) {
           if (saslDone) {
-            ready("certificate, SASL EXTERNAL");
+            ready("SASL EXTERNAL");
             for (const [id, v] of r.verifies) sendVerify(r, id, v.key);
             return;
           }
@@ -293,7 +319,8 @@ export function outgoingRoutes(
         // (Stanzas never come back over an outgoing stream.)
       },
       streamClose() {
-        close(r);
+        if (r.state === "ready") close(r);
+        else fail(r, "remote-server-not-found", `${r.remote} closed the stream during setup`);
       },
       error(condition, text) {
         log.info("s2s stream to {remote} broke: {condition} {text}", {
@@ -301,10 +328,12 @@ export function outgoingRoutes(
           condition,
           text,
         });
-        close(r);
+        if (r.state === "ready") close(r);
+        else fail(r, "remote-server-not-found", `The stream from ${r.remote} broke (${condition})`);
       },
     }, { defaultNs: NS, maxStanzaSize: MAX_STANZA });
-    conn.onData = (chunk) => parser.feed(chunk);
+    // (Nothing is read once the route is closed: what the peer still says is of no use.)
+    conn.onData = (chunk) => r.state === "closed" || r.conn !== conn || parser.feed(chunk);
     conn.onClose = () => {
       clearTimeout(timer);
       // Gone before it was ready (TLS failed, the peer hung up): the senders learn it.
@@ -414,6 +443,15 @@ export function outgoingRoutes(
     closeAll: () => {
       for (const r of [...routes.values()]) close(r);
     },
+    list: () =>
+      [...routes.values()].map((r) => ({
+        local: r.local,
+        remote: r.remote,
+        state: r.state,
+        secure: r.conn?.secure ?? false,
+        auth: r.auth,
+        certificate: r.certificate,
+      })),
   };
 }
 
