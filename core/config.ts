@@ -222,6 +222,7 @@ const CHECKS: Record<string, Check> = {
   s2s_interfaces: stringArray,
   s2s_require_encryption: boolean,
   s2s_timeout: positive,
+  s2s_connect_timeout: positive,
   s2s_dns_server: string,
   s2s_direct_tls_ports: ports,
   s2s_secure_auth: boolean,

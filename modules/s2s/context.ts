@@ -26,8 +26,6 @@ export const TLS_NS = "urn:ietf:params:xml:ns:xmpp-tls";
 export const SASL_NS = "urn:ietf:params:xml:ns:xmpp-sasl";
 /** XEP-0368's ALPN protocol for direct TLS between servers. */
 export const ALPN = ["xmpp-server"];
-/** How long connecting, or authenticating, may take. */
-export const SETUP_TIMEOUT_MS = 30_000;
 export const MAX_STANZA = 512 * 1024;
 
 /** A server stream's opening tag. */
@@ -62,6 +60,8 @@ export class S2sContext {
     readonly requireEncryption: boolean,
     readonly anchors: X509Certificate[],
     readonly globalPolicy: SecurePolicy,
+    /** How long connecting and authenticating may take (`s2s_connect_timeout`). */
+    readonly setupTimeoutMs: number,
   ) {
     this.log = module.log;
   }

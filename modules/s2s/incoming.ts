@@ -39,7 +39,6 @@ import {
   NS,
   type S2sContext,
   SASL_NS,
-  SETUP_TIMEOUT_MS,
   streamError,
   streamHeader,
   STREAMS,
@@ -101,7 +100,7 @@ export function acceptStream(
   };
   const timer = unrefTimeout(() => {
     if (pairs.size === 0) end("connection-timeout", "Not authenticated in time");
-  }, SETUP_TIMEOUT_MS * 2);
+  }, ctx.setupTimeoutMs);
   // Where stanzas from this stream come from: answers to them are routed (over our own
   // outgoing route: s2s streams go one way), never written back on this stream.
   const origins = new Map<string, Origin>();

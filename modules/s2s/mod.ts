@@ -15,7 +15,8 @@
  *
  * Options: `s2s_ports`, `s2s_direct_tls_ports`, `s2s_interfaces`,
  * `s2s_require_encryption` (default true), `s2s_timeout` (idle routes,
- * 300 s), `s2s_dns_server` ("address:port" to ask instead of the
+ * 300 s), `s2s_connect_timeout` (connecting and authenticating, 90 s),
+ * `s2s_dns_server` ("address:port" to ask instead of the
  * system's), `limits.s2sin` (read rate per incoming stream, 1 MB/s).
  * @module
  */
@@ -44,6 +45,8 @@ export default async function s2s(module: Module) {
     module.getOptionBoolean("s2s_require_encryption", true)!,
     trustAnchors(cafile),
     securePolicy(module),
+    // (Prosody reads this one from s2s_timeout; here s2s_timeout closes idle routes.)
+    module.getOptionPeriod("s2s_connect_timeout", 90) * 1000,
   );
   const routes = outgoingRoutes(ctx, {
     nameServer: dnsOption ? parseNameServer(dnsOption) : undefined,

@@ -27,7 +27,7 @@ import { Buffer } from "node:buffer";
 import { Connection } from "../../core/net/connection.ts";
 import { resolveServer, type Target } from "../../core/net/srv.ts";
 import { StreamParser } from "../../core/xml/parser.ts";
-import { escapeAttr, escapeText, type Stanza } from "../../core/xml/stanza.ts";
+import { type ErrorType, escapeAttr, escapeText, type Stanza } from "../../core/xml/stanza.ts";
 import { unrefTimeout } from "../../core/timers.ts";
 import { DIALBACK_NS, dialbackKey } from "./dialback.ts";
 import {
@@ -36,7 +36,6 @@ import {
   NS,
   type S2sContext,
   SASL_NS,
-  SETUP_TIMEOUT_MS,
   streamHeader,
   STREAMS,
   STREAMS_NS,
@@ -99,6 +98,9 @@ export function outgoingRoutes(
   const routes = new Map<string, Route>();
   /** Domain pairs ("local|remote") whose route failed lately: not tried again before `until`. */
   const recentlyFailed = new Map<string, { until: number; why: string }>();
+  /** Stanzas a broken stream gave back, sent again once. */
+  const retried = new WeakSet<Stanza>();
+  let stopping = false;
 
   function routeFor(local: string, remote: string): Route | undefined {
     const key = `${local}|${remote}`;
@@ -129,20 +131,18 @@ export function outgoingRoutes(
   function send(local: string, remote: string, stanza: Stanza): boolean {
     // Only this server's domains send through it (never a relay for others').
     if (module.hostType(local) === undefined) return false;
-    // A server that just failed is not tried again at once (each presence broadcast would).
+    // A server that just failed is not tried again for presence (each broadcast would),
+    // nor for errors and results; a message or an iq tries again, and bounces if it fails.
     const failed = recentlyFailed.get(`${local}|${remote}`);
     if (failed && failed.until > Date.now()) {
       const type = stanza.attrs.type;
-      if (type !== "error" && type !== "result" && stanza.name !== "presence") {
-        module.send(stanza.errorReply("cancel", "remote-server-not-found", failed.why));
-      }
-      return true;
+      if (type === "error" || type === "result" || stanza.name === "presence") return true;
     }
     recentlyFailed.delete(`${local}|${remote}`);
     const r = routeFor(local, remote);
     if (!r) return false;
     r.lastUsed = Date.now();
-    if (r.state === "ready") return r.conn!.write(stanza.toString());
+    if (r.state === "ready") return r.conn!.write(stanza.toString(), stanza);
     if (r.queue.length >= MAX_QUEUE) return false;
     r.queue.push(stanza);
     start(r);
@@ -178,7 +178,7 @@ export function outgoingRoutes(
       if (r.state !== "ready") {
         fail(r, "remote-server-timeout", `${r.remote} did not authenticate in time`);
       }
-    }, SETUP_TIMEOUT_MS);
+    }, ctx.setupTimeoutMs);
     const restart = () => {
       if (r.state !== "closed") {
         conn.write(streamHeader({ from: r.local, to: r.remote, version: "1.0" }));
@@ -211,7 +211,7 @@ export function outgoingRoutes(
         remote: r.remote,
         how,
       });
-      for (const s of r.queue.splice(0)) conn.write(s.toString());
+      for (const s of r.queue.splice(0)) conn.write(s.toString(), s);
     };
     const dialback = () => {
       r.state = "open";
@@ -334,12 +334,21 @@ export function outgoingRoutes(
     }, { defaultNs: NS, maxStanzaSize: MAX_STANZA });
     // (Nothing is read once the route is closed: what the peer still says is of no use.)
     conn.onData = (chunk) => r.state === "closed" || r.conn !== conn || parser.feed(chunk);
-    conn.onClose = () => {
+    conn.onClose = (unsent) => {
       clearTimeout(timer);
       // Gone before it was ready (TLS failed, the peer hung up): the senders learn it.
       if (r.state !== "ready" && r.state !== "closed") {
         fail(r, "remote-server-not-found", `The connection to ${r.remote} closed during setup`);
       } else close(r);
+      // What never left (the stream broke, or the peer stopped reading): once more on a
+      // new route, then back to the sender.
+      for (const s of unsent as Stanza[]) {
+        if (!stopping && !retried.has(s)) {
+          retried.add(s);
+          if (send(r.local, r.remote, s)) continue;
+        }
+        bounce(s, "wait", "remote-server-timeout", `The stream to ${r.remote} broke`);
+      }
     };
     conn.onOverflow = () => close(r);
     if (target.directTls) {
@@ -364,7 +373,7 @@ export function outgoingRoutes(
       const timer = unrefTimeout(() => {
         r.verifies.delete(id);
         resolve(false);
-      }, SETUP_TIMEOUT_MS);
+      }, ctx.setupTimeoutMs);
       r.verifies.set(id, {
         key,
         resolve: (ok) => {
@@ -394,11 +403,13 @@ export function outgoingRoutes(
     });
     const queued = r.queue.splice(0);
     close(r);
-    for (const s of queued) {
-      const type = s.attrs.type;
-      if (type === "error" || type === "result" || s.name === "presence") continue;
-      module.send(s.errorReply("cancel", condition, text));
-    }
+    for (const s of queued) bounce(s, "cancel", condition, text);
+  }
+
+  /** An error back to the sender (not for errors, results and presence: nobody to tell). */
+  function bounce(s: Stanza, type: ErrorType, condition: string, text: string) {
+    if (s.attrs.type === "error" || s.attrs.type === "result" || s.name === "presence") return;
+    module.send(s.errorReply(type, condition, text));
   }
 
   function close(r: Route) {
@@ -412,13 +423,8 @@ export function outgoingRoutes(
       r.conn.close();
     }
     // Stanzas still waiting for a route that closed before it was ready are bounced.
-    const queued = r.queue.splice(0);
-    for (const s of queued) {
-      const type = s.attrs.type;
-      if (type === "error" || type === "result" || s.name === "presence") continue;
-      module.send(
-        s.errorReply("wait", "remote-server-timeout", "The route to the remote server closed"),
-      );
+    for (const s of r.queue.splice(0)) {
+      bounce(s, "wait", "remote-server-timeout", "The route to the remote server closed");
     }
   }
 
@@ -441,6 +447,7 @@ export function outgoingRoutes(
     verify,
     sweep,
     closeAll: () => {
+      stopping = true;
       for (const r of [...routes.values()]) close(r);
     },
     list: () =>
