@@ -62,6 +62,8 @@ export class S2sContext {
     readonly globalPolicy: SecurePolicy,
     /** How long connecting and authenticating may take (`s2s_connect_timeout`). */
     readonly setupTimeoutMs: number,
+    /** Output a slow peer may leave waiting (`max_send_buffer_size`, `send_timeout`). */
+    readonly output: { maxSendBuffer: number; sendTimeoutMs: number },
   ) {
     this.log = module.log;
   }

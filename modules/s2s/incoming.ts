@@ -66,7 +66,7 @@ export function acceptStream(
   directTls = false,
 ): void {
   const { module, log } = ctx;
-  const conn = new Connection(socket, false, { rate: deps.rate });
+  const conn = new Connection(socket, false, { rate: deps.rate, ...ctx.output });
   let id = randomUUID();
   /** Authenticated "remote|local" pairs, and how. */
   const pairs = new Map<string, string>();

@@ -47,6 +47,11 @@ export default async function s2s(module: Module) {
     securePolicy(module),
     // (Prosody reads this one from s2s_timeout; here s2s_timeout closes idle routes.)
     module.getOptionPeriod("s2s_connect_timeout", 90) * 1000,
+    // A peer that reads too slowly loses its stream, as a client does.
+    {
+      maxSendBuffer: module.getOptionInteger("max_send_buffer_size", 1 << 20, { min: 16384 }),
+      sendTimeoutMs: module.getOptionPeriod("send_timeout", 180) * 1000,
+    },
   );
   const routes = outgoingRoutes(ctx, {
     nameServer: dnsOption ? parseNameServer(dnsOption) : undefined,

@@ -170,7 +170,7 @@ export function outgoingRoutes(
       return fail(r, "remote-server-not-found", `No server for ${r.remote} answered`);
     }
     if (r.state === "closed") return void socket.destroy();
-    const conn = new Connection(socket, false);
+    const conn = new Connection(socket, false, ctx.output);
     r.conn = conn;
     /** What the last <stream:features/> offered, and what we tried. */
     let starttlsSent = false, saslTried = false, saslDone = false, dialbackOffered = false;
@@ -350,7 +350,11 @@ export function outgoingRoutes(
         bounce(s, "wait", "remote-server-timeout", `The stream to ${r.remote} broke`);
       }
     };
-    conn.onOverflow = () => close(r);
+    // A peer that does not read: no point waiting for it to take the end of the stream.
+    conn.onOverflow = () => {
+      close(r);
+      conn.destroy();
+    };
     if (target.directTls) {
       const secureContext = module.tlsFor(r.local)?.context;
       conn.startTlsClient(r.remote, { secureContext, alpn: ALPN }).then(tlsUp);
