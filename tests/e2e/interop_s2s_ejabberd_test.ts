@@ -7,8 +7,14 @@
  * c.test's SRV record, whose target is an IP literal (see
  * `tests/helpers/ejabberd.ts`). Streams are in the clear with dialback, or
  * encrypted with STARTTLS required on both sides (self-signed certificates,
- * so dialback authenticates); messages, iqs and presence subscriptions
- * cross both ways.
+ * so dialback authenticates), or authenticated by certificates from a test
+ * CA that both trust (SASL EXTERNAL both ways; Cadence with
+ * `s2s_secure_auth`, ejabberd without `mod_s2s_dialback`); messages, iqs
+ * and presence subscriptions cross both ways. Each side's view of how each
+ * direction authenticated is checked: Cadence's `connections()` and
+ * ejabberd's log. The certificates name only the domains (DNS SANs), while
+ * ejabberd reaches c.test at an IP literal (its SRV target): each side
+ * verifies the other's domain.
  */
 import assert from "node:assert/strict";
 import { connect } from "node:net";
@@ -16,6 +22,7 @@ import { freePort, startTestServer } from "../helpers/server.ts";
 import { startDnsServer } from "../helpers/dns_server.ts";
 import { RawClient } from "../helpers/rawclient.ts";
 import { type Ejabberd, ejabberdReady, ejabberdSrv, startEjabberd } from "../helpers/ejabberd.ts";
+import { issueCert, makeCa } from "../helpers/certs.ts";
 import { setupLogging, stopLogging } from "../../core/log.ts";
 
 const CADENCE_IP = "127.0.0.5";
@@ -71,8 +78,27 @@ async function selfSigned(dir: string, domain: string): Promise<[string, string]
   return [crt, key];
 }
 
-async function federateWithEjabberd(tls: boolean) {
+type Connections = {
+  outgoing: {
+    local: string;
+    remote: string;
+    auth?: string;
+    certificate?: string;
+    secure: boolean;
+  }[];
+  incoming: { secure: boolean; pairs: { from: string; to: string; auth: string }[] }[];
+};
+
+/**
+ * "plain": in the clear, dialback. "tls": STARTTLS required, self-signed
+ * certificates, dialback. "certs": STARTTLS required, certificates from a
+ * CA both trust, SASL EXTERNAL both ways and nothing else.
+ */
+type Mode = "plain" | "tls" | "certs";
+
+async function federateWithEjabberd(mode: Mode) {
   if (!await ejabberdReady()) return;
+  const tls = mode !== "plain";
   const dir = await Deno.makeTempDir({ prefix: "cadence-ejabberd-s2s-" });
   const cadenceLog = `${dir}/cadence.log`;
   await setupLogging({ level: "debug", file: cadenceLog });
@@ -86,6 +112,14 @@ async function federateWithEjabberd(tls: boolean) {
   let failure: unknown;
   try {
     const c2sPort = await freePort();
+    // Certificates: self-signed for e.test ("tls"), or both issued by a test CA ("certs").
+    const ca = mode === "certs" ? await makeCa(dir, "root") : undefined;
+    const [eTest, cTest] = ca
+      ? [
+        await issueCert(dir, ca, "e.test", { dns: ["e.test"] }),
+        await issueCert(dir, ca, "c.test", { dns: ["c.test"] }),
+      ]
+      : [];
     ejabberd = await startEjabberd({
       dir,
       host: "e.test",
@@ -94,7 +128,13 @@ async function federateWithEjabberd(tls: boolean) {
       httpPort: await freePort(),
       dnsPort: dns.nameServer.port,
       starttls: tls ? "required" : false,
-      certfiles: tls ? await selfSigned(dir, "e.test") : undefined,
+      certfiles: eTest
+        ? [eTest.cert, eTest.key]
+        : tls
+        ? await selfSigned(dir, "e.test")
+        : undefined,
+      cafile: ca?.cert,
+      dialback: mode !== "certs",
     });
     t = await startTestServer({
       authentication: "internal_plain",
@@ -102,7 +142,10 @@ async function federateWithEjabberd(tls: boolean) {
       allow_unencrypted_plain_auth: true,
       s2s_require_encryption: tls,
       modules_enabled: ["roster", "saslauth", "disco", "ping", "version", "s2s"],
-      virtual_hosts: { "c.test": {} },
+      virtual_hosts: {
+        "c.test": cTest ? { ssl: { certificate: cTest.cert, key: cTest.key } } : {},
+      },
+      ...(ca ? { s2s_cafile: ca.cert, s2s_secure_auth: true } : {}),
       s2s_ports: [5269],
       s2s_interfaces: [CADENCE_IP],
       s2s_dns_server: `127.0.0.1:${dns.nameServer.port}`,
@@ -165,14 +208,30 @@ async function federateWithEjabberd(tls: boolean) {
     ed.send("<iq type='get' id='r2'><query xmlns='jabber:iq:roster'/></iq>");
     const r2 = await ed.waitFor(/<iq [^>]*id=['"]r2['"][^>]*>[^]*?<\/iq>/, 15_000);
     assert.match(r2[0], /<item (?=[^>]*jid=['"]cy@c.test['"])(?=[^>]*subscription=['"]both['"])/);
+    // Cadence's view: its route to e.test and ejabberd's stream to it, each authenticated
+    // by SASL EXTERNAL (certificates) or dialback, encrypted or not as configured.
+    const auth = mode === "certs" ? "SASL EXTERNAL" : "dialback";
+    const seenHere = (t.server.modules.get("*", "s2s")!.exports.connections as () => Connections)();
+    const route = seenHere.outgoing.find((r) => r.local === "c.test" && r.remote === "e.test");
+    assert.ok(route, `no route c.test -> e.test in ${JSON.stringify(seenHere)}`);
+    assert.equal(route.auth, auth, JSON.stringify(route));
+    assert.equal(route.secure, tls, JSON.stringify(route));
+    if (mode === "certs") assert.equal(route.certificate, "valid", JSON.stringify(route));
+    const inbound = seenHere.incoming.filter((s) =>
+      s.pairs.some((p) => p.from === "e.test" && p.to === "c.test")
+    );
+    assert.equal(inbound.length, 1, `incoming from e.test: ${JSON.stringify(seenHere.incoming)}`);
+    assert.equal(inbound[0].secure, tls, JSON.stringify(inbound[0]));
+    assert.deepEqual(inbound[0].pairs, [{ from: "e.test", to: "c.test", auth }]);
     // ejabberd's view (its log, flushed when it stops): both routes authenticated by
-    // dialback, over TLS or plain TCP as configured.
+    // dialback or by SASL EXTERNAL, over TLS or plain TCP as configured.
     await ejabberd.stop();
     const seen = await Deno.readTextFile(ejabberd.log);
     const via = tls ? "tls" : "tcp";
+    const mech = mode === "certs" ? "EXTERNAL" : "dialback";
     for (const way of ["outbound", "inbound"]) {
       const pair = way === "outbound" ? "e.test -> c.test" : "c.test -> e.test";
-      const line = `) Accepted ${way} s2s dialback authentication ${pair} `;
+      const line = `) Accepted ${way} s2s ${mech} authentication ${pair} `;
       assert.ok(
         seen.split("\n").some((l) => l.includes(`(${via}|`) && l.includes(line)),
         `ejabberd's log has no "(${via}|…${line}"`,
@@ -200,7 +259,10 @@ async function federateWithEjabberd(tls: boolean) {
 }
 
 Deno.test("s2s with ejabberd without TLS (both allow it): dialback in the clear; messages, iqs, subscriptions and presence cross", () =>
-  federateWithEjabberd(false));
+  federateWithEjabberd("plain"));
 
 Deno.test("s2s with ejabberd over STARTTLS: encryption required both ways, dialback; the same encrypted", () =>
-  federateWithEjabberd(true));
+  federateWithEjabberd("tls"));
+
+Deno.test("s2s with ejabberd by certificates from a CA both trust: STARTTLS, SASL EXTERNAL both ways (Cadence with s2s_secure_auth, ejabberd without dialback); the same", () =>
+  federateWithEjabberd("certs"));

@@ -16,6 +16,15 @@
  * have an SRV record whose target is an IP address literal (getaddrinfo
  * parses it without a lookup); see `ejabberdSrv`.
  *
+ * Certificates: 23.01's `s2s_use_starttls` takes false, true, optional or
+ * required (no `required_trusted` any more). Whether its outgoing streams
+ * verify the peer's certificate is the `s2s_out_tls_verify` hook, which
+ * `mod_s2s_dialback` answers "no" for peers its `access` allows; so
+ * certificate-only federation is `dialback: false`. It checks a peer's
+ * certificate against the peer's domain (stream `to`/`from`), not the SRV
+ * target, in both directions (xmpp's `xmpp_stream_pkix`), and logs
+ * "Accepted inbound|outbound s2s EXTERNAL|dialback authentication A -> B".
+ *
  * @module
  */
 import type { DnsRecord } from "./dns_server.ts";
@@ -65,6 +74,21 @@ export interface EjabberdOptions {
   starttls: false | "required";
   /** Certificate and key files (PEM) for `host`, needed with STARTTLS. */
   certfiles?: string[];
+  /**
+   * The roots (PEM) it trusts, as `s2s_cafile` (what s2s verifies peers
+   * with) and `ca_file` (what ejabberd_pkix checks its own `certfiles`
+   * against at start: it warns "signed by unknown CA" otherwise). Default:
+   * the system's.
+   */
+  cafile?: string;
+  /**
+   * Loads `mod_s2s_dialback` (default true). Without it, ejabberd
+   * authenticates only by certificate: its outgoing streams verify the
+   * peer's certificate (`s2s_out_tls_verify` is true unless dialback's
+   * `access` allows the peer) and use SASL EXTERNAL, and its incoming
+   * streams offer SASL EXTERNAL alone.
+   */
+  dialback?: boolean;
 }
 
 export interface Ejabberd {
@@ -98,6 +122,7 @@ function config(o: EjabberdOptions): string {
     "s2s_dns_timeout: 2",
     "s2s_dns_retries: 1",
     ...(o.certfiles?.length ? ["certfiles:", ...o.certfiles.map((f) => `  - "${f}"`)] : []),
+    ...(o.cafile ? [`s2s_cafile: "${o.cafile}"`, `ca_file: "${o.cafile}"`] : []),
     "listen:",
     ...listener(o.c2sPort, "ejabberd_c2s", "    starttls_required: false"),
     ...listener(o.s2sPort ?? 5269, "ejabberd_s2s_in"),
@@ -115,7 +140,7 @@ function config(o: EjabberdOptions): string {
     "  mod_disco: {}",
     "  mod_version: {}",
     "  mod_ping: {}",
-    "  mod_s2s_dialback: {}",
+    ...(o.dialback === false ? [] : ["  mod_s2s_dialback: {}"]),
     "  mod_http_api: {}",
     "",
   ].join("\n");
