@@ -136,6 +136,11 @@ export function verifyChain(
       return false;
     }
   };
+  /** Whether `issuer` may vouch for `cur`, with `below` CA certificates under it. */
+  const mayIssue = (issuer: X509Certificate, below: number) => {
+    const limit = pathLength(new Uint8Array(issuer.raw));
+    return issuer.ca && (limit === undefined || below <= limit);
+  };
   let cur = certs[0];
   for (let depth = 0; depth < MAX_DEPTH; depth++) {
     if (!inDates(cur)) {
@@ -146,20 +151,47 @@ export function verifyChain(
           : "an issuer's certificate expired",
       };
     }
-    const anchor = anchors.find((a) => signedBy(cur, a));
-    if (anchor) {
-      return inDates(anchor) ? { ok: true } : { ok: false, reason: "the root certificate expired" };
+    // A root of ours, in its dates, that may issue (or the very certificate, pinned).
+    const c = cur;
+    if (anchors.some((a) => a.raw.equals(c.raw))) return { ok: true };
+    if (anchors.some((a) => inDates(a) && mayIssue(a, depth) && signedBy(c, a))) {
+      return { ok: true };
     }
-    const next = certs.slice(1).find((c) => c !== cur && c.ca && signedBy(cur, c));
+    const next = certs.slice(1).find((i) =>
+      i !== c && inDates(i) && mayIssue(i, depth) && signedBy(c, i)
+    );
     if (!next) {
-      return {
-        ok: false,
-        reason: signedBy(cur, cur) ? "self-signed certificate" : "issuer not trusted",
-      };
+      const reason = anchors.some((a) => signedBy(c, a))
+        ? "the root certificate expired or may not issue this one"
+        : signedBy(c, c)
+        ? "self-signed certificate"
+        : "issuer not trusted";
+      return { ok: false, reason };
     }
     cur = next;
   }
   return { ok: false, reason: "certificate chain too long" };
+}
+
+const OID_BASIC_CONSTRAINTS = "551d13"; // 2.5.29.19
+
+/** A CA certificate's pathLenConstraint (how many CAs may stand below it), if it sets one. */
+export function pathLength(der: Uint8Array): number | undefined {
+  const [tbsEl] = derChildren(der, derElement(der, 0));
+  const extensions = derChildren(der, tbsEl).find((el) => el.tag === 0xa3);
+  if (!extensions) return undefined;
+  for (const ext of derChildren(der, derChildren(der, extensions)[0])) {
+    const parts = derChildren(der, ext);
+    if (hex(der, parts[0]) !== OID_BASIC_CONSTRAINTS) continue;
+    const value = parts[parts.length - 1];
+    const fields = derChildren(der, derElement(der, value.start));
+    const n = fields.find((f) => f.tag === 0x02); // INTEGER pathLenConstraint
+    if (!n) return undefined;
+    let v = 0;
+    for (let i = n.start; i < n.end; i++) v = v * 256 + der[i];
+    return v;
+  }
+  return undefined;
 }
 
 const SYSTEM_BUNDLE = "/etc/ssl/certs/ca-certificates.crt";

@@ -80,11 +80,10 @@ export function acceptStream(
   /** The peer's certificate, judged per domain (once each). */
   const verdicts = new Map<string, Verdict>();
   const certFor = (domain: string): Verdict => {
+    if (!conn.secure) return { ok: false, reason: "no TLS" }; // (not kept: TLS may follow)
     let v = verdicts.get(domain);
     if (!v) {
-      v = conn.secure
-        ? ctx.judgeCertificate(conn.peerCertificates(), domain)
-        : { ok: false, reason: "no TLS" };
+      v = ctx.judgeCertificate(conn.peerCertificates(), domain);
       if (verdicts.size < MAX_PAIRS) verdicts.set(domain, v);
     }
     return v;
@@ -283,6 +282,7 @@ export function acceptStream(
       return;
     }
     if (el.name !== "result" || el.attrs.type !== undefined) return;
+    const claimed = prepDomain(from); // (the domain as stanzas will carry it)
     // Each request makes us ask the claimed domain's server: a few at a time per stream.
     if (asking >= MAX_PENDING_DIALBACK || pairs.size >= MAX_PAIRS) {
       return end("policy-violation", "Too many dialback requests");
@@ -290,7 +290,7 @@ export function acceptStream(
     if (module.hostType(to) === undefined || (local && to !== local)) {
       return end("host-unknown", `This server does not serve ${to}`);
     }
-    if (!from || from.includes("@") || from.includes("/")) return end("invalid-from");
+    if (!from || claimed !== from) return end("invalid-from", "Not a domain in its normal form");
     if (module.hostType(from) !== undefined) return end("invalid-from", "That is our own domain");
     const cert = certFor(from);
     if (!cert.ok && ctx.secureAuthFor(to, from)) {

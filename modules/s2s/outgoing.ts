@@ -203,6 +203,10 @@ export function outgoingRoutes(
       restart();
     };
     const ready = (how: Route["auth"] & string) => {
+      // (However the peer got here: a route that needs a valid certificate has one.)
+      if (r.certificate !== "valid" && ctx.secureAuthFor(r.local, r.remote)) {
+        return fail(r, "remote-server-not-found", `The certificate of ${r.remote} is not valid`);
+      }
       clearTimeout(timer);
       r.state = "ready";
       r.auth = how;
@@ -248,7 +252,14 @@ export function outgoingRoutes(
             starttlsSent = true;
             return;
           }
+          // No TLS: refused when required, and when the peer must show a valid certificate.
           if (!conn.secure && ctx.requireEncryption) {
+            return fail(r, "remote-server-not-found", `${r.remote} offers no TLS`);
+          }
+          if (!conn.secure && ctx.secureAuthFor(r.local, r.remote)) {
+            log.warn("s2s to {remote} refused: no TLS, so no certificate to check", {
+              remote: r.remote,
+            });
             return fail(r, "remote-server-not-found", `${r.remote} offers no TLS`);
           }
           dialbackOffered = el.getChild("dialback", "urn:xmpp:features:dialback") !== undefined;
