@@ -5,13 +5,16 @@
  * through a hosts file its resolver (libunbound) reads. Streams are
  * encrypted with STARTTLS (required on both sides; self-signed
  * certificates, so dialback authenticates), or in the clear when both
- * allow it; messages, iqs and presence subscriptions cross both ways.
+ * allow it, or authenticated by certificates from a CA both trust (SASL
+ * EXTERNAL, s2s_secure_auth on both sides); messages, iqs and presence
+ * subscriptions cross both ways, and Prosody restarts mid-conversation.
  */
 import assert from "node:assert/strict";
 import { connect } from "node:net";
 import { freePort, startTestServer } from "../helpers/server.ts";
 import { startDnsServer } from "../helpers/dns_server.ts";
 import { RawClient } from "../helpers/rawclient.ts";
+import { issueCert, makeCa } from "../helpers/certs.ts";
 
 const PROSODY = "/usr/bin/prosody";
 
@@ -75,10 +78,19 @@ async function prosodyLogin(port: number, user: string): Promise<RawClient> {
   return c;
 }
 
-async function federateWithProsody(tls: boolean) {
+/**
+ * "dialback": STARTTLS with self-signed certificates (dialback authenticates), or "plain"
+ * (no TLS either way), or "certs": certificates from a test CA both sides trust, with
+ * s2s_secure_auth on both (SASL EXTERNAL authenticates).
+ */
+type Mode = "dialback" | "plain" | "certs";
+
+async function federateWithProsody(mode: Mode) {
   if (!await prosodyReady()) return;
+  const tls = mode !== "plain";
   const dir = await Deno.makeTempDir({ prefix: "cadence-prosody-s2s-" });
-  if (tls) {
+  let pCert = `${dir}/p.crt`, pKey = `${dir}/p.key`, cadenceSsl = {}, cafile = "";
+  if (mode === "dialback") {
     // Prosody's certificate for p.test (self-signed: dialback authenticates, as s2s_secure_auth = false).
     const out = await new Deno.Command("openssl", {
       args: [
@@ -94,14 +106,20 @@ async function federateWithProsody(tls: boolean) {
         "-addext",
         "subjectAltName=DNS:p.test",
         "-keyout",
-        `${dir}/p.key`,
+        pKey,
         "-out",
-        `${dir}/p.crt`,
+        pCert,
       ],
       stdout: "null",
       stderr: "piped",
     }).output();
     assert.ok(out.success, new TextDecoder().decode(out.stderr));
+  } else if (mode === "certs") {
+    const ca = await makeCa(dir, "ca");
+    const p = await issueCert(dir, ca, "p.test", { dns: ["p.test"] });
+    const c = await issueCert(dir, ca, "c.test", { dns: ["c.test"] });
+    [pCert, pKey, cafile] = [p.cert, p.key, ca.cert];
+    cadenceSsl = { ssl: { certificate: c.cert, key: c.key } };
   }
   const prosodyC2s = await freePort();
   await Deno.writeTextFile(`${dir}/hosts`, "127.0.0.2 c.test\n127.0.0.3 p.test\n");
@@ -125,8 +143,14 @@ async function federateWithProsody(tls: boolean) {
       "c2s_require_encryption = false",
       "allow_unencrypted_plain_auth = true",
       `s2s_require_encryption = ${tls}`,
-      "s2s_secure_auth = false",
-      ...(tls ? [`ssl = { certificate = "${dir}/p.crt", key = "${dir}/p.key" }`] : []),
+      `s2s_secure_auth = ${mode === "certs"}`,
+      ...(tls
+        ? [
+          `ssl = { certificate = "${pCert}", key = "${pKey}"${
+            cafile ? `, cafile = "${cafile}"` : ""
+          } }`,
+        ]
+        : []),
       `unbound = { hoststxt = "${dir}/hosts" }`,
       `modules_enabled = { "roster", "saslauth", "disco", "ping", "version", "dialback"${
         tls ? ', "tls"' : ""
@@ -141,11 +165,25 @@ async function federateWithProsody(tls: boolean) {
     stderr: "piped",
   }).output();
   assert.ok(reg.success, new TextDecoder().decode(reg.stderr));
-  const prosody = new Deno.Command(PROSODY, {
-    args: ["--config", `${dir}/prosody.cfg.lua`, "-F"],
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
+  const startProsody = () =>
+    new Deno.Command(PROSODY, {
+      args: ["--config", `${dir}/prosody.cfg.lua`, "-F"],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+  let prosody = startProsody();
+  const stopProsody = async () => {
+    try {
+      prosody.kill("SIGTERM");
+    } catch { /* gone already */ }
+    const killer = setTimeout(() => {
+      try {
+        prosody.kill("SIGKILL");
+      } catch { /* gone */ }
+    }, 5000);
+    await prosody.status;
+    clearTimeout(killer);
+  };
   const dns = await startDnsServer({ "p.test": [{ a: "127.0.0.3" }] });
   const t = await startTestServer({
     authentication: "internal_plain",
@@ -153,7 +191,8 @@ async function federateWithProsody(tls: boolean) {
     allow_unencrypted_plain_auth: true,
     s2s_require_encryption: tls,
     modules_enabled: ["roster", "saslauth", "disco", "ping", "version", "s2s"],
-    virtual_hosts: { "c.test": {} },
+    virtual_hosts: { "c.test": cadenceSsl },
+    ...(mode === "certs" ? { s2s_cafile: cafile, s2s_secure_auth: true } : {}),
     s2s_ports: [5269],
     s2s_interfaces: ["127.0.0.2"],
     s2s_dns_server: `127.0.0.1:${dns.nameServer.port}`,
@@ -203,6 +242,39 @@ async function federateWithProsody(tls: boolean) {
     pat.send("<iq type='get' id='p1' to='c.test'><ping xmlns='urn:xmpp:ping'/></iq>");
     const pong = await pat.waitFor(/<iq [^>]*id=['"]p1['"][^>]*\/?>/, 15_000);
     assert.match(pong[0], /type=['"]result['"]/);
+
+    // How each direction authenticated, as Cadence saw it.
+    const s2s = t.server.modules.get("*", "s2s")!.exports.connections as () => {
+      outgoing: { remote: string; auth?: string; certificate?: string; secure: boolean }[];
+      incoming: { secure: boolean; pairs: { from: string; to: string; auth: string }[] }[];
+    };
+    const out = s2s().outgoing.find((r) => r.remote === "p.test")!;
+    const inPairs = s2s().incoming.flatMap((i) => i.pairs.map((p) => ({ ...p, secure: i.secure })));
+    const how = mode === "certs" ? "SASL EXTERNAL" : "dialback";
+    assert.equal(out.auth, how);
+    assert.equal(out.secure, tls);
+    if (mode === "certs") assert.equal(out.certificate, "valid");
+    assert.deepEqual(inPairs, [{ from: "p.test", to: "c.test", auth: how, secure: tls }]);
+
+    if (mode === "dialback") {
+      // Prosody goes away mid-conversation: a message meanwhile comes back to its sender...
+      await stopProsody();
+      cy.clear();
+      cy.send("<message to='pat@p.test' type='chat' id='m3'><body>are you there?</body></message>");
+      const bounce = await cy.waitFor(/<message [^>]*id="m3"[^>]*>[^]*?<\/message>/, 15_000);
+      assert.match(bounce[0], /type="error"/);
+      assert.match(bounce[0], /<remote-server-not-found /);
+      // ... and once it is back, messages cross again, both ways, on new streams.
+      prosody = startProsody();
+      await listening("127.0.0.3", prosodyC2s);
+      await listening("127.0.0.3", 5269);
+      const pat2 = await prosodyLogin(prosodyC2s, "pat");
+      clients.push(pat2);
+      cy.send("<message to='pat@p.test' type='chat' id='m4'><body>welcome back</body></message>");
+      await pat2.waitFor(/<message [^>]*>[^]*?welcome back[^]*?<\/message>/, 15_000);
+      pat2.send("<message to='cy@c.test' type='chat' id='m5'><body>I am back</body></message>");
+      await cy.waitFor(/<message [^>]*from="pat@p.test\/r"[^>]*>[^]*?I am back/, 15_000);
+    }
   } catch (e) {
     // What Prosody saw, to tell whose side failed.
     const log = await Deno.readTextFile(`${dir}/prosody.log`).catch(() => "(no log)");
@@ -211,24 +283,18 @@ async function federateWithProsody(tls: boolean) {
   } finally {
     for (const c of clients) c.close();
     // Prosody first (its streams to Cadence close with it), killed if it lingers.
-    try {
-      prosody.kill("SIGTERM");
-    } catch { /* gone already */ }
-    const killer = setTimeout(() => {
-      try {
-        prosody.kill("SIGKILL");
-      } catch { /* gone */ }
-    }, 5000);
-    await prosody.status;
-    clearTimeout(killer);
+    await stopProsody();
     await t.stop();
     dns.close();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 }
 
-Deno.test("s2s with Prosody over STARTTLS: encryption required both ways, dialback; messages, iqs, subscriptions and presence cross", () =>
-  federateWithProsody(true));
+Deno.test("s2s with Prosody over STARTTLS: encryption required both ways, dialback; messages, iqs, subscriptions and presence cross; Prosody restarts mid-conversation", () =>
+  federateWithProsody("dialback"));
 
 Deno.test("s2s with Prosody without TLS (both allow it): the same in the clear", () =>
-  federateWithProsody(false));
+  federateWithProsody("plain"));
+
+Deno.test("s2s with Prosody, certificates from a CA both trust and s2s_secure_auth on both: SASL EXTERNAL both ways", () =>
+  federateWithProsody("certs"));
