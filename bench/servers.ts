@@ -131,12 +131,16 @@ export function cadenceConfig(
   muc = false,
 ): ConfigOptions {
   const modules = [...CADENCE_MODULES, ...(archive ? ["mam"] : []), ...(pep ? ["pep"] : [])];
-  const components = muc ? { components: { [MUC_HOST]: MUC_COMPONENT } } : {};
+  // Federation (autoloaded) only where a scenario measures it: no listener on 5269 otherwise.
+  const services = {
+    ...(muc ? { components: { [MUC_HOST]: MUC_COMPONENT } } : {}),
+    ...(extra.s2s_ports ? {} : { modules_disabled: ["s2s"] }),
+  };
   if (auth === "scram") {
     return {
       authentication: "internal_hashed",
       modules_enabled: [...modules, "tls"],
-      ...components,
+      ...services,
       ...extra,
     };
   }
@@ -145,7 +149,7 @@ export function cadenceConfig(
     c2s_require_encryption: false,
     allow_unencrypted_plain_auth: true,
     modules_enabled: modules,
-    ...components,
+    ...services,
     ...extra,
   };
 }

@@ -134,8 +134,11 @@ export const DEFAULT_MODULES = [
   "server_contact_info",
 ];
 
-/** Always loaded on a VirtualHost, as Prosody's autoload list. */
-export const AUTOLOAD_MODULES = ["c2s", "iq", "presence", "message", "offline"];
+/**
+ * Always loaded on a VirtualHost, as Prosody's autoload list (s2s too, so the
+ * server federates unless `modules_disabled: ["s2s"]`).
+ */
+export const AUTOLOAD_MODULES = ["c2s", "s2s", "iq", "presence", "message", "offline"];
 
 /** Defaults of the options the core reads. */
 export const DEFAULTS: Record<string, unknown> = {

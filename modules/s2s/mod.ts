@@ -35,7 +35,7 @@ import { outgoingRoutes } from "./outgoing.ts";
 
 export const meta = { scope: "global" };
 
-export default async function s2s(module: Module) {
+export default function s2s(module: Module) {
   const log = module.log;
   const dnsOption = module.getOptionString("s2s_dns_server");
   const cafile = module.getOptionFile("s2s_cafile");
@@ -90,12 +90,16 @@ export default async function s2s(module: Module) {
       }
     }
   };
-  if (module.getOptionArray<number>("s2s_direct_tls_ports", []).length > 0) {
+  // Listeners open with the server (not when a command-line tool loads the modules).
+  module.hookGlobal("server-started", async () => {
+    const directTls = module.getOptionArray<number>("s2s_direct_tls_ports", []);
     // (the certificates of direct TLS: the first host's, or the one the peer names)
-    for (const host of module.localHosts()) await module.loadTls(host);
-  }
-  await listen(module.getOption<number[]>("s2s_ports", [5269]), false);
-  await listen(module.getOptionArray<number>("s2s_direct_tls_ports", []), true);
+    if (directTls.length > 0) {
+      for (const host of module.localHosts()) await module.loadTls(host);
+    }
+    await listen(module.getOption<number[]>("s2s_ports", [5269]), false);
+    await listen(directTls, true);
+  });
 
   module.exports.sendRemote = routes.send;
   module.exports.policies = ctx.policies;
@@ -133,9 +137,7 @@ export default async function s2s(module: Module) {
 }
 
 /** Each host sends what is for other domains through s2s, under its own certificate policy. */
-export async function addHost(hostModule: Module) {
-  // The host's certificate (made self-signed when none is configured), for STARTTLS.
-  await hostModule.loadTls();
+export function addHost(hostModule: Module) {
   const sendRemote = hostModule.exports.sendRemote as (
     local: string,
     remote: string,

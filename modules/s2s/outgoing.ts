@@ -42,8 +42,13 @@ import {
   TLS_NS,
 } from "./context.ts";
 
-/** Stanzas one route keeps while it is being set up. */
-const MAX_QUEUE = 100;
+/**
+ * What one route keeps while it is being set up (a login's presence to a big
+ * server's contacts is hundreds of stanzas), and what all routes keep at once.
+ */
+const MAX_QUEUE = 1000;
+const MAX_QUEUE_BYTES = 1 << 20;
+const MAX_QUEUED_BYTES = 32 << 20;
 /** Routes (outgoing streams) at once. */
 const MAX_ROUTES = 1000;
 /** How long a failed remote server is not tried again (stanzas for it bounce at once). */
@@ -60,6 +65,8 @@ interface Route {
   /** The remote server's id for this stream (what our dialback key is made with). */
   streamId?: string;
   queue: Stanza[];
+  /** Their size as text (the text itself is made again when they are sent). */
+  queueBytes: number;
   /** Dialback verifications waiting to be sent once the stream is open, and their answers. */
   verifies: Map<string, { key: string; resolve: (valid: boolean) => void }>;
   lastUsed: number;
@@ -98,6 +105,8 @@ export function outgoingRoutes(
   const routes = new Map<string, Route>();
   /** Domain pairs ("local|remote") whose route failed lately: not tried again before `until`. */
   const recentlyFailed = new Map<string, { until: number; why: string }>();
+  /** Bytes waiting in all routes' queues. */
+  let queuedBytes = 0;
   /** Stanzas a broken stream gave back, sent again once. */
   const retried = new WeakSet<Stanza>();
   let stopping = false;
@@ -113,6 +122,7 @@ export function outgoingRoutes(
         state: "connecting",
         started: false,
         queue: [],
+        queueBytes: 0,
         verifies: new Map(),
         lastUsed: Date.now(),
       };
@@ -143,8 +153,14 @@ export function outgoingRoutes(
     if (!r) return false;
     r.lastUsed = Date.now();
     if (r.state === "ready") return r.conn!.write(stanza.toString(), stanza);
-    if (r.queue.length >= MAX_QUEUE) return false;
+    const bytes = stanza.toString().length;
+    if (
+      r.queue.length >= MAX_QUEUE || r.queueBytes + bytes > MAX_QUEUE_BYTES ||
+      queuedBytes + bytes > MAX_QUEUED_BYTES
+    ) return false;
     r.queue.push(stanza);
+    r.queueBytes += bytes;
+    queuedBytes += bytes;
     start(r);
     return true;
   }
@@ -215,7 +231,7 @@ export function outgoingRoutes(
         remote: r.remote,
         how,
       });
-      for (const s of r.queue.splice(0)) conn.write(s.toString(), s);
+      for (const s of takeQueue(r)) conn.write(s.toString(), s);
     };
     const dialback = () => {
       r.state = "open";
@@ -303,8 +319,9 @@ export function outgoingRoutes(
           // Nothing more is read in the clear: what followed <proceed/> in this chunk is
           // dropped, never taken as part of the encrypted stream (CVE-2011-0411).
           parser.reset();
-          conn.startTlsClient(r.remote, { secureContext: module.tlsFor(r.local)?.context })
-            .then(tlsUp);
+          withOurCertificate(r.local).then((secureContext) =>
+            conn.startTlsClient(r.remote, { secureContext })
+          ).then(tlsUp);
           return;
         }
         if (el.name === "failure" && el.attrs.xmlns === TLS_NS) {
@@ -367,9 +384,20 @@ export function outgoingRoutes(
       conn.destroy();
     };
     if (target.directTls) {
-      const secureContext = module.tlsFor(r.local)?.context;
-      conn.startTlsClient(r.remote, { secureContext, alpn: ALPN }).then(tlsUp);
+      withOurCertificate(r.local).then((secureContext) =>
+        conn.startTlsClient(r.remote, { secureContext, alpn: ALPN })
+      ).then(tlsUp);
     } else restart();
+  }
+
+  /** Our host's certificate, to show the peer (none if it cannot be had: dialback then). */
+  async function withOurCertificate(local: string) {
+    try {
+      return (await module.loadTls(local)).context;
+    } catch (e) {
+      log.warn("s2s: no certificate for {local}: {error}", { local, error: e });
+      return undefined;
+    }
   }
 
   function sendVerify(r: Route, id: string, key: string) {
@@ -416,9 +444,16 @@ export function outgoingRoutes(
       remote: r.remote,
       text,
     });
-    const queued = r.queue.splice(0);
+    const queued = takeQueue(r);
     close(r);
     for (const s of queued) bounce(s, "cancel", condition, text);
+  }
+
+  /** Empties a route's queue. */
+  function takeQueue(r: Route): Stanza[] {
+    queuedBytes -= r.queueBytes;
+    r.queueBytes = 0;
+    return r.queue.splice(0);
   }
 
   /** An error back to the sender (not for errors, results and presence: nobody to tell). */
@@ -438,7 +473,7 @@ export function outgoingRoutes(
       r.conn.close();
     }
     // Stanzas still waiting for a route that closed before it was ready are bounced.
-    for (const s of r.queue.splice(0)) {
+    for (const s of takeQueue(r)) {
       bounce(s, "wait", "remote-server-timeout", "The route to the remote server closed");
     }
   }

@@ -51,7 +51,7 @@ Deno.test("host modules_enabled adds to the global list, modules_disabled remove
   const own = (host: string) => c.modulesFor(host).filter((m) => !AUTOLOAD_MODULES.includes(m));
   assert.deepEqual(own("a.example"), ["saslauth", "tls", "ping", "time"]);
   assert.deepEqual(own("b.example"), ["saslauth", "tls"]);
-  assert.deepEqual(c.modulesFor("b.example").slice(0, 2), ["c2s", "iq"]);
+  assert.deepEqual(c.modulesFor("b.example").slice(0, 3), ["c2s", "s2s", "iq"]);
   assert.equal(c.get("a.example", "c2s_require_encryption"), true);
 });
 

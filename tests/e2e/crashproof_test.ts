@@ -45,6 +45,7 @@ Deno.test("errors thrown asynchronously by a module are logged and the server ke
         interfaces: ["127.0.0.1"],
         c2s_ports: [port],
         c2s_direct_tls_ports: [],
+        s2s_ports: [await freePort()],
         data_path: dir,
         plugin_paths: [dir],
         modules_enabled: ["saslauth", "thrower", "ping"],

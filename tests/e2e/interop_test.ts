@@ -57,6 +57,7 @@ Deno.test("slixmpp logs in over STARTTLS with a user made by `register`", async 
   interfaces: ["127.0.0.1"],
   c2s_ports: [${port}],
   c2s_direct_tls_ports: [],
+  s2s_ports: [${await freePort()}],
   data_path: ${JSON.stringify(dir + "/data")},
   log: "warn",
 };\n`,

@@ -29,7 +29,7 @@ const readOr = (path: string) => Deno.readTextFile(path).catch(() => "");
 
 Deno.test("SIGHUP: hosts, modules, options, certificates and the log file change; sessions stay", async () => {
   const dir = await Deno.makeTempDir({ prefix: "cadence-reload-" });
-  const [port, newPort] = [await freePort(), await freePort()];
+  const [port, newPort, s2sPort] = [await freePort(), await freePort(), await freePort()];
   const config = `${dir}/cadence.config.ts`;
   const log = `${dir}/cadence.log`;
   const write = (options: Record<string, unknown>) =>
@@ -42,6 +42,7 @@ Deno.test("SIGHUP: hosts, modules, options, certificates and the log file change
           allow_unencrypted_plain_auth: true,
           interfaces: ["127.0.0.1"],
           c2s_direct_tls_ports: [],
+          s2s_ports: [s2sPort],
           data_path: dir,
           log: { level: "info", file: log },
           ...options,

@@ -54,6 +54,7 @@ async function writeConfig(dir: string, options: Record<string, unknown>): Promi
         allow_unencrypted_plain_auth: true,
         interfaces: ["127.0.0.1"],
         c2s_direct_tls_ports: [],
+        s2s_ports: [await freePort()],
         data_path: dir,
         ...options,
       })

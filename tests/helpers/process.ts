@@ -38,6 +38,7 @@ export async function serverProcess(
     interfaces: ["127.0.0.1"],
     c2s_ports: [port],
     c2s_direct_tls_ports: [],
+    s2s_ports: [await freePort()], // (not 5269: tests run side by side)
     data_path: dir,
     log: "warn",
     ...options,

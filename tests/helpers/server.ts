@@ -59,6 +59,8 @@ export async function startTestServer(
       interfaces: ["127.0.0.1"],
       c2s_ports: [port],
       c2s_direct_tls_ports: [tlsPort],
+      // Federation is on by default: a port of its own, not 5269 (tests run side by side).
+      s2s_ports: [await freePort()],
       data_path: dataDir,
       ...options,
     } as Config;
