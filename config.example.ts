@@ -103,15 +103,35 @@ export default defineConfig({
   // component_interfaces: ["127.0.0.1"],
 
   /**
-   * Server-to-server (in progress: the `s2s` module, not loaded by default: STARTTLS
-   * and dialback). Ports, interfaces (default: interfaces), TLS required (default true),
-   * idle route timeout, and a DNS server to ask for SRV records instead of the
-   * system's ("address" or "address:port").
+   * Server-to-server (federation; the `s2s` module, on by default: `modules_disabled:
+   * ["s2s"]` turns it off). Ports for other servers (STARTTLS), ports with TLS from the
+   * first byte (XEP-0368; none by default), interfaces (default: interfaces).
    */
   // s2s_ports: [5269],
+  // s2s_direct_tls_ports: [5270],
   // s2s_interfaces: ["*"],
+
+  /** Refuse server-to-server streams without TLS, both ways. Default: true. */
   // s2s_require_encryption: true,
+
+  /**
+   * Ask every remote server for a certificate that is valid for its domain (else refuse it);
+   * false (the default, as Prosody) lets dialback prove a domain when its certificate is not.
+   * `s2s_secure_domains` asks it of some domains only; `s2s_insecure_domains` exempts some
+   * when s2s_secure_auth is on. Trusted roots: `s2s_cafile` (PEM), default the system's.
+   */
+  // s2s_secure_auth: false,
+  // s2s_secure_domains: ["bank.example"],
+  // s2s_insecure_domains: ["old.example"],
+  // s2s_cafile: "/etc/ssl/certs/ca-certificates.crt",
+
+  /**
+   * Seconds a route may be idle before it closes (Default: 300); seconds connecting and
+   * authenticating may take, either way (Default: 90; Prosody's `s2s_timeout`). A DNS server
+   * to ask for SRV records instead of the system's ("address" or "address:port").
+   */
   // s2s_timeout: 300,
+  // s2s_connect_timeout: 90,
   // s2s_dns_server: "127.0.0.1:53",
 
   /** Refuse to authenticate clients before TLS. Default: true. */
