@@ -572,3 +572,30 @@ Deno.test("s2s cert review: an expired copy of a root listed first does not hide
       ok: true,
     });
   }));
+
+Deno.test("s2s: one incoming stream authenticated for several domains (multiplexed) takes stanzas from each, and invalid-from for others", () =>
+  withDir(async (dir) => {
+    const ca = await makeCa(dir, "root");
+    const both = await issueCert(dir, ca, "p1.test", { dns: ["p1.test", "p2.test"] });
+    await world(
+      1,
+      { s2s_require_encryption: true, s2s_cafile: ca.cert },
+      async ({ s2sPort, bob }) => {
+        const p = await tlsPeer(s2sPort, "p1.test", both);
+        // Dialback for each domain: answered by the certificate, which names both.
+        p.send("<db:result from='p1.test' to='b.test'>k1</db:result>");
+        p.send("<db:result from='p2.test' to='b.test'>k2</db:result>");
+        assert.ok(await p.until(/from='b.test' to='p1.test' type='valid'/), p.text());
+        assert.ok(await p.until(/from='b.test' to='p2.test' type='valid'/), p.text());
+        p.send("<message from='x@p1.test' to='bob@b.test' id='m1'><body>one</body></message>");
+        p.send("<message from='y@p2.test' to='bob@b.test' id='m2'><body>two</body></message>");
+        await bob.waitFor(/<message [^>]*from="x@p1.test"[^>]*>[^]*?one/);
+        await bob.waitFor(/<message [^>]*from="y@p2.test"[^>]*>[^]*?two/);
+        // A third domain, not authenticated on this stream: invalid-from, and the stream ends.
+        p.send("<message from='z@p3.test' to='bob@b.test' id='m3'><body>three</body></message>");
+        assert.ok(await p.until(/<invalid-from /), p.text());
+        assert.doesNotMatch(bob.received, /three/);
+        p.close();
+      },
+    );
+  }));
