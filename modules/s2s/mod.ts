@@ -53,13 +53,16 @@ export default function s2s(module: Module) {
       sendTimeoutMs: module.getOptionPeriod("send_timeout", 180) * 1000,
     },
   );
+  const idleSec = module.getOptionPeriod("s2s_timeout", 300);
   const routes = outgoingRoutes(ctx, {
     nameServer: dnsOption ? parseNameServer(dnsOption) : undefined,
-    idleSec: module.getOptionPeriod("s2s_timeout", 300),
+    idleSec,
   });
-  module.addTimer(60, () => {
+  // Idle routes are looked for every minute (more often when they may idle less long).
+  const sweepSec = Math.max(1, Math.min(60, Math.floor(idleSec / 2)));
+  module.addTimer(sweepSec, () => {
     routes.sweep();
-    return 60;
+    return sweepSec;
   });
 
   // Streams other servers open to us. What one remote server may send: mod_limits' s2sin

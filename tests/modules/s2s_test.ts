@@ -265,3 +265,26 @@ Deno.test("s2s: incoming streams are rate limited (limits.s2sin); a wrong value 
     await t.stop();
   }
 });
+
+Deno.test("s2s: a route idle for s2s_timeout closes (both ends); the next message opens a new one", async () => {
+  await twoServers(async (a, b, login) => {
+    const alice = await login("alice", "a.test", a);
+    const bob = await login("bob", "b.test", b);
+    alice.send("<message to='bob@b.test' type='chat' id='i1'><body>before</body></message>");
+    await bob.waitFor(/<body>before<\/body>/, 10_000);
+    const s2s = (t: TestServer) =>
+      (t.server.modules.get("*", "s2s")!.exports.connections as () => {
+        outgoing: unknown[];
+        incoming: unknown[];
+      })();
+    assert.equal(s2s(a).outgoing.length, 1);
+    // Idle: a's route closes, and b's end of it with it.
+    for (let i = 0; i < 100 && (s2s(a).outgoing.length || s2s(b).incoming.length); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(s2s(a).outgoing.length, 0);
+    assert.equal(s2s(b).incoming.length, 0);
+    alice.send("<message to='bob@b.test' type='chat' id='i2'><body>after</body></message>");
+    await bob.waitFor(/<body>after<\/body>/, 10_000);
+  }, { s2s_timeout: 2 });
+});
