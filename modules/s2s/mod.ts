@@ -73,11 +73,7 @@ export default function s2s(module: Module) {
     rate: readRate(module, "s2sin", 1_000_000),
   };
   const listeners: Listener[] = [];
-  const interfaces = module.getOption<string[]>(
-    "s2s_interfaces",
-    module.getOption<string[]>("interfaces", ["*"]),
-  );
-  const listen = async (ports: number[], directTls: boolean) => {
+  const listen = async (interfaces: string[], ports: number[], directTls: boolean) => {
     for (const iface of interfaces) {
       for (const port of ports) {
         const l = new Listener(
@@ -93,16 +89,33 @@ export default function s2s(module: Module) {
       }
     }
   };
+  /** Where to listen, as the configuration says now. */
+  const wanted = () => ({
+    interfaces: module.getOption<string[]>(
+      "s2s_interfaces",
+      module.getOption<string[]>("interfaces", ["*"]),
+    ),
+    ports: module.getOption<number[]>("s2s_ports", [5269]),
+    directTls: module.getOptionArray<number>("s2s_direct_tls_ports", []),
+  });
   // Listeners open with the server (not when a command-line tool loads the modules).
-  module.hookGlobal("server-started", async () => {
-    const directTls = module.getOptionArray<number>("s2s_direct_tls_ports", []);
+  let listening: string | undefined;
+  const openListeners = async () => {
+    const w = wanted();
+    if (listening === JSON.stringify(w)) return;
+    for (const l of listeners.splice(0)) l.close(); // (a reload changed them)
+    listening = JSON.stringify(w);
     // (the certificates of direct TLS: the first host's, or the one the peer names)
-    if (directTls.length > 0) {
+    if (w.directTls.length > 0) {
       for (const host of module.localHosts()) await module.loadTls(host);
     }
-    await listen(module.getOption<number[]>("s2s_ports", [5269]), false);
-    await listen(directTls, true);
-  });
+    await listen(w.interfaces, w.ports, false);
+    await listen(w.interfaces, w.directTls, true);
+  };
+  // At start-up a port that cannot be had stops the start; loaded later (a reload), it opens then.
+  module.hookGlobal("server-started", openListeners);
+  module.onReady(openListeners);
+  module.hookGlobal("config-reloaded", openListeners);
 
   module.exports.sendRemote = routes.send;
   module.exports.policies = ctx.policies;
@@ -128,15 +141,26 @@ export default function s2s(module: Module) {
   };
   for (const host of module.components()) forComponent(host); // (those already there)
   module.hookGlobal("host-activated", (host: string) => forComponent(host));
-  module.hookGlobal("server-stopping", () => {
-    for (const l of listeners) l.close();
+  const stop = (condition: string) => {
+    for (const l of listeners.splice(0)) l.close();
     routes.closeAll();
     // Streams from other servers end too (they reconnect to wherever we are next).
     for (const conn of deps.streams.keys()) {
-      conn.write(streamError("system-shutdown"));
+      conn.write(streamError(condition));
       conn.close();
     }
-  });
+  };
+  module.hookGlobal("server-stopping", () => stop("system-shutdown"));
+  stopActive = () => stop("reset");
+}
+
+/** How the loaded instance stops, for `unload()`. */
+let stopActive: (() => void) | undefined;
+
+/** The module goes (a reload turned it off): its ports and streams close. */
+export function unload() {
+  stopActive?.();
+  stopActive = undefined;
 }
 
 /** Each host sends what is for other domains through s2s, under its own certificate policy. */

@@ -11,6 +11,8 @@ import { connect } from "node:net";
 import { freePort, startTestServer, type TestServer } from "../helpers/server.ts";
 import { type DnsServer, startDnsServer } from "../helpers/dns_server.ts";
 import { RawClient } from "../helpers/rawclient.ts";
+import { validateConfig } from "../../core/config.ts";
+import { ModuleManager } from "../../core/modulemanager.ts";
 
 const PLAIN = {
   authentication: "internal_plain",
@@ -287,4 +289,55 @@ Deno.test("s2s: a route idle for s2s_timeout closes (both ends); the next messag
     alice.send("<message to='bob@b.test' type='chat' id='i2'><body>after</body></message>");
     await bob.waitFor(/<body>after<\/body>/, 10_000);
   }, { s2s_timeout: 2 });
+});
+
+Deno.test("s2s: unloading the module closes its port; loading it again opens it", async () => {
+  const port = await freePort();
+  const t = await startTestServer({ ...PLAIN, s2s_ports: [port] });
+  const accepts = () =>
+    new Promise<boolean>((resolve) => {
+      const s = connect(port, "127.0.0.1");
+      s.once("connect", () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once("error", () => resolve(false));
+    });
+  try {
+    assert.ok(await accepts());
+    await t.server.modules.unload("*", "s2s");
+    assert.equal(await accepts(), false);
+    await t.server.modules.load("*", "s2s");
+    for (let i = 0; i < 50 && !await accepts(); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.ok(await accepts());
+  } finally {
+    await t.stop();
+  }
+});
+
+Deno.test("s2s: a configuration reload that changes s2s_ports moves the listener", async () => {
+  const [before, after] = [await freePort(), await freePort()];
+  const t = await startTestServer({ ...PLAIN, s2s_ports: [before] });
+  const accepts = (port: number) =>
+    new Promise<boolean>((resolve) => {
+      const s = connect(port, "127.0.0.1");
+      s.once("connect", () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once("error", () => resolve(false));
+    });
+  try {
+    assert.ok(await accepts(before));
+    await t.server.reload(
+      validateConfig({ ...t.server.config.raw, s2s_ports: [after] }, {
+        configDir: t.dataDir,
+        builtinModulesDir: ModuleManager.builtinDir,
+      }),
+    );
+    assert.ok(await accepts(after));
+    assert.equal(await accepts(before), false);
+  } finally {
+    await t.stop();
+  }
 });
