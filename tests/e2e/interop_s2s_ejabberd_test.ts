@@ -17,42 +17,16 @@
  * verifies the other's domain.
  */
 import assert from "node:assert/strict";
-import { connect } from "node:net";
 import { freePort, startTestServer } from "../helpers/server.ts";
 import { startDnsServer } from "../helpers/dns_server.ts";
 import { RawClient } from "../helpers/rawclient.ts";
+import { listening } from "../helpers/net.ts";
 import { type Ejabberd, ejabberdReady, ejabberdSrv, startEjabberd } from "../helpers/ejabberd.ts";
 import { issueCert, makeCa } from "../helpers/certs.ts";
 import { setupLogging, stopLogging } from "../../core/log.ts";
 
 const CADENCE_IP = "127.0.0.5";
 const EJABBERD_IP = "127.0.0.4";
-
-/** Waits until something accepts on address:port. */
-async function listening(host: string, port: number, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    const up = await new Promise<boolean>((resolve) => {
-      const s = connect(port, host);
-      const timer = setTimeout(() => {
-        s.destroy();
-        resolve(false);
-      }, 1000);
-      s.once("connect", () => {
-        clearTimeout(timer);
-        s.destroy();
-        resolve(true);
-      });
-      s.once("error", () => {
-        clearTimeout(timer);
-        resolve(false);
-      });
-    });
-    if (up) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`nothing listens on ${host}:${port}`);
-}
 
 /** Logs in to ejabberd's c2s (PLAIN on plain TCP), binds and sends initial presence. */
 async function ejabberdLogin(port: number, user: string): Promise<RawClient> {

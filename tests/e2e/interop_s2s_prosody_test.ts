@@ -10,10 +10,10 @@
  * subscriptions cross both ways, and Prosody restarts mid-conversation.
  */
 import assert from "node:assert/strict";
-import { connect } from "node:net";
 import { freePort, startTestServer } from "../helpers/server.ts";
 import { startDnsServer } from "../helpers/dns_server.ts";
 import { RawClient } from "../helpers/rawclient.ts";
+import { listening } from "../helpers/net.ts";
 import { issueCert, makeCa } from "../helpers/certs.ts";
 
 const PROSODY = "/usr/bin/prosody";
@@ -24,32 +24,6 @@ async function prosodyReady(): Promise<boolean> {
   if (Deno.env.get("CI")) throw new Error("prosody is missing in CI");
   console.warn("skipped: prosody is not installed");
   return false;
-}
-
-/** Waits until something accepts on address:port. */
-async function listening(host: string, port: number, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    const up = await new Promise<boolean>((resolve) => {
-      const s = connect(port, host);
-      const timer = setTimeout(() => {
-        s.destroy();
-        resolve(false);
-      }, 1000);
-      s.once("connect", () => {
-        clearTimeout(timer);
-        s.destroy();
-        resolve(true);
-      });
-      s.once("error", () => {
-        clearTimeout(timer);
-        resolve(false);
-      });
-    });
-    if (up) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`nothing listens on ${host}:${port}`);
 }
 
 /** Logs in to Prosody's c2s (PLAIN on plain TCP) and binds. */

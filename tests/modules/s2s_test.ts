@@ -11,6 +11,7 @@ import { connect } from "node:net";
 import { freePort, startTestServer, type TestServer } from "../helpers/server.ts";
 import { type DnsServer, startDnsServer } from "../helpers/dns_server.ts";
 import { RawClient } from "../helpers/rawclient.ts";
+import { accepts } from "../helpers/net.ts";
 import { validateConfig } from "../../core/config.ts";
 import { ModuleManager } from "../../core/modulemanager.ts";
 
@@ -294,22 +295,15 @@ Deno.test("s2s: a route idle for s2s_timeout closes (both ends); the next messag
 Deno.test("s2s: unloading the module closes its port; loading it again opens it", async () => {
   const port = await freePort();
   const t = await startTestServer({ ...PLAIN, s2s_ports: [port] });
-  const accepts = () =>
-    new Promise<boolean>((resolve) => {
-      const s = connect(port, "127.0.0.1");
-      s.once("connect", () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once("error", () => resolve(false));
-    });
   try {
-    assert.ok(await accepts());
+    assert.ok(await accepts("127.0.0.1", port));
     await t.server.modules.unload("*", "s2s");
-    assert.equal(await accepts(), false);
+    assert.equal(await accepts("127.0.0.1", port), false);
     await t.server.modules.load("*", "s2s");
-    for (let i = 0; i < 50 && !await accepts(); i++) await new Promise((r) => setTimeout(r, 100));
-    assert.ok(await accepts());
+    for (let i = 0; i < 50 && !await accepts("127.0.0.1", port); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(await accepts("127.0.0.1", port));
   } finally {
     await t.stop();
   }
@@ -318,25 +312,16 @@ Deno.test("s2s: unloading the module closes its port; loading it again opens it"
 Deno.test("s2s: a configuration reload that changes s2s_ports moves the listener", async () => {
   const [before, after] = [await freePort(), await freePort()];
   const t = await startTestServer({ ...PLAIN, s2s_ports: [before] });
-  const accepts = (port: number) =>
-    new Promise<boolean>((resolve) => {
-      const s = connect(port, "127.0.0.1");
-      s.once("connect", () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once("error", () => resolve(false));
-    });
   try {
-    assert.ok(await accepts(before));
+    assert.ok(await accepts("127.0.0.1", before));
     await t.server.reload(
       validateConfig({ ...t.server.config.raw, s2s_ports: [after] }, {
         configDir: t.dataDir,
         builtinModulesDir: ModuleManager.builtinDir,
       }),
     );
-    assert.ok(await accepts(after));
-    assert.equal(await accepts(before), false);
+    assert.ok(await accepts("127.0.0.1", after));
+    assert.equal(await accepts("127.0.0.1", before), false);
   } finally {
     await t.stop();
   }
