@@ -148,9 +148,9 @@ function config(o: EjabberdOptions): string {
 
 /**
  * Starts ejabberd in `o.dir`; waits until its HTTP API answers. The VM
- * sometimes quits while starting (about one start in 30 here, cause not
- * known: its log says nothing): then it is started once more, and the first
- * attempt's log is printed.
+ * sometimes quits while starting (seen about once in 30 starts here, cause
+ * not known yet): then it is started once more, and the first attempt's log
+ * is printed, to find the cause.
  */
 export async function startEjabberd(o: EjabberdOptions): Promise<Ejabberd> {
   try {
