@@ -54,6 +54,9 @@ export interface CapsExports {
   featuresOfJid(jid: string, c: Stanza): Promise<ReadonlySet<string> | undefined>;
 }
 
+/** Questions to remote JIDs (not this server's sessions) waiting at once. */
+const MAX_REMOTE_QUERIES = 100;
+
 /** An answer listing more features, or longer ones, than this is not cached (memory). */
 const MAX_CACHED_FEATURES = 1000;
 const MAX_CACHED_CHARS = 8 * 1024;
@@ -248,12 +251,23 @@ export default function caps(module: Module) {
     }).catch(module.logError);
   }
 
-  // A JID with no session here (a remote contact's resource): asked from the host.
-  module.exports.featuresOfJid = ((jid: string, c: Stanza) => {
+  // A JID with no session here (a remote contact's resource): asked from the host, a
+  // bounded number of such questions at once (what remote servers can make us wait on).
+  let remoteQueries = 0;
+  module.exports.featuresOfJid = (async (jid: string, c: Stanza) => {
     const node = c.attrs.node;
     const ver = c.attrs.ver;
-    if (!node || !ver) return Promise.resolve(undefined);
-    return resolve(jid, node, ver, c.attrs.hash?.toLowerCase(), () => true);
+    if (!node || !ver) return undefined;
+    const hash = c.attrs.hash?.toLowerCase();
+    const hit = hash !== undefined && supportedHash(hash) ? cacheGet(`${hash} ${ver}`) : undefined;
+    if (hit) return hit;
+    if (remoteQueries >= MAX_REMOTE_QUERIES) return undefined;
+    remoteQueries++;
+    try {
+      return await resolve(jid, node, ver, hash, () => true);
+    } finally {
+      remoteQueries--;
+    }
   }) satisfies CapsExports["featuresOfJid"];
 
   // The user's own (undirected) presence, before presence broadcasts it.

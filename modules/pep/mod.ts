@@ -75,6 +75,10 @@ type Caps = {
   featuresOfJid(jid: string, c: Stanza): Promise<ReadonlySet<string> | undefined>;
 };
 
+/** Remote contacts' resources kept per contact, and per user, for notifications. */
+const MAX_REMOTE_RESOURCES_PER_CONTACT = 10;
+const MAX_REMOTE_RESOURCES_PER_USER = 1000;
+
 /** Who gets a notification: a session of this server, or a remote full JID. */
 type Recipient = Session | string;
 
@@ -667,9 +671,17 @@ export default async function pep(module: Module) {
       else latest.delete(key);
     }
     if (!features) return;
-    const before = remote.get(to_user)?.get(from!);
-    if (!remote.has(to_user)) remote.set(to_user, new Map());
-    remote.get(to_user)!.set(from!, features);
+    let mine = remote.get(to_user);
+    const before = mine?.get(from!);
+    if (!mine) remote.set(to_user, mine = new Map());
+    if (!before) {
+      // Bounded: a few resources per contact (the oldest goes), and so many per user.
+      const contact = bare(from!);
+      const same = [...mine.keys()].filter((k) => bare(k) === contact);
+      if (same.length >= MAX_REMOTE_RESOURCES_PER_CONTACT) mine.delete(same[0]);
+      if (mine.size >= MAX_REMOTE_RESOURCES_PER_USER) return;
+    }
+    mine.set(from!, features);
     if (before !== features) await sendLastItems(to_user, from!, features);
   }
   for (const kind of ["presence/bare", "presence/full"]) {

@@ -105,12 +105,17 @@ export default function s2s(module: Module) {
     if (listening === JSON.stringify(w)) return;
     for (const l of listeners.splice(0)) l.close(); // (a reload changed them)
     listening = JSON.stringify(w);
-    // (the certificates of direct TLS: the first host's, or the one the peer names)
-    if (w.directTls.length > 0) {
-      for (const host of module.localHosts()) await module.loadTls(host);
+    try {
+      // (the certificates of direct TLS: the first host's, or the one the peer names)
+      if (w.directTls.length > 0) {
+        for (const host of module.localHosts()) await module.loadTls(host);
+      }
+      await listen(w.interfaces, w.ports, false);
+      await listen(w.interfaces, w.directTls, true);
+    } catch (e) {
+      listening = undefined; // (the next reload tries again)
+      throw e;
     }
-    await listen(w.interfaces, w.ports, false);
-    await listen(w.interfaces, w.directTls, true);
   };
   // At start-up a port that cannot be had stops the start; loaded later (a reload), it opens then.
   module.hookGlobal("server-started", openListeners);
@@ -150,7 +155,8 @@ export default function s2s(module: Module) {
       conn.close();
     }
   };
-  module.hookGlobal("server-stopping", () => stop("system-shutdown"));
+  // After c2s (-100) has told remote contacts its users went offline, over the routes still open.
+  module.hookGlobal("server-stopping", () => stop("system-shutdown"), -200);
   stopActive = () => stop("reset");
 }
 
@@ -200,8 +206,9 @@ function routeRemote(
 ) {
   const from = stanza.attrs.from === undefined ? from_host : prep(stanza.attrs.from);
   if (from !== undefined && sendRemote(hostOf(from), to_host, stanza)) return true;
+  // (no error for presence, nor for errors and results: as when a route fails)
   const type = stanza.attrs.type;
-  if (type !== "error" && type !== "result") {
+  if (type !== "error" && type !== "result" && stanza.name !== "presence") {
     origin.send(stanza.errorReply("wait", "resource-constraint", "Cannot send to that server now"));
   }
   return true;

@@ -29,6 +29,7 @@ import { resolveServer, type Target } from "../../core/net/srv.ts";
 import { StreamParser } from "../../core/xml/parser.ts";
 import { type ErrorType, escapeAttr, escapeText, type Stanza } from "../../core/xml/stanza.ts";
 import { unrefTimeout } from "../../core/timers.ts";
+import { bare } from "../../core/jid.ts";
 import { DIALBACK_NS, dialbackKey } from "./dialback.ts";
 import {
   ALPN,
@@ -53,6 +54,16 @@ const MAX_QUEUED_BYTES = 32 << 20;
 const MAX_ROUTES = 1000;
 /** How long a failed remote server is not tried again (stanzas for it bounce at once). */
 const RETRY_AFTER_MS = 60_000;
+/**
+ * Routes being set up only to check another server's dialback key, and the
+ * checks waiting at once (what unauthenticated streams can make us do); and
+ * the routes being set up for one local user's stanzas (a login's presence
+ * to contacts on many servers included). The rest of the 1,000 stays for
+ * everyone else.
+ */
+const MAX_VERIFY_ROUTES = 100;
+const MAX_PENDING_VERIFIES = 256;
+const MAX_SETUPS_PER_SENDER = 100;
 
 /** An outgoing stream to one remote domain, for one local domain. */
 interface Route {
@@ -70,6 +81,12 @@ interface Route {
   /** Dialback verifications waiting to be sent once the stream is open, and their answers. */
   verifies: Map<string, { key: string; resolve: (valid: boolean) => void }>;
   lastUsed: number;
+  /** Opened to check a dialback key, with no stanza of ours waiting. */
+  verifyOnly: boolean;
+  /** The local user whose stanza opened it (while it is set up). */
+  starter?: string;
+  /** Ends the setup if it takes longer than s2s_connect_timeout (DNS and connecting included). */
+  setupTimer?: number;
   /** How we authenticated, once we did; what we made of the peer's certificate. */
   auth?: "SASL EXTERNAL" | "dialback";
   certificate?: string;
@@ -110,12 +127,26 @@ export function outgoingRoutes(
   /** Stanzas a broken stream gave back, sent again once. */
   const retried = new WeakSet<Stanza>();
   let stopping = false;
+  /** Key checks waiting for an answer, on all routes. */
+  let pendingVerifies = 0;
 
-  function routeFor(local: string, remote: string): Route | undefined {
+  /** The route for a pair, made if there is room: `starter` is the local user it is made for. */
+  function routeFor(local: string, remote: string, starter?: string): Route | undefined {
     const key = `${local}|${remote}`;
     let r = routes.get(key);
     if (!r || r.state === "closed") {
-      if (routes.size >= MAX_ROUTES) return undefined;
+      if (routes.size >= MAX_ROUTES || stopping) return undefined;
+      let settingUp = 0, verifying = 0;
+      for (const o of routes.values()) {
+        if (o.state === "ready" || o.state === "closed") continue;
+        if (o.verifyOnly) verifying++;
+        if (starter !== undefined && o.starter === starter) settingUp++;
+      }
+      if (
+        starter === undefined ? verifying >= MAX_VERIFY_ROUTES : settingUp >= MAX_SETUPS_PER_SENDER
+      ) {
+        return undefined;
+      }
       r = {
         local,
         remote,
@@ -125,6 +156,8 @@ export function outgoingRoutes(
         queueBytes: 0,
         verifies: new Map(),
         lastUsed: Date.now(),
+        verifyOnly: starter === undefined,
+        starter: starter || undefined,
       };
       routes.set(key, r);
     }
@@ -135,6 +168,11 @@ export function outgoingRoutes(
   function start(r: Route) {
     if (r.started) return;
     r.started = true;
+    r.setupTimer = unrefTimeout(() => {
+      if (r.state !== "ready") {
+        fail(r, "remote-server-timeout", `${r.remote} did not answer and authenticate in time`);
+      }
+    }, ctx.setupTimeoutMs);
     open(r).catch((e) => fail(r, "remote-server-not-found", String(e?.message ?? e)));
   }
 
@@ -149,7 +187,9 @@ export function outgoingRoutes(
       if (type === "error" || type === "result" || stanza.name === "presence") return true;
     }
     recentlyFailed.delete(`${local}|${remote}`);
-    const r = routeFor(local, remote);
+    // (a user's stanza counts against the user; the server's own, like a probe's answer, not)
+    const from = stanza.attrs.from ?? "";
+    const r = routeFor(local, remote, from.includes("@") ? bare(from) : "");
     if (!r) return false;
     r.lastUsed = Date.now();
     if (r.state === "ready") return r.conn!.write(stanza.toString(), stanza);
@@ -161,6 +201,7 @@ export function outgoingRoutes(
     r.queue.push(stanza);
     r.queueBytes += bytes;
     queuedBytes += bytes;
+    r.verifyOnly = false;
     start(r);
     return true;
   }
@@ -169,6 +210,7 @@ export function outgoingRoutes(
     const targets = await resolveServer(r.remote, { nameServer: opts.nameServer });
     let socket: Socket | undefined, target: Target | undefined;
     for (const t of targets) {
+      if (r.state === "closed") return; // (timed out, or the server is stopping)
       socket = await tryConnect(t.address, t.port).catch((e) => {
         log.debug("s2s to {remote}: {where} failed: {error}", {
           remote: r.remote,
@@ -190,11 +232,6 @@ export function outgoingRoutes(
     r.conn = conn;
     /** What the last <stream:features/> offered, and what we tried. */
     let starttlsSent = false, saslTried = false, saslDone = false, dialbackOffered = false;
-    const timer = unrefTimeout(() => {
-      if (r.state !== "ready") {
-        fail(r, "remote-server-timeout", `${r.remote} did not authenticate in time`);
-      }
-    }, ctx.setupTimeoutMs);
     const restart = () => {
       if (r.state !== "closed") {
         conn.write(streamHeader({ from: r.local, to: r.remote, version: "1.0" }));
@@ -223,15 +260,19 @@ export function outgoingRoutes(
       if (r.certificate !== "valid" && ctx.secureAuthFor(r.local, r.remote)) {
         return fail(r, "remote-server-not-found", `The certificate of ${r.remote} is not valid`);
       }
-      clearTimeout(timer);
+      clearTimeout(r.setupTimer);
       r.state = "ready";
+      r.starter = undefined;
       r.auth = how;
       log.info("s2s route {local} → {remote} authenticated ({how})", {
         local: r.local,
         remote: r.remote,
         how,
       });
-      for (const s of takeQueue(r)) conn.write(s.toString(), s);
+      const queued = takeQueue(r);
+      // (a flush past the send buffer drops the stream: what was not written goes on below)
+      const unwritten = queued.findIndex((s) => !conn.write(s.toString(), s));
+      if (unwritten >= 0) resendOrBounce(r, queued.slice(unwritten));
     };
     const dialback = () => {
       r.state = "open";
@@ -363,20 +404,15 @@ export function outgoingRoutes(
     // (Nothing is read once the route is closed: what the peer still says is of no use.)
     conn.onData = (chunk) => r.state === "closed" || r.conn !== conn || parser.feed(chunk);
     conn.onClose = (unsent) => {
-      clearTimeout(timer);
       // Gone before it was ready (TLS failed, the peer hung up): the senders learn it.
       if (r.state !== "ready" && r.state !== "closed") {
         fail(r, "remote-server-not-found", `The connection to ${r.remote} closed during setup`);
       } else close(r);
-      // What never left (the stream broke, or the peer stopped reading): once more on a
-      // new route, then back to the sender.
-      for (const s of unsent as Stanza[]) {
-        if (!stopping && !retried.has(s)) {
-          retried.add(s);
-          if (send(r.local, r.remote, s)) continue;
-        }
-        bounce(s, "wait", "remote-server-timeout", `The stream to ${r.remote} broke`);
-      }
+      resendOrBounce(r, unsent as Stanza[]);
+    };
+    conn.onError = (e) => {
+      log.error("s2s stream to {remote}: {error}", { remote: r.remote, error: e });
+      close(r);
     };
     // A peer that does not read: no point waiting for it to take the end of the stream.
     conn.onOverflow = () => {
@@ -409,18 +445,25 @@ export function outgoingRoutes(
   }
 
   function verify(local: string, remote: string, id: string, key: string): Promise<boolean> {
+    // A server that failed lately, too many checks at once, or the same one twice: no.
+    const failed = recentlyFailed.get(`${local}|${remote}`);
+    if (failed && failed.until > Date.now()) return Promise.resolve(false);
+    if (pendingVerifies >= MAX_PENDING_VERIFIES) return Promise.resolve(false);
     const r = routeFor(local, remote);
-    if (!r) return Promise.resolve(false);
+    if (!r || r.verifies.has(id)) return Promise.resolve(false);
     r.lastUsed = Date.now(); // (a route used for verifications is not idle)
+    pendingVerifies++;
     return new Promise((resolve) => {
       const timer = unrefTimeout(() => {
         r.verifies.delete(id);
+        pendingVerifies--;
         resolve(false);
       }, ctx.setupTimeoutMs);
       r.verifies.set(id, {
         key,
         resolve: (ok) => {
           clearTimeout(timer);
+          pendingVerifies--;
           resolve(ok);
         },
       });
@@ -433,7 +476,7 @@ export function outgoingRoutes(
   function fail(r: Route, condition: string, text: string) {
     // Remembered for this pair when stanzas were waiting (a route opened only to verify
     // another's key says nothing of what our users can send).
-    if (r.queue.length > 0 && recentlyFailed.size < MAX_ROUTES) {
+    if ((r.queue.length > 0 || r.verifyOnly) && recentlyFailed.size < MAX_ROUTES) {
       recentlyFailed.set(`${r.local}|${r.remote}`, {
         until: Date.now() + RETRY_AFTER_MS,
         why: text,
@@ -447,6 +490,20 @@ export function outgoingRoutes(
     const queued = takeQueue(r);
     close(r);
     for (const s of queued) bounce(s, "cancel", condition, text);
+  }
+
+  /**
+   * What a stream never wrote (it broke, or the peer stopped reading): once
+   * more on a new route, then back to the sender.
+   */
+  function resendOrBounce(r: Route, stanzas: Stanza[]) {
+    for (const s of stanzas) {
+      if (!stopping && !retried.has(s)) {
+        retried.add(s);
+        if (send(r.local, r.remote, s)) continue;
+      }
+      bounce(s, "wait", "remote-server-timeout", `The stream to ${r.remote} broke`);
+    }
   }
 
   /** Empties a route's queue. */
@@ -465,6 +522,7 @@ export function outgoingRoutes(
   function close(r: Route) {
     if (r.state === "closed") return;
     r.state = "closed";
+    clearTimeout(r.setupTimer);
     if (routes.get(`${r.local}|${r.remote}`) === r) routes.delete(`${r.local}|${r.remote}`);
     for (const v of r.verifies.values()) v.resolve(false);
     r.verifies.clear();
@@ -515,7 +573,7 @@ export function outgoingRoutes(
 function tryConnect(address: string, port: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const socket = connect({ host: address, port });
-    const timer = setTimeout(() => {
+    const timer = unrefTimeout(() => {
       socket.destroy();
       reject(new Error("connect timed out"));
     }, 10_000);
