@@ -13,7 +13,7 @@ export default function tls(module: Module) {
   const required = module.getOptionBoolean("c2s_require_encryption", true);
 
   module.hook("stream-features", ({ origin, features }) => {
-    if (origin.secure || origin.type !== "c2s_unauthed") return;
+    if (origin.secure || origin.type !== "c2s_unauthed" || !origin.conn.canStartTls) return;
     if (!module.tlsFor()) return;
     features.tag("starttls", { xmlns: TLS_NS });
     if (required) features.tag("required").up();
@@ -22,7 +22,7 @@ export default function tls(module: Module) {
 
   module.hookTag(TLS_NS, "starttls", (session) => {
     const tls = module.tlsFor();
-    if (session.secure || session.type !== "c2s_unauthed" || !tls) {
+    if (session.secure || session.type !== "c2s_unauthed" || !tls || !session.conn.canStartTls) {
       session.send(element("failure", { xmlns: TLS_NS }));
       session.close();
       return true;

@@ -48,6 +48,8 @@ export interface ConnectionOptions {
    * `send_timeout`); default 180 s.
    */
   sendTimeoutMs?: number;
+  /** The transport cannot be upgraded to TLS in place (a WebSocket): no STARTTLS. */
+  noStartTls?: boolean;
 }
 
 /**
@@ -94,6 +96,8 @@ export class Connection {
   /** The TCP socket underneath (the same as `socket` until TLS). */
   private raw: Socket;
   secure: boolean;
+  /** Whether STARTTLS can upgrade it (not over a WebSocket). */
+  readonly canStartTls: boolean;
   readonly ip: string;
   /** What per-address limits count by (the /64 for IPv6). */
   readonly ipGroup: string;
@@ -144,6 +148,7 @@ export class Connection {
     this.maxSendBuffer = opts.maxSendBuffer ?? 1 << 20;
     this.closeTimeoutMs = opts.closeTimeoutMs ?? 5000;
     this.sendTimeoutMs = opts.sendTimeoutMs ?? 180_000;
+    this.canStartTls = !opts.noStartTls;
     this.setRate(opts.rate);
     this.attach(socket);
   }

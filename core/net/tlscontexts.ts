@@ -19,6 +19,9 @@ export interface HostTls {
   context: SecureContext;
   /** tls-server-end-point channel-binding data (hash of our certificate). */
   endPoint: Uint8Array;
+  /** The certificate (with its chain) and key as PEM, for servers that take them so (HTTPS). */
+  certPem: string;
+  keyPem: string;
 }
 
 export class TlsContexts {
@@ -58,7 +61,7 @@ export class TlsContexts {
     const key = await Deno.readTextFile(keyPath);
     const context = createSecureContext({ cert, key });
     const endPoint = await tlsServerEndPoint(pemToDer(cert));
-    const tls = { context, endPoint };
+    const tls = { context, endPoint, certPem: cert, keyPem: key };
     this.loaded.set(host, tls);
     return tls;
   }

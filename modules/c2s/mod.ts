@@ -86,7 +86,16 @@ export default function c2s(module: Module) {
     unrefTimeout(() => socket.destroy(), 2000);
   }
 
-  function accept(socket: Socket, directTls: boolean) {
+  /**
+   * Serves a client connection: a TCP socket from our listeners, or another
+   * transport that looks like one (a WebSocket: `secure` when it came over
+   * HTTPS, `noStartTls` since it cannot be upgraded in place).
+   */
+  function accept(
+    socket: Socket,
+    directTls: boolean,
+    transport: { secure?: boolean; noStartTls?: boolean } = {},
+  ) {
     const ip = clientAddress(socket);
     if (sessions.size >= settings.maxConnections) {
       log.warn("refusing a connection from {ip}: {n} connections open (c2s_max_connections)", {
@@ -101,7 +110,10 @@ export default function c2s(module: Module) {
       return refuse(socket, "policy-violation", "Too many unauthenticated connections");
     }
     const { authedLimit, unauthedLimit, timeoutSec, unlimited } = settings;
-    const conn = new Connection(socket, false, settings.connection);
+    const conn = new Connection(socket, transport.secure ?? false, {
+      ...settings.connection,
+      noStartTls: transport.noStartTls,
+    });
     /** The session this connection serves; another one after a stream resumption. */
     let current: Session | undefined = new Session(conn, log);
     const first = current;
@@ -357,6 +369,11 @@ export default function c2s(module: Module) {
     await Promise.all(open);
   }, -100);
 
+  /** Serves a client connection that came another way (WebSocket). */
+  module.exports.accept = (
+    socket: Socket,
+    transport: { secure?: boolean; noStartTls?: boolean },
+  ) => accept(socket, false, transport);
   /** The addresses listened on, for tests and logs. */
   module.exports.addresses = () => listeners.addresses();
   module.exports.sessions = sessions;

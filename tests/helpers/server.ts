@@ -22,6 +22,8 @@ export interface TestServer {
   port: number;
   /** Direct TLS port (XEP-0368). */
   tlsPort: number;
+  /** HTTP port (WebSocket, BOSH, …), when the http module is loaded. */
+  httpPort: number;
   dataDir: string;
   /** Stops the server and removes its data (or keeps it, to start again on it). */
   stop(opts?: { keepData?: boolean }): Promise<void>;
@@ -54,13 +56,16 @@ export async function startTestServer(
   for (let attempt = 1;; attempt++) {
     const port = await freePort();
     const tlsPort = await freePort();
+    const httpPort = await freePort();
     const raw: Config = {
       virtual_hosts: { localhost: {} },
       interfaces: ["127.0.0.1"],
       c2s_ports: [port],
       c2s_direct_tls_ports: [tlsPort],
-      // Federation is on by default: a port of its own, not 5269 (tests run side by side).
+      // Federation and HTTP are on by default: ports of their own (tests run side by side).
       s2s_ports: [await freePort()],
+      http_ports: [httpPort],
+      https_ports: [],
       data_path: dataDir,
       ...options,
     } as Config;
@@ -78,16 +83,23 @@ export async function startTestServer(
       if (!existingDataDir) await Deno.remove(dataDir, { recursive: true });
       throw e;
     }
-    return running(server, port, tlsPort, dataDir);
+    return running(server, port, tlsPort, httpPort, dataDir);
   }
 }
 
-function running(server: Server, port: number, tlsPort: number, dataDir: string): TestServer {
+function running(
+  server: Server,
+  port: number,
+  tlsPort: number,
+  httpPort: number,
+  dataDir: string,
+): TestServer {
   let stopped = false;
   return {
     server,
     port,
     tlsPort,
+    httpPort,
     dataDir,
     async stop(opts = {}) {
       if (stopped) return; // a `finally` may stop a server stopped already

@@ -39,9 +39,11 @@ export async function connectXmpp(
   username: string,
   password: string,
   resource = "test",
+  /** Another service URL, e.g. "ws://127.0.0.1:5280/xmpp-websocket" (WebSocket). */
+  service = `xmpp://127.0.0.1:${port}`,
 ): Promise<TestXmpp> {
   const xmpp = client({
-    service: `xmpp://127.0.0.1:${port}`,
+    service,
     domain: "localhost",
     resource,
     username,

@@ -1,0 +1,247 @@
+/**
+ * The HTTP server every HTTP module shares (Prosody's net.http.server with
+ * mod_http): one set of listeners (`Deno.serve`), and a table of routes that
+ * modules add and remove. A route is a method and a path under a module's
+ * base path (`/xmpp-websocket`, `/http-bind`, …); the longest base path
+ * that matches wins.
+ *
+ * Each request gets:
+ * - its client's address: the socket's, or — when the socket's is one of
+ *   `trusted_proxies` — the last untrusted one of `X-Forwarded-For`, and
+ *   whether it came over HTTPS (`X-Forwarded-Proto` from a trusted proxy);
+ * - a `413` when it announces a body larger than the limit, `404` or `405`
+ *   when nothing serves it, `500` (logged) when its handler throws;
+ * - CORS headers and preflight answers when its route asks for them.
+ *
+ * @example
+ * ```ts
+ * const http = new HttpServer({ log, trustedProxies: ["127.0.0.1"], maxBody: 10 << 20 });
+ * http.add({ base: "/hello", routes: { "GET /": () => new Response("hi") } });
+ * await http.listen({ port: 5280, hostname: "127.0.0.1" });
+ * ```
+ * @module
+ */
+import type { Logger } from "../log.ts";
+
+/** What a handler is told of its request besides the Request itself. */
+export interface RequestInfo {
+  /** The client's address (after trusted proxies). */
+  ip: string;
+  /** Whether the client used HTTPS (to us, or to a trusted proxy in front). */
+  secure: boolean;
+  /** The path below the route's base: "/" for the base itself. */
+  path: string;
+  /** The URL clients use to reach the server (`http_external_url`, else from the request). */
+  baseUrl: string;
+}
+
+export type HttpHandler = (request: Request, info: RequestInfo) => Response | Promise<Response>;
+
+/** Prosody's CORS settings for a route (a module's `cors` in `provides("http")`). */
+export interface CorsOptions {
+  enabled: boolean;
+  credentials?: boolean;
+  /** Origins allowed; "*" (the default) for any. */
+  origins?: string[];
+  headers?: string[];
+  methods?: string[];
+  maxAge?: number;
+}
+
+/** Routes under one base path: keys are "METHOD /sub/path", "/sub/path" (any method). */
+export interface HttpRouteSet {
+  base: string;
+  routes: Record<string, HttpHandler>;
+  cors?: CorsOptions;
+  /** Largest body this route set accepts (default: the server's). */
+  maxBody?: number;
+  /** For logs: which module serves it. */
+  owner?: string;
+}
+
+export interface HttpServerOptions {
+  log: Logger;
+  /** Addresses whose X-Forwarded-* headers are believed. */
+  trustedProxies: string[];
+  /** Largest request body announced by Content-Length, in bytes. */
+  maxBody: number;
+  /** `http_external_url`: how clients reach this server from outside. */
+  externalUrl?: string;
+}
+
+export class HttpServer {
+  private sets: HttpRouteSet[] = [];
+  private servers: Deno.HttpServer[] = [];
+
+  constructor(private opts: HttpServerOptions) {}
+
+  /** Adds a set of routes; throws if its base path is served already. */
+  add(set: HttpRouteSet): void {
+    const base = normaliseBase(set.base);
+    if (this.sets.some((s) => s.base === base)) {
+      throw new Error(`HTTP path ${base} is served already`);
+    }
+    this.sets.push({ ...set, base });
+    // Longest first: /a/b before /a.
+    this.sets.sort((a, b) => b.base.length - a.base.length);
+  }
+
+  /** Removes the routes under a base path. */
+  remove(base: string): void {
+    const b = normaliseBase(base);
+    this.sets = this.sets.filter((s) => s.base !== b);
+  }
+
+  /** The base paths served now. */
+  bases(): string[] {
+    return this.sets.map((s) => s.base);
+  }
+
+  /** Opens a listener (plain, or TLS with `cert`/`key`). */
+  listen(
+    where: { port: number; hostname?: string; cert?: string; key?: string },
+  ): Promise<Deno.NetAddr> {
+    return new Promise((resolve, reject) => {
+      try {
+        const server = Deno.serve({
+          port: where.port,
+          hostname: where.hostname,
+          ...(where.cert ? { cert: where.cert, key: where.key } : {}),
+          onListen: (addr) => resolve(addr as Deno.NetAddr),
+          onError: (e) => {
+            this.opts.log.error("HTTP handler failed: {error}", { error: e });
+            return new Response("Internal Server Error", { status: 500 });
+          },
+        }, (request, info) => this.handle(request, info, !!where.cert));
+        this.servers.push(server);
+      } catch (e) {
+        reject(
+          new Error(
+            `cannot listen for HTTP${where.cert ? "S" : ""} on ${
+              where.hostname ?? "*"
+            }:${where.port}: ${(e as Error).message}`,
+          ),
+        );
+      }
+    });
+  }
+
+  /** Closes every listener (requests in progress are cut short). */
+  async close(): Promise<void> {
+    const servers = this.servers.splice(0);
+    await Promise.all(servers.map((s) => s.shutdown().catch(() => {})));
+  }
+
+  /** Serves one request (exported for tests through `listen`). */
+  async handle(
+    request: Request,
+    conn: Deno.ServeHandlerInfo,
+    tls: boolean,
+  ): Promise<Response> {
+    const url = new URL(request.url);
+    const peer = (conn.remoteAddr as Deno.NetAddr).hostname;
+    const { ip, secure } = this.client(request, peer, tls);
+    const set = this.sets.find((s) =>
+      url.pathname === s.base || url.pathname.startsWith(s.base + "/") || s.base === "/"
+    );
+    const started = Date.now();
+    let response: Response;
+    try {
+      response = await this.dispatch(request, url, set, { ip, secure });
+    } catch (e) {
+      this.opts.log.error("HTTP {method} {path} failed: {error}", {
+        method: request.method,
+        path: url.pathname,
+        error: e,
+      });
+      response = new Response("Internal Server Error", { status: 500 });
+    }
+    this.opts.log.debug("HTTP {ip} {method} {path} {status} {ms} ms", {
+      ip,
+      method: request.method,
+      path: url.pathname,
+      status: response.status,
+      ms: Date.now() - started,
+    });
+    return response;
+  }
+
+  private async dispatch(
+    request: Request,
+    url: URL,
+    set: HttpRouteSet | undefined,
+    client: { ip: string; secure: boolean },
+  ): Promise<Response> {
+    if (!set) return text(404, "Not Found");
+    const path = set.base === "/" ? url.pathname : url.pathname.slice(set.base.length) || "/";
+    const cors = set.cors?.enabled ? corsHeaders(set.cors, request) : undefined;
+    if (request.method === "OPTIONS" && cors) {
+      return new Response(null, { status: 204, headers: cors });
+    }
+    const length = Number(request.headers.get("content-length") ?? "0");
+    if (!Number.isFinite(length) || length < 0) return text(400, "Bad Content-Length");
+    if (length > (set.maxBody ?? this.opts.maxBody)) return text(413, "Payload Too Large");
+    const handler = set.routes[`${request.method} ${path}`] ?? set.routes[path] ??
+      (request.method === "HEAD" ? set.routes[`GET ${path}`] : undefined);
+    if (!handler) {
+      const allowed = Object.keys(set.routes).some((k) => k.endsWith(` ${path}`));
+      return text(allowed ? 405 : 404, allowed ? "Method Not Allowed" : "Not Found");
+    }
+    const baseUrl = this.opts.externalUrl?.replace(/\/$/, "") ??
+      `${client.secure ? "https" : "http"}://${url.host}`;
+    const response = await handler(request, { ...client, path, baseUrl });
+    if (cors && response.status !== 101) {
+      for (const [k, v] of Object.entries(cors)) response.headers.set(k, v);
+    }
+    return response;
+  }
+
+  /** The client's address and scheme, through trusted proxies. */
+  private client(request: Request, peer: string, tls: boolean): { ip: string; secure: boolean } {
+    const trusted = this.opts.trustedProxies;
+    const normal = (a: string) => a.startsWith("::ffff:") && a.includes(".") ? a.slice(7) : a;
+    let ip = normal(peer);
+    if (!trusted.includes(ip)) return { ip, secure: tls };
+    let secure = tls;
+    const proto = request.headers.get("x-forwarded-proto");
+    if (proto) secure = proto.split(",")[0].trim().toLowerCase() === "https";
+    const forwarded = request.headers.get("x-forwarded-for");
+    if (forwarded) {
+      // The last address a trusted proxy did not add is the client's.
+      const hops = forwarded.split(",").map((h) => normal(h.trim())).filter((h) => h !== "");
+      for (let i = hops.length - 1; i >= 0; i--) {
+        ip = hops[i];
+        if (!trusted.includes(ip)) break;
+      }
+    }
+    return { ip, secure };
+  }
+}
+
+function normaliseBase(base: string): string {
+  const b = "/" + base.replace(/^\/+|\/+$/g, "");
+  return b;
+}
+
+function text(status: number, body: string): Response {
+  return new Response(body + "\n", { status, headers: { "content-type": "text/plain" } });
+}
+
+function corsHeaders(cors: CorsOptions, request: Request): Record<string, string> {
+  const origin = request.headers.get("origin");
+  const origins = cors.origins ?? ["*"];
+  const allow = origins.includes("*")
+    ? (cors.credentials && origin ? origin : "*")
+    : origin && origins.includes(origin)
+    ? origin
+    : "";
+  const h: Record<string, string> = {
+    "access-control-allow-methods": (cors.methods ?? ["GET", "POST", "OPTIONS"]).join(", "),
+    "access-control-allow-headers": (cors.headers ?? ["Content-Type"]).join(", "),
+    "access-control-max-age": String(cors.maxAge ?? 7200),
+  };
+  if (allow) h["access-control-allow-origin"] = allow;
+  if (cors.credentials) h["access-control-allow-credentials"] = "true";
+  if (allow !== "*") h["vary"] = "Origin";
+  return h;
+}
