@@ -132,6 +132,8 @@ export const DEFAULT_MODULES = [
   "mam",
   "lastactivity",
   "server_contact_info",
+  // Prosody 13 leaves websocket and bosh to the admin; Cadence has no reason to hide them.
+  "websocket",
 ];
 
 /**

@@ -46,6 +46,8 @@ Deno.test("errors thrown asynchronously by a module are logged and the server ke
         c2s_ports: [port],
         c2s_direct_tls_ports: [],
         s2s_ports: [await freePort()],
+        http_ports: [],
+        https_ports: [],
         data_path: dir,
         plugin_paths: [dir],
         modules_enabled: ["saslauth", "thrower", "ping"],

@@ -58,6 +58,8 @@ Deno.test("slixmpp logs in over STARTTLS with a user made by `register`", async 
   c2s_ports: [${port}],
   c2s_direct_tls_ports: [],
   s2s_ports: [${await freePort()}],
+  http_ports: [],
+  https_ports: [],
   data_path: ${JSON.stringify(dir + "/data")},
   log: "warn",
 };\n`,

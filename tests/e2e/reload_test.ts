@@ -43,6 +43,8 @@ Deno.test("SIGHUP: hosts, modules, options, certificates and the log file change
           interfaces: ["127.0.0.1"],
           c2s_direct_tls_ports: [],
           s2s_ports: [s2sPort],
+          http_ports: [],
+          https_ports: [],
           data_path: dir,
           log: { level: "info", file: log },
           ...options,

@@ -55,6 +55,8 @@ async function writeConfig(dir: string, options: Record<string, unknown>): Promi
         interfaces: ["127.0.0.1"],
         c2s_direct_tls_ports: [],
         s2s_ports: [await freePort()],
+        http_ports: [],
+        https_ports: [],
         data_path: dir,
         ...options,
       })

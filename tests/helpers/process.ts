@@ -39,6 +39,8 @@ export async function serverProcess(
     c2s_ports: [port],
     c2s_direct_tls_ports: [],
     s2s_ports: [await freePort()], // (not 5269: tests run side by side)
+    http_ports: [],
+    https_ports: [],
     data_path: dir,
     log: "warn",
     ...options,
