@@ -30,7 +30,7 @@ import { type CorsOptions, type HttpHandler, HttpServer } from "../core/http/ser
 export const meta = { scope: "global" };
 
 /** What `module.provides("http", …)` takes. */
-export interface HttpProvider {
+export type HttpProvider = {
   /** The name `http_paths` knows it by (default: the module's). */
   name?: string;
   default_path?: string;
@@ -39,7 +39,7 @@ export interface HttpProvider {
   cors?: CorsOptions;
   /** Largest request body, when not the server's. */
   max_content_size?: number;
-}
+};
 
 export default function http(module: Module) {
   const log = module.log;
@@ -76,6 +76,11 @@ export default function http(module: Module) {
     mounted.delete(item);
     server.remove(base);
   }
+  /** Where a provider (by its name) is served, if it is. */
+  module.exports.pathOf = (name: string): string | undefined => {
+    for (const [item, base] of mounted) if ((item.name ?? "") === name) return base;
+    return undefined;
+  };
   module.exports.mount = mount;
   module.exports.unmount = unmount;
   module.exports.server = server;

@@ -192,3 +192,34 @@ Deno.test("websocket: consider_websocket_secure lets a proxy's TLS count; otherw
     consider_websocket_secure: true,
   });
 });
+
+Deno.test("host_meta: XEP-0156 host-meta and host-meta.json announce the WebSocket URL, to any origin", async () => {
+  await withServer(async (t) => {
+    const base = `http://127.0.0.1:${t.httpPort}/.well-known`;
+    const xrd = await fetch(`${base}/host-meta`, { headers: { origin: "https://web.example" } });
+    assert.equal(xrd.headers.get("content-type"), "application/xrd+xml");
+    assert.equal(xrd.headers.get("access-control-allow-origin"), "*");
+    assert.match(
+      await xrd.text(),
+      new RegExp(
+        `<Link rel='urn:xmpp:alt-connections:websocket' href='ws://127.0.0.1:${t.httpPort}/xmpp-websocket'/>`,
+      ),
+    );
+    const jrd = await (await fetch(`${base}/host-meta.json`)).json();
+    assert.deepEqual(jrd, {
+      links: [{
+        rel: "urn:xmpp:alt-connections:websocket",
+        href: `ws://127.0.0.1:${t.httpPort}/xmpp-websocket`,
+      }],
+    });
+  }, { modules_enabled: [...OPTIONS.modules_enabled, "host_meta"] });
+  // Behind a proxy: the URL clients use, from http_external_url.
+  await withServer(async (t) => {
+    const jrd = await (await fetch(`http://127.0.0.1:${t.httpPort}/.well-known/host-meta.json`))
+      .json();
+    assert.equal(jrd.links[0].href, "wss://chat.example.com/xmpp-websocket");
+  }, {
+    modules_enabled: [...OPTIONS.modules_enabled, "host_meta"],
+    http_external_url: "https://chat.example.com/",
+  });
+});
