@@ -96,6 +96,21 @@ export default defineConfig({
   /** Client ports with TLS from the first byte (XEP-0368). Default: [5223]. */
   c2s_direct_tls_ports: [5223],
 
+  /**
+   * HTTP (WebSocket at /xmpp-websocket, host-meta, …): ports, HTTPS ports (the first host's
+   * certificate), interfaces (default: interfaces), the URL clients use behind a reverse proxy,
+   * proxies whose X-Forwarded-For/-Proto are believed, and the largest request body.
+   */
+  // http_ports: [5280],
+  // https_ports: [5281],
+  // http_interfaces: ["*"],
+  // http_external_url: "https://chat.example.com/",
+  // trusted_proxies: ["127.0.0.1", "::1"],
+  // http_max_content_size: 10 * 1024 * 1024,
+
+  /** A WebSocket behind a proxy that ends TLS counts as encrypted. Default: false. */
+  // consider_websocket_secure: false,
+
   /** Where external components (XEP-0114) connect, when one is configured. Default: [5347]. */
   // component_ports: [5347],
 
