@@ -674,6 +674,37 @@ export class Module {
     }).catch(this.logError);
   }
 
+  /**
+   * Keeps a network module's listeners where the configuration wants them:
+   * `open(w)` runs when the server starts (a port that cannot be had stops
+   * the start), at once if the module loads later, and again after each
+   * configuration reload that changes `wanted()` (after `close()`); a failed
+   * open is tried again by the next reload.
+   */
+  followListeners<W>(
+    wanted: () => W,
+    close: () => unknown,
+    open: (w: W) => Promise<void>,
+  ): void {
+    let current: string | undefined;
+    const update = async () => {
+      const w = wanted();
+      const key = JSON.stringify(w);
+      if (key === current) return;
+      await close();
+      current = key;
+      try {
+        await open(w);
+      } catch (e) {
+        current = undefined;
+        throw e;
+      }
+    };
+    this.hookGlobal("server-started", update);
+    this.onReady(update);
+    this.hookGlobal("config-reloaded", update);
+  }
+
   /** Prosody's deprecated alias of `onReady`. */
   once(fn: () => unknown): void {
     this.onReady(fn);

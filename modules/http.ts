@@ -104,50 +104,36 @@ export default function http(module: Module) {
       tlsPorts: module.getOptionArray<number>("https_ports", [5281]),
     };
   };
-  let listening: string | undefined;
-  const open = async () => {
-    const w = wanted();
-    if (listening === JSON.stringify(w)) return;
-    await server.close();
-    listening = JSON.stringify(w);
-    try {
-      for (const iface of w.interfaces) {
-        for (const port of w.ports) {
-          const addr = await server.listen({ port, hostname: host(iface) });
-          log.info("HTTP listening on {where}", { where: `${addr.hostname}:${addr.port}` });
-        }
+  module.followListeners(wanted, () => server.close(), async (w) => {
+    for (const iface of w.interfaces) {
+      for (const port of w.ports) {
+        const addr = await server.listen({ port, hostname: host(iface) });
+        log.info("HTTP listening on {where}", { where: `${addr.hostname}:${addr.port}` });
       }
-      if (w.tlsPorts.length === 0) return;
-      const first = module.localHosts()[0];
-      const tls = await module.loadTls(first);
-      for (const iface of w.tlsInterfaces) {
-        for (const port of w.tlsPorts) {
-          const addr = await server.listen({
-            port,
-            hostname: host(iface),
-            cert: tls.certPem,
-            key: tls.keyPem,
-          });
-          log.info("HTTPS listening on {where} ({host}'s certificate)", {
-            where: `${addr.hostname}:${addr.port}`,
-            host: first,
-          });
-        }
-      }
-    } catch (e) {
-      listening = undefined; // (the next reload tries again)
-      throw e;
     }
-  };
-  // At start-up a port that cannot be had stops the start; loaded later, it opens then.
-  module.hookGlobal("server-started", open);
-  module.onReady(open);
-  module.hookGlobal("config-reloaded", open);
+    if (w.tlsPorts.length === 0) return;
+    const first = module.localHosts()[0];
+    const tls = await module.loadTls(first);
+    for (const iface of w.tlsInterfaces) {
+      for (const port of w.tlsPorts) {
+        const addr = await server.listen({
+          port,
+          hostname: host(iface),
+          cert: tls.certPem,
+          key: tls.keyPem,
+        });
+        log.info("HTTPS listening on {where} ({host}'s certificate)", {
+          where: `${addr.hostname}:${addr.port}`,
+          host: first,
+        });
+      }
+    }
+  });
   module.hookGlobal("server-stopping", () => server.close(), -200);
   stopActive = () => server.close();
 }
 
-/** "*" is every address (IPv4 and IPv6). */
+/** "*" is every IPv4 address (IPv6 ones are listed by address, e.g. "::1"). */
 const host = (iface: string) => iface === "*" ? "0.0.0.0" : iface;
 
 let stopActive: (() => Promise<void>) | undefined;

@@ -99,28 +99,16 @@ export default function s2s(module: Module) {
     directTls: module.getOptionArray<number>("s2s_direct_tls_ports", []),
   });
   // Listeners open with the server (not when a command-line tool loads the modules).
-  let listening: string | undefined;
-  const openListeners = async () => {
-    const w = wanted();
-    if (listening === JSON.stringify(w)) return;
-    for (const l of listeners.splice(0)) l.close(); // (a reload changed them)
-    listening = JSON.stringify(w);
-    try {
-      // (the certificates of direct TLS: the first host's, or the one the peer names)
-      if (w.directTls.length > 0) {
-        for (const host of module.localHosts()) await module.loadTls(host);
-      }
-      await listen(w.interfaces, w.ports, false);
-      await listen(w.interfaces, w.directTls, true);
-    } catch (e) {
-      listening = undefined; // (the next reload tries again)
-      throw e;
+  module.followListeners(wanted, () => {
+    for (const l of listeners.splice(0)) l.close();
+  }, async (w) => {
+    // (the certificates of direct TLS: the first host's, or the one the peer names)
+    if (w.directTls.length > 0) {
+      for (const host of module.localHosts()) await module.loadTls(host);
     }
-  };
-  // At start-up a port that cannot be had stops the start; loaded later (a reload), it opens then.
-  module.hookGlobal("server-started", openListeners);
-  module.onReady(openListeners);
-  module.hookGlobal("config-reloaded", openListeners);
+    await listen(w.interfaces, w.ports, false);
+    await listen(w.interfaces, w.directTls, true);
+  });
 
   module.exports.sendRemote = routes.send;
   module.exports.policies = ctx.policies;
