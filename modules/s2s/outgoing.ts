@@ -179,20 +179,26 @@ export function outgoingRoutes(
   function send(local: string, remote: string, stanza: Stanza): boolean {
     // Only this server's domains send through it (never a relay for others').
     if (module.hostType(local) === undefined) return false;
+    const key = `${local}|${remote}`;
+    let r = routes.get(key);
+    // The usual case first: a route that is up, with nothing more to decide.
+    if (r?.state === "ready") {
+      r.lastUsed = Date.now();
+      return r.conn!.write(stanza.toString(), stanza);
+    }
     // A server that just failed is not tried again for presence (each broadcast would),
     // nor for errors and results; a message or an iq tries again, and bounces if it fails.
-    const failed = recentlyFailed.get(`${local}|${remote}`);
+    const failed = recentlyFailed.get(key);
     if (failed && failed.until > Date.now()) {
       const type = stanza.attrs.type;
       if (type === "error" || type === "result" || stanza.name === "presence") return true;
     }
-    recentlyFailed.delete(`${local}|${remote}`);
+    recentlyFailed.delete(key);
     // (a user's stanza counts against the user; the server's own, like a probe's answer, not)
     const from = stanza.attrs.from ?? "";
-    const r = routeFor(local, remote, from.includes("@") ? bare(from) : "");
+    r = routeFor(local, remote, from.includes("@") ? bare(from) : "");
     if (!r) return false;
     r.lastUsed = Date.now();
-    if (r.state === "ready") return r.conn!.write(stanza.toString(), stanza);
     const bytes = stanza.toString().length;
     if (
       r.queue.length >= MAX_QUEUE || r.queueBytes + bytes > MAX_QUEUE_BYTES ||
