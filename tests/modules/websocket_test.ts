@@ -223,3 +223,17 @@ Deno.test("host_meta: XEP-0156 host-meta and host-meta.json announce the WebSock
     http_external_url: "https://chat.example.com/",
   });
 });
+
+Deno.test("websocket: a frame that is not XML gets not-well-formed, then <close/>, then the WebSocket closes", async () => {
+  await withServer(async (t) => {
+    const c = await rawWs(t);
+    c.send(`<open xmlns='${FRAMING}' to='localhost' version='1.0'/>`);
+    await c.frame(/^<stream:features/);
+    c.send("<message><body>unclosed</message>");
+    const error = await c.frame(/^<stream:error/);
+    assert.match(error, /^<stream:error xmlns:stream="http:\/\/etherx.jabber.org\/streams">/);
+    assert.match(error, /<not-well-formed xmlns=['"]urn:ietf:params:xml:ns:xmpp-streams['"]\/>/);
+    await c.frame(/^<close xmlns="urn:ietf:params:xml:ns:xmpp-framing"\/>$/);
+    assert.ok(await c.until(() => c.closed() !== undefined));
+  });
+});
