@@ -132,7 +132,7 @@ export class HttpServer {
     await Promise.all(servers.map((s) => s.shutdown().catch(() => {})));
   }
 
-  /** Serves one request (exported for tests through `listen`). */
+  /** Serves one request: the route, its limits and CORS, a 500 if its handler throws. */
   async handle(
     request: Request,
     conn: Deno.ServeHandlerInfo,
@@ -218,9 +218,9 @@ export class HttpServer {
   }
 }
 
+/** "/a/b" whatever slashes it was written with ("a/b/", "//a/b"). */
 function normaliseBase(base: string): string {
-  const b = "/" + base.replace(/^\/+|\/+$/g, "");
-  return b;
+  return "/" + base.replace(/^\/+|\/+$/g, "");
 }
 
 function text(status: number, body: string): Response {
