@@ -32,6 +32,8 @@ import type { ArchiveStore, KeyValStore, MapStore } from "./storage/types.ts";
 import { type Stanza, StanzaError } from "./xml/stanza.ts";
 import { resolve } from "node:path";
 import { unrefTimeout } from "./timers.ts";
+import type { Metric, MetricFamily, MetricOptions, MetricType } from "./metrics.ts";
+import type { ServerStats, StanzaCounter } from "./stats.ts";
 
 /**
  * What a Module needs of the server, handed down by the composition root
@@ -61,6 +63,8 @@ export interface ModuleContext {
   readonly started: Promise<void>;
   /** When the server started serving (ms since the epoch). */
   readonly startTime: number;
+  /** The server's metrics. */
+  readonly stats: ServerStats;
   /** The origin of stanzas a host sends itself. */
   hostOrigin(host: string): Origin;
   logger(...category: string[]): Logger;
@@ -85,6 +89,8 @@ export interface EventMap {
   /** A stanza a connection never wrote out: deliver it as to an unavailable resource. */
   "delivery/failure": { session: Session; stanza: Stanza };
   "server-started": undefined;
+  /** Before each metrics collection: set gauges now. */
+  "stats-update": undefined;
   "server-stopping": { reason?: string };
   "host-activated": string;
   /** A host is no longer served (configuration reload): its streams end. */
@@ -152,6 +158,19 @@ export interface ModuleDefinition {
 
 type StoreType = "keyval" | "map" | "archive";
 
+/**
+ * A module's metric family (`module.metric()`): `with(...labelValues)` gives
+ * the metric for one label set (a host module's `host` label is filled in).
+ */
+export interface ModuleMetric {
+  /** The family's OpenMetrics name. */
+  readonly name: string;
+  with(...labelValues: string[]): Metric;
+}
+
+/** Prosody's legacy `module:measure()` types. */
+export type MeasureType = "amount" | "rate" | "counter" | "times" | "sizes" | "distribution";
+
 export class Module {
   loaded = true;
   readonly log: Logger;
@@ -167,6 +186,9 @@ export class Module {
   definition: ModuleDefinition | undefined;
   /** @internal */
   path = "";
+  /** @internal what else to undo on unload (metrics, reported connections) */
+  readonly cleanups: Array<() => void> = [];
+  private metricFamilies = new Set<MetricFamily>();
 
   constructor(
     readonly name: string,
@@ -630,6 +652,108 @@ export class Module {
   /** When the server started serving, in ms since the epoch. */
   get startTime(): number {
     return this.ctx.startTime;
+  }
+
+  // --- metrics ---------------------------------------------------------------
+
+  /**
+   * Declares an OpenMetrics family named `cadence_mod_<module>_<name>` (or
+   * returns it if declared already). On a host module a `host` label comes
+   * first and is filled in, so `with()` takes only the module's own labels.
+   * The module's metrics go when it unloads.
+   *
+   * @example
+   * ```ts
+   * const uploads = module.metric("counter", "uploads", { help: "Files", labels: ["type"] });
+   * const images = uploads.with("image"); // keep it
+   * images.add(1); // cadence_mod_upload_uploads_total{host="example.com",type="image"} 1
+   * ```
+   */
+  metric(type: MetricType, name: string, opts: MetricOptions = {}): ModuleMetric {
+    const own = opts.labels ?? [];
+    const family = this.ctx.stats.registry.family(type, `cadence_mod_${this.name}_${name}`, {
+      ...opts,
+      labels: this.global ? own : ["host", ...own],
+    });
+    if (!this.metricFamilies.has(family)) {
+      this.metricFamilies.add(family);
+      family.users++;
+      const registry = this.ctx.stats.registry;
+      this.cleanups.push(() => {
+        if (!this.global) family.removeWhere(0, this.host);
+        if (--family.users === 0) registry.remove(family.name);
+      });
+    }
+    if (this.global) return family;
+    const host = this.host;
+    let single: Metric | undefined;
+    return {
+      name: family.name,
+      with: (...values: string[]) =>
+        values.length === 0 ? single ??= family.with(host) : family.with(host, ...values),
+    };
+  }
+
+  /**
+   * Prosody's legacy `module:measure()`, on top of {@link metric}: `amount`
+   * is a gauge (`fn(value)`), `rate`/`counter` a counter (`fn(n = 1)`),
+   * `sizes`/`distribution` a histogram (`fn(value)`), `times` a histogram
+   * in seconds whose `fn()` starts a timing and returns the function that
+   * ends it.
+   *
+   * @example
+   * ```ts
+   * const timeIt = module.measure("lookup", "times");
+   * const done = timeIt();
+   * await lookup();
+   * done();
+   * ```
+   */
+  measure(name: string, type: "times"): () => () => void;
+  measure(name: string, type: Exclude<MeasureType, "times">): (value?: number) => void;
+  measure(name: string, type: MeasureType): unknown {
+    switch (type) {
+      case "amount": {
+        const m = this.metric("gauge", name).with();
+        return (v = 0) => m.set(v);
+      }
+      case "rate":
+      case "counter": {
+        const m = this.metric("counter", name).with();
+        return (n = 1) => m.add(n);
+      }
+      case "times": {
+        const m = this.metric("histogram", name, { unit: "seconds" }).with();
+        return () => {
+          const t0 = performance.now();
+          return () => m.sample((performance.now() - t0) / 1000);
+        };
+      }
+      default: {
+        const m = this.metric("histogram", name, {
+          buckets: [1, 10, 100, 1000, 10_000, 100_000, 1_000_000, 10_000_000],
+        }).with();
+        return (v = 0) => m.sample(v);
+      }
+    }
+  }
+
+  /**
+   * A network module reports how many connections of `type` it has open
+   * (`cadence_connections{type}`, read at each collection) until it unloads.
+   */
+  reportConnections(type: string, count: () => number): void {
+    this.cleanups.push(this.ctx.stats.reportConnections(type, count));
+  }
+
+  /** The server's stanza counters: received from connections, sent to clients. */
+  get stanzaCounters(): { received: StanzaCounter; sent: StanzaCounter } {
+    return { received: this.ctx.stats.received, sent: this.ctx.stats.sent };
+  }
+
+  /** Fires `stats-update`, then renders every metric in OpenMetrics text. */
+  collectMetrics(): Promise<string> {
+    return this.ctx.stats.collect();
   }
 
   // --- time ------------------------------------------------------------------

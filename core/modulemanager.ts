@@ -191,6 +191,13 @@ export class ModuleManager {
       for (const item of [...list]) module.removeItem(kind, item);
     }
     module.items.clear();
+    for (const fn of module.cleanups.splice(0)) {
+      try {
+        fn();
+      } catch (e) {
+        module.logError(e);
+      }
+    }
     module.loaded = false;
   }
 

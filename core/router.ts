@@ -24,6 +24,7 @@ import { type EventBus, isPromise } from "./events.ts";
 import { prep } from "./jid.ts";
 import { type ErrorType, type Stanza, StanzaError } from "./xml/stanza.ts";
 import type { Logger } from "./log.ts";
+import type { StanzaCounter } from "./stats.ts";
 
 /** Where a stanza comes from: a client session or a host itself (module.send). */
 export interface Origin {
@@ -64,6 +65,9 @@ const STAGE_SELF = 3;
 const STAGE_DONE = 4;
 
 export class Router {
+  /** Counts the stanzas sessions hand to {@link process} (metrics), if set. */
+  received: StanzaCounter | undefined;
+
   constructor(private hosts: RouterHosts, private log: Logger) {}
 
   /** Handles one element received from a session. */
@@ -84,6 +88,7 @@ export class Router {
     const attrs = stanza.attrs;
     const isStanza = attrs.xmlns === undefined &&
       (name === "message" || name === "presence" || name === "iq");
+    if (isStanza) this.received?.count(name);
     if (isStanza && origin.type === "c2s") {
       const type = attrs.type;
       if (type === "error" && stanza.children.length === 0) return; // nothing to act on

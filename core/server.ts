@@ -29,6 +29,7 @@ import { SessionManager } from "./sessionmanager.ts";
 import { RosterManager } from "./rostermanager.ts";
 import { StorageManager } from "./storage/manager.ts";
 import { TlsContexts } from "./net/tlscontexts.ts";
+import { ServerStats } from "./stats.ts";
 import { type AuthProvider, UserManager } from "./usermanager.ts";
 import type { Stanza } from "./xml/stanza.ts";
 
@@ -48,6 +49,8 @@ export class Server {
   readonly started: Promise<void>;
   /** When the process started serving, in ms since the epoch (uptime). */
   readonly startTime = Date.now();
+  /** This server's metrics (one registry per server). */
+  readonly stats: ServerStats;
   readonly log: Logger;
   private _storage: StorageManager | undefined;
   private markStarted!: () => void;
@@ -72,6 +75,12 @@ export class Server {
       option: (host, name) => this.config.get(host, name),
     });
     this.router = new Router(hosts, getLogger("router"));
+    this.stats = new ServerStats({
+      events: this.events,
+      sessions: this.sessions,
+      startTime: this.startTime,
+    });
+    this.router.received = this.stats.received;
     this.tls = new TlsContexts(config);
     this.rosters = new RosterManager({
       store: (host) => this.storage.open(host, "roster", "keyval"),
@@ -105,6 +114,7 @@ export class Server {
       sharedState: this.sharedState,
       started: this.started,
       startTime: this.startTime,
+      stats: this.stats,
       hostOrigin: (host) => this.hostOrigin(host),
       logger: (...category) => getLogger(...category),
     };
@@ -157,6 +167,7 @@ export class Server {
       storage: c.global("storage") as string | Record<string, string> | undefined,
       defaultStorage: c.global("default_storage") as string | undefined,
       archiveItemLimit: c.global("storage_archive_item_limit") as number | undefined,
+      timing: this.stats.storage,
     });
     for (const name of c.hosts) await this.activateHost(name, "local");
     for (const name of c.components) await this.activateHost(name, "component");
@@ -250,6 +261,7 @@ export class Server {
     for (const host of [...this.hosts.names()]) await this.modules.unloadAll(host);
     await this.modules.unloadGlobals();
     this._storage?.close();
+    this.stats.stop();
     this.state = "stopped";
   }
 }

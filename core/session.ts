@@ -18,6 +18,7 @@
 import type { Connection } from "./net/connection.ts";
 import type { Logger } from "./log.ts";
 import { isPromise } from "./events.ts";
+import type { StanzaCounter } from "./stats.ts";
 import { type Stanza, streamErrorXml } from "./xml/stanza.ts";
 
 export type SessionType = "c2s_unauthed" | "c2s_unbound" | "c2s" | "c2s_destroyed";
@@ -100,6 +101,9 @@ export class Session {
    */
   onConnectionLost: (() => boolean) | undefined = undefined;
 
+  /** Counts the stanzas sent to this client (metrics); set by the c2s module. */
+  sentCounter: StanzaCounter | undefined = undefined;
+
   /** Handles one incoming element; set by the c2s module. */
   process: (stanza: Stanza) => unknown = () => undefined;
   /** Starts a new stream on the same connection (after STARTTLS and SASL); set by c2s. */
@@ -161,6 +165,7 @@ export class Session {
   send(stanza: Stanza | string, xml?: string): boolean {
     if (this.destroyed) return false;
     if (typeof stanza === "string") return this.conn.write(stanza);
+    this.sentCounter?.count(stanza.name);
     xml ??= stanza.toString();
     if (this.hold?.(stanza, xml)) return true;
     return this.deliver(stanza, xml);

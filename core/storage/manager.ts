@@ -20,6 +20,8 @@
 import { MemoryDriver } from "./memory.ts";
 import { SqliteDriver } from "./sqlite.ts";
 import type { ArchiveStore, KeyValStore, MapStore, StorageDriver, StoreType } from "./types.ts";
+import type { MetricFamily } from "../metrics.ts";
+import { isPromise } from "../events.ts";
 
 /** The driver names the `storage` and `default_storage` options accept. */
 export const DRIVER_NAMES = ["sqlite", "internal", "memory"] as const;
@@ -41,6 +43,11 @@ export interface StorageOptions {
   defaultStorage?: string;
   /** Prosody's `storage_archive_item_limit`: most items per user's archive (default: no limit). */
   archiveItemLimit?: number;
+  /**
+   * A histogram with labels (driver, store_type, op): each store operation's
+   * duration in seconds is sampled into it.
+   */
+  timing?: MetricFamily;
 }
 
 /**
@@ -59,9 +66,11 @@ export class StorageManager {
   private drivers = new Map<string, StorageDriver>();
   private storage: string | Record<string, string> | undefined;
   private defaultStorage: string;
+  private timing: MetricFamily | undefined;
 
   constructor(opts: StorageOptions) {
     this.storage = opts.storage;
+    this.timing = opts.timing;
     this.defaultStorage = checkName("default_storage", opts.defaultStorage ?? "sqlite");
     const names = new Set<string>();
     if (typeof opts.storage === "string") {
@@ -109,9 +118,11 @@ export class StorageManager {
   open(host: string, store: string, type: "archive"): ArchiveStore;
   open(host: string, store: string, type: StoreType): KeyValStore | MapStore | ArchiveStore;
   open(host: string, store: string, type: StoreType = "keyval") {
-    const driver = this.drivers.get(this.driverFor(store));
+    const name = this.driverFor(store);
+    const driver = this.drivers.get(name);
     if (!driver) throw new Error("storage is closed");
-    return driver.open(host, store, type);
+    const opened = driver.open(host, store, type);
+    return this.timing ? timed(opened, this.timing, name, type) : opened;
   }
 
   /**
@@ -131,6 +142,40 @@ export class StorageManager {
     for (const driver of this.drivers.values()) driver.close();
     this.drivers.clear();
   }
+}
+
+/**
+ * The store, with each method call's duration (until its promise settles)
+ * sampled into `timing{driver, store_type, op}`; one metric per method, made
+ * on its first call.
+ */
+function timed<T extends object>(
+  store: T,
+  timing: MetricFamily,
+  driver: string,
+  type: StoreType,
+): T {
+  const wrapped = new Map<PropertyKey, unknown>();
+  return new Proxy(store, {
+    get(target, prop) {
+      const v = Reflect.get(target, prop, target);
+      if (typeof v !== "function" || typeof prop !== "string") return v;
+      let w = wrapped.get(prop);
+      if (!w) {
+        const metric = timing.with(driver, type, prop);
+        w = (...args: unknown[]) => {
+          const t0 = performance.now();
+          const r = v.apply(target, args);
+          const done = () => metric.sample((performance.now() - t0) / 1000);
+          if (isPromise(r)) return Promise.resolve(r).finally(done);
+          done();
+          return r;
+        };
+        wrapped.set(prop, w);
+      }
+      return w;
+    },
+  });
 }
 
 /** Prosody's `internal` names Cadence's built-in persistent store, which is SQLite. */
