@@ -82,6 +82,11 @@ export default async function component(module: Module) {
     },
   };
   module.exports.registry = registry;
+  module.reportConnections("component", () => {
+    let n = 0;
+    for (const h of hosts.values()) if (h.session) n++;
+    return n;
+  });
 
   const ports = module.getOption<number[]>("component_ports", [5347]);
   const mine: Listener[] = [];
@@ -223,6 +228,7 @@ export default async function component(module: Module) {
     if (to === undefined) return refuse("modify", "jid-malformed", "Invalid 'to' address");
     el.attrs.from = from;
     el.attrs.to = to;
+    module.stanzaCounters.received.count(el.name);
     h.module.send(el, session);
   }
 

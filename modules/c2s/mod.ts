@@ -59,6 +59,17 @@ export default function c2s(module: Module) {
   const unauthed = new Map<string, number>();
   /** The connection serving each session (another one after a stream resumption). */
   const connections = new WeakMap<Session, { release(): void }>();
+  /** Connections that came another way (a WebSocket), by transport name, for metrics. */
+  const transports = new WeakMap<Connection, string>();
+  const sent = module.stanzaCounters.sent;
+  /** Open connections of a transport ("c2s" for TCP), counted when metrics are collected. */
+  const countOf = (name: string) => () => {
+    let n = 0;
+    for (const s of sessions) if ((transports.get(s.conn) ?? "c2s") === name) n++;
+    return n;
+  };
+  module.reportConnections("c2s", countOf("c2s"));
+  module.reportConnections("websocket", countOf("websocket"));
 
   function countUnauthed(ip: string, delta: number) {
     const n = (unauthed.get(ip) ?? 0) + delta;
@@ -94,7 +105,7 @@ export default function c2s(module: Module) {
   function accept(
     socket: Socket,
     directTls: boolean,
-    transport: { secure?: boolean; noStartTls?: boolean } = {},
+    transport: { secure?: boolean; noStartTls?: boolean; name?: string } = {},
   ) {
     const ip = clientAddress(socket);
     if (sessions.size >= settings.maxConnections) {
@@ -114,6 +125,7 @@ export default function c2s(module: Module) {
       ...settings.connection,
       noStartTls: transport.noStartTls,
     });
+    if (transport.name) transports.set(conn, transport.name);
     /** The session this connection serves; another one after a stream resumption. */
     let current: Session | undefined = new Session(conn, log);
     const first = current;
@@ -188,6 +200,7 @@ export default function c2s(module: Module) {
     /** Sets up a session to be served by this connection. */
     const serve = (session: Session) => {
       session.closeTimeoutMs = settings.connection.closeTimeoutMs;
+      session.sentCounter = sent;
       session.process = (stanza) => module.processStanza(session, stanza);
       // A connection counts against its address until it has bound a resource.
       session.onBound = established;
@@ -372,7 +385,7 @@ export default function c2s(module: Module) {
   /** Serves a client connection that came another way (WebSocket). */
   module.exports.accept = (
     socket: Socket,
-    transport: { secure?: boolean; noStartTls?: boolean },
+    transport: { secure?: boolean; noStartTls?: boolean; name?: string },
   ) => accept(socket, false, transport);
   /** The addresses listened on, for tests and logs. */
   module.exports.addresses = () => listeners.addresses();

@@ -66,6 +66,7 @@ export function acceptStream(
   directTls = false,
 ): void {
   const { module, log } = ctx;
+  const received = module.stanzaCounters.received;
   const conn = new Connection(socket, false, { rate: deps.rate, ...ctx.output });
   let id = randomUUID();
   /** Authenticated "remote|local" pairs, and how. */
@@ -205,6 +206,7 @@ export function acceptStream(
         }
         return end("not-authorized", "Authenticate first");
       }
+      received.count(el.name);
       module.send(el, originFor(toHost));
     },
     streamClose() {

@@ -110,6 +110,12 @@ export default function s2s(module: Module) {
     await listen(w.interfaces, w.directTls, true);
   });
 
+  module.reportConnections("s2sin", () => deps.streams.size);
+  module.reportConnections("s2sout", () => {
+    let n = 0;
+    for (const r of routes.list()) if (r.state !== "closed") n++;
+    return n;
+  });
   module.exports.sendRemote = routes.send;
   module.exports.policies = ctx.policies;
   /** The s2s connections now, as Prosody's `s2s:show()`: routes out, and pairs in with how each authenticated. */

@@ -31,6 +31,7 @@ import {
 } from "../../core/sasl/mechanisms.ts";
 import type { KeyedThrottle } from "../../core/throttle.ts";
 import { isPromise } from "../../core/events.ts";
+import type { Metric } from "../../core/metrics.ts";
 
 const MAX_FAILURES = 3;
 const MAX_ATTEMPTS = 5;
@@ -76,7 +77,18 @@ export interface ExchangeOptions {
 }
 
 export class SaslExchange {
-  constructor(private module: Module, private opts: ExchangeOptions) {}
+  /** `cadence_mod_saslauth_authentications_total{host, result}`. */
+  private succeeded: Metric;
+  private failed: Metric;
+
+  constructor(private module: Module, private opts: ExchangeOptions) {
+    const m = module.metric("counter", "authentications", {
+      help: "SASL authentications that succeeded, and that failed (wrong or refused credentials)",
+      labels: ["result"],
+    });
+    this.succeeded = m.with("success");
+    this.failed = m.with("failure");
+  }
 
   /**
    * The host's auth provider, with usernames nodeprepped before lookups;
@@ -154,6 +166,7 @@ export class SaslExchange {
     }
     if (!this.opts.failures.allowed(session.ipGroup)) {
       // This address failed too often lately: no password is checked for now.
+      this.failed.add();
       this.logFailure(
         session,
         name,
@@ -214,6 +227,7 @@ export class SaslExchange {
     }
     const mechanism = this.state(session).mechanism?.name ?? "?";
     if (step.status === "failure") {
+      this.failed.add();
       if (step.condition === "not-authorized") {
         this.opts.failures.take(session.ipGroup);
         this.logFailure(session, mechanism, step.condition, step.username);
@@ -230,11 +244,13 @@ export class SaslExchange {
     this.state(session).mechanism = undefined;
     const refused = this.module.authenticate(session, step.username);
     if (refused !== true) {
+      this.failed.add();
       this.logFailure(session, mechanism, "temporary-auth-failure", step.username);
       this.fail(session, wire, "temporary-auth-failure", refused);
       return undefined;
     }
     session.sasl_handler = undefined;
+    this.succeeded.add();
     this.module.log.info("authenticated {user}@{host}", {
       user: session.username,
       host: this.module.host,

@@ -21,7 +21,10 @@ import { WebSocketSocket } from "./socket.ts";
 
 export const meta = { scope: "global" };
 
-type Accept = (socket: Socket, transport: { secure?: boolean; noStartTls?: boolean }) => void;
+type Accept = (
+  socket: Socket,
+  transport: { secure?: boolean; noStartTls?: boolean; name?: string },
+) => void;
 
 export default async function websocket(module: Module) {
   await module.depends("http");
@@ -55,6 +58,7 @@ export default async function websocket(module: Module) {
       c2s.accept(socket as unknown as Socket, {
         secure: info.secure || considerSecure,
         noStartTls: true,
+        name: "websocket",
       });
     };
     return response;
