@@ -229,24 +229,29 @@ export default async function httpFileShare(module: Module) {
     return q;
   }
 
-  module.hook("iq/host", (event: StanzaEvent) => {
-    const { origin, stanza } = event;
-    const type = stanza.attrs.type;
-    if (type !== "get" && type !== "set") return true;
+  /** The answer to an iq get/set to the service. */
+  function answer(stanza: Stanza): Stanza | Promise<Stanza> {
     const child = stanza.firstChild();
     const ns = child?.attrs.xmlns;
-    if (type === "get" && child?.name === "query" && child.attrs.node === undefined) {
-      if (ns === DISCO_INFO) return origin.send(discoInfo(stanza)), true;
-      if (ns === DISCO_ITEMS) return origin.send(stanza.reply().tag("query", { xmlns: ns })), true;
+    if (stanza.attrs.type === "get" && child !== undefined) {
+      if (child.name === "request" && ns === UPLOAD_NS) return requestSlot(stanza, child);
+      if (child.name === "query" && child.attrs.node === undefined) {
+        if (ns === DISCO_INFO) return discoInfo(stanza);
+        if (ns === DISCO_ITEMS) return stanza.reply().tag("query", { xmlns: ns });
+      }
     }
-    if (type === "get" && child?.name === "request" && ns === UPLOAD_NS) {
-      return requestSlot(stanza, child).then((reply) => origin.send(reply), (error) => {
-        module.log.error("slot request failed: {error}", { error });
-        origin.send(stanza.errorReply("wait", "internal-server-error"));
-      }).then(() => true);
-    }
-    origin.send(stanza.errorReply("cancel", "service-unavailable"));
-    return true;
+    return stanza.errorReply("cancel", "service-unavailable");
+  }
+
+  module.hook("iq/host", ({ origin, stanza }: StanzaEvent) => {
+    const type = stanza.attrs.type;
+    if (type !== "get" && type !== "set") return true;
+    const reply = answer(stanza);
+    if (!(reply instanceof Promise)) return origin.send(reply), true;
+    return reply.then((r) => origin.send(r), (error) => {
+      module.log.error("slot request failed: {error}", { error });
+      origin.send(stanza.errorReply("wait", "internal-server-error"));
+    }).then(() => true);
   });
 
   /** Deletes the files (and records) of slots older than `expiresAfter`. */

@@ -219,6 +219,19 @@ Deno.test("http_file_share: disco; a slot; PUT, then GET byte-equal with its hea
       404,
     );
 
+    // A filename that only looks like a path is a name like any other: the file
+    // is stored under its slot id, and a traversal in the URL finds nothing.
+    const odd = bytes("not /etc/passwd");
+    const sneaky = await slotFor(alice, "..%2F..%2Fetc%2Fpasswd", odd);
+    assert.match(sneaky.get, /\/\.\.%252F\.\.%252Fetc%252Fpasswd$/);
+    assert.equal((await statusOf(put(sneaky.put, odd, { authorization: sneaky.auth })))[0], 201);
+    assert.deepEqual(new Uint8Array(await (await fetch(sneaky.get)).arrayBuffer()), odd);
+    for (const name of Deno.readDirSync(dir)) assert.match(name.name, /^[0-9a-f-]{36}$/);
+    const base = slot.get.slice(0, slot.get.indexOf(id));
+    for (const path of ["..%2F..%2Fetc%2Fpasswd", `${id}/..%2F..%2F..%2Fetc%2Fpasswd`]) {
+      assert.equal((await statusOf(fetch(base + path)))[0], 404, path);
+    }
+
     // Risky types are served, but as attachments that cannot run.
     const page = bytes("<script>alert(1)</script>");
     const html = await slotFor(alice, "page.html", page, "text/html");
@@ -319,7 +332,8 @@ Deno.test("http_file_share: the PUT checks its token, size and type; a cut-short
       })),
       [400, "Content-Type does not match the slot's"],
     );
-    // A body cut short (the client promised 10 bytes, sent 4 and closed): no file.
+    // A body cut short (the client promised 10 bytes, sent 4 and went away): the
+    // partial file is removed once the server sees the connection end.
     const url = new URL(slot.put);
     const socket = connect(Number(url.port), "127.0.0.1");
     await new Promise((r) => socket.once("connect", r));
@@ -329,9 +343,11 @@ Deno.test("http_file_share: the PUT checks its token, size and type; a cut-short
       `PUT ${url.pathname} HTTP/1.1\r\nHost: ${url.host}\r\nAuthorization: ${slot.auth}\r\n` +
         `Content-Length: 10\r\n\r\n0123`,
     );
-    await sleep(100);
-    socket.destroy();
     const dir = `${t.dataDir}/http_file_share`;
+    const names = () => [...Deno.readDirSync(dir)].map((e) => e.name);
+    await until(() => Promise.resolve(names().includes(`${id}.part`)));
+    socket.destroy();
+    await until(() => Promise.resolve(names().length === 0));
     // Once the server has given up on it, the slot can still be used (it never was).
     let done: [number, string] = [0, ""];
     await until(async () => {
