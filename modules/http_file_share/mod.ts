@@ -68,10 +68,9 @@ export default async function httpFileShare(module: Module) {
   const expiresAfter = module.getOptionPeriod("http_file_share_expires_after", "1 week");
   const cleanupInterval = module.getOptionPeriod("http_file_share_cleanup_interval", 3600);
   const slotLifetime = module.getOptionPeriod("http_file_share_slot_lifetime", 300);
-  const allowedTypes = module.getOption<string[] | undefined>(
-    "http_file_share_allowed_file_types",
-    undefined,
-  );
+  const allowedTypes = module.getOption("http_file_share_allowed_file_types") === undefined
+    ? undefined
+    : module.getOptionArray("http_file_share_allowed_file_types");
   const safeTypes = module.getOptionArray("http_file_share_safe_file_types", [
     "image/*",
     "video/*",

@@ -284,7 +284,15 @@ Deno.test("http_file_share: refused requests get XEP-0363's errors", async () =>
     assert.equal(errorOf(exe), "not-acceptable");
     // Allowed ones pass, wildcards included.
     slotOf(await request(alice, { filename: "a.png", size: 10, "content-type": "image/png" }));
-    slotOf(await request(alice, { filename: "a.txt", size: 10, "content-type": "text/plain" }));
+    const slot = slotOf(
+      await request(alice, { filename: "a.txt", size: 10, "content-type": "text/plain" }),
+    );
+    // The HTTP server itself refuses a body over the size limit, before any token check.
+    assert.deepEqual(await statusOf(put(slot.put, new Uint8Array(1001), {})), [
+      413,
+      "Payload Too Large",
+    ]);
+    assert.equal((await statusOf(put(slot.put, new Uint8Array(1000), {})))[0], 401);
   }, {
     http_file_share_size_limit: 1000,
     http_file_share_allowed_file_types: ["image/*", "text/plain"],
@@ -489,4 +497,34 @@ Deno.test("http_file_share: a 20 MB upload is refused by default and streams thr
     for await (const chunk of got.body!) hash.update(chunk);
     assert.equal(hash.digest("hex"), createHash("sha256").update(body).digest("hex"));
   }, { http_file_share_size_limit: 30 << 20 });
+});
+
+Deno.test("http_file_share: uploaded files are still served after a restart", async () => {
+  const httpPort = await freePort();
+  const options = {
+    http_ports: [httpPort],
+    http_external_url: `http://127.0.0.1:${httpPort}`,
+    components: { [UPLOAD]: { module: "http_file_share" } },
+  };
+  const first = await startTestServer(options);
+  let dir = first.dataDir;
+  try {
+    await first.server.users("localhost")!.createUser("alice", "pw");
+    const alice = await connectXmpp(first.port, "alice", "pw", "r");
+    const content = bytes("kept across a restart");
+    const slot = await slotFor(alice, "kept.txt", content);
+    assert.equal((await statusOf(put(slot.put, content, { authorization: slot.auth })))[0], 201);
+    await alice.stop();
+    await first.stop({ keepData: true });
+    const second = await startTestServer(options, dir);
+    dir = "";
+    try {
+      assert.deepEqual(new Uint8Array(await (await fetch(slot.get)).arrayBuffer()), content);
+    } finally {
+      await second.stop();
+    }
+  } finally {
+    await first.stop();
+    if (dir) await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
 });
