@@ -134,6 +134,7 @@ export const DEFAULT_MODULES = [
   "server_contact_info",
   // Prosody 13 leaves websocket and bosh to the admin; Cadence has no reason to hide them.
   "websocket",
+  "bosh",
   "host_meta",
 ];
 

@@ -245,3 +245,48 @@ function corsHeaders(cors: CorsOptions, request: Request): Record<string, string
   if (allow !== "*") h["vary"] = "Origin";
   return h;
 }
+
+/** A request body larger than its route accepts (the handler answers 413). */
+export class BodyTooLarge extends Error {
+  constructor(readonly limit: number) {
+    super(`request body larger than ${limit} bytes`);
+  }
+}
+
+/**
+ * Reads a request's body as text, at most `max` bytes: a body sent in
+ * chunks announces no length, so the limit is counted while reading.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   const text = await readText(request, 64 * 1024);
+ * } catch (e) {
+ *   if (e instanceof BodyTooLarge) return new Response("Too large", { status: 413 });
+ *   throw e;
+ * }
+ * ```
+ */
+export async function readText(request: Request, max: number): Promise<string> {
+  if (!request.body) return "";
+  const reader = request.body.getReader();
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > max) {
+      await reader.cancel().catch(() => {});
+      throw new BodyTooLarge(max);
+    }
+    parts.push(value);
+  }
+  const all = new Uint8Array(size);
+  let at = 0;
+  for (const p of parts) {
+    all.set(p, at);
+    at += p.byteLength;
+  }
+  return new TextDecoder("utf-8", { fatal: true }).decode(all); // throws on bad UTF-8
+}
