@@ -3,7 +3,8 @@
  * mod_http): one set of listeners (`Deno.serve`), and a table of routes that
  * modules add and remove. A route is a method and a path under a module's
  * base path (`/xmpp-websocket`, `/http-bind`, …); the longest base path
- * that matches wins.
+ * that matches wins. `"GET /*"` serves every path below the base (as
+ * Prosody's wildcard routes); the handler finds it in `info.path`.
  *
  * Each request gets:
  * - its client's address: the socket's, or — when the socket's is one of
@@ -181,10 +182,12 @@ export class HttpServer {
     const length = Number(request.headers.get("content-length") ?? "0");
     if (!Number.isFinite(length) || length < 0) return text(400, "Bad Content-Length");
     if (length > (set.maxBody ?? this.opts.maxBody)) return text(413, "Payload Too Large");
-    const handler = set.routes[`${request.method} ${path}`] ?? set.routes[path] ??
-      (request.method === "HEAD" ? set.routes[`GET ${path}`] : undefined);
+    const handler = route(set.routes, request.method, path) ??
+      (request.method === "HEAD" ? route(set.routes, "GET", path) : undefined);
     if (!handler) {
-      const allowed = Object.keys(set.routes).some((k) => k.endsWith(` ${path}`));
+      const allowed = Object.keys(set.routes).some((k) =>
+        k.endsWith(` ${path}`) || (k.endsWith(" /*") && path !== "/")
+      );
       return text(allowed ? 405 : 404, allowed ? "Method Not Allowed" : "Not Found");
     }
     const baseUrl = this.opts.externalUrl?.replace(/\/$/, "") ??
@@ -216,6 +219,17 @@ export class HttpServer {
     }
     return { ip, secure };
   }
+}
+
+/** The handler for a method and path: exact ("GET /x", "/x"), else Prosody's wildcard ("GET /*"). */
+function route(
+  routes: Record<string, HttpHandler>,
+  method: string,
+  path: string,
+): HttpHandler | undefined {
+  const exact = routes[`${method} ${path}`] ?? routes[path];
+  if (exact || path === "/") return exact;
+  return routes[`${method} /*`] ?? routes["/*"];
 }
 
 /** "/a/b" whatever slashes it was written with ("a/b/", "//a/b"). */

@@ -114,7 +114,7 @@ export default async function httpFileShare(module: Module) {
       methods: ["GET", "HEAD", "PUT", "OPTIONS"],
       headers: ["Content-Type", "Authorization", "Range"],
     },
-    route: wildcard({ "PUT /*": upload, "GET /*": download, "HEAD /*": download }),
+    route: { "PUT /*": upload, "GET /*": download, "HEAD /*": download },
   };
   module.provides("http", provider);
 
@@ -281,22 +281,4 @@ export default async function httpFileShare(module: Module) {
     return cleanupInterval;
   });
   module.exports.sweep = sweep;
-}
-
-/**
- * Routes with Prosody's `"METHOD /*"` keys, for a server that matches
- * exact paths only: any "METHOD /sub/path" finds the wildcard's handler.
- */
-function wildcard(routes: Record<string, HttpHandler>): Record<string, HttpHandler> {
-  return new Proxy(routes, {
-    get(target, key) {
-      if (typeof key !== "string") return undefined;
-      if (Object.hasOwn(target, key)) return target[key];
-      const space = key.indexOf(" ");
-      if (space === -1) return undefined;
-      return Object.hasOwn(target, key.slice(0, space) + " /*")
-        ? target[key.slice(0, space) + " /*"]
-        : undefined;
-    },
-  });
 }

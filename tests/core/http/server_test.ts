@@ -112,3 +112,23 @@ Deno.test("http: CORS preflight and headers when a route set asks for them", asy
     assert.equal(closed.headers.get("access-control-allow-origin"), null);
   });
 });
+
+Deno.test("http: a wildcard route serves every path below its base; other methods get 405", async () => {
+  await withHttp(async (url, http) => {
+    http.add({ base: "/files", routes: { "GET /": echo("root"), "GET /*": echo("any") } });
+    const r = await fetch(`${url}/files/abc/name.txt`);
+    assert.deepEqual(await r.json(), {
+      label: "any",
+      method: "GET",
+      path: "/abc/name.txt",
+      ip: "127.0.0.1",
+      secure: false,
+    });
+    assert.equal((await (await fetch(`${url}/files`)).json()).label, "root", "exact first");
+    const head = await fetch(`${url}/files/x`, { method: "HEAD" });
+    assert.equal(head.status, 200, "HEAD is served by GET");
+    const del = await fetch(`${url}/files/x`, { method: "DELETE" });
+    assert.equal(del.status, 405);
+    await del.body?.cancel();
+  });
+});
