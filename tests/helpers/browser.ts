@@ -103,6 +103,8 @@ export interface Page {
   type(selector: string, text: string): Promise<void>;
   /** Sends a key press to the focused element, e.g. "Enter". */
   press(key: "Enter" | "Tab" | "Escape"): Promise<void>;
+  /** Chooses files (paths on this machine) in a file input, as a user's file dialog would. */
+  setFiles(selector: string, paths: string[]): Promise<void>;
   /**
    * Writes a PNG of the viewport (`fullPage`: the whole document) to `path`,
    * once finite CSS animations have ended (waits at most 3 s for them).
@@ -483,6 +485,15 @@ function makePage(cdp: Cdp, targetId: string, sessionId: string): Page & { init(
         ...(key === "Enter" ? { text: "\r" } : {}),
       });
       await send("Input.dispatchKeyEvent", { type: "keyUp", ...base });
+    },
+    async setFiles(selector: string, paths: string[]) {
+      await waitFor((s: string) => document.querySelector(s) !== null, { timeout: 5000 }, selector);
+      const r = await send("Runtime.evaluate", {
+        expression: `document.querySelector(${JSON.stringify(selector)})`,
+      });
+      const objectId = (r.result as { objectId?: string }).objectId;
+      if (!objectId) throw new Error(`no element ${selector}`);
+      await send("DOM.setFileInputFiles", { files: paths, objectId });
     },
     async screenshot(path: string, options: { fullPage?: boolean } = {}) {
       // Let finite CSS animations (converse fades its panels in) end, for at most 3 s.
