@@ -195,6 +195,22 @@ export class MetricFamily {
   }
 }
 
+/** Counts stanzas by kind, one increment each and no allocation. */
+export class StanzaCounter {
+  constructor(
+    private message: Metric,
+    private presence: Metric,
+    private iq: Metric,
+  ) {}
+
+  /** One stanza with this element name (anything but message/presence/iq is ignored). */
+  count(name: string): void {
+    if (name === "message") this.message.value++;
+    else if (name === "presence") this.presence.value++;
+    else if (name === "iq") this.iq.value++;
+  }
+}
+
 /**
  * The metric families of one server, and the functions that set gauges
  * just before each collection.

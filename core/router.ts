@@ -24,7 +24,7 @@ import { type EventBus, isPromise } from "./events.ts";
 import { prep } from "./jid.ts";
 import { type ErrorType, type Stanza, StanzaError } from "./xml/stanza.ts";
 import type { Logger } from "./log.ts";
-import type { StanzaCounter } from "./stats.ts";
+import type { StanzaCounter } from "./metrics.ts";
 
 /** Where a stanza comes from: a client session or a host itself (module.send). */
 export interface Origin {

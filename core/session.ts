@@ -18,7 +18,7 @@
 import type { Connection } from "./net/connection.ts";
 import type { Logger } from "./log.ts";
 import { isPromise } from "./events.ts";
-import type { StanzaCounter } from "./stats.ts";
+import type { StanzaCounter } from "./metrics.ts";
 import { type Stanza, streamErrorXml } from "./xml/stanza.ts";
 
 export type SessionType = "c2s_unauthed" | "c2s_unbound" | "c2s" | "c2s_destroyed";

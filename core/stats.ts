@@ -15,24 +15,10 @@
  * @module
  */
 import { type EventBus, isPromise } from "./events.ts";
-import { type Metric, type MetricFamily, MetricRegistry } from "./metrics.ts";
+import { type MetricFamily, MetricRegistry, StanzaCounter } from "./metrics.ts";
 import type { SessionManager } from "./sessionmanager.ts";
 
-/** Counts stanzas by kind, one increment each and no allocation. */
-export class StanzaCounter {
-  constructor(
-    private message: Metric,
-    private presence: Metric,
-    private iq: Metric,
-  ) {}
-
-  /** One stanza with this element name (anything but message/presence/iq is ignored). */
-  count(name: string): void {
-    if (name === "message") this.message.value++;
-    else if (name === "presence") this.presence.value++;
-    else if (name === "iq") this.iq.value++;
-  }
-}
+export { StanzaCounter };
 
 export interface StatsDeps {
   events: EventBus;
