@@ -121,12 +121,19 @@ export default async function adminWeb(module: Module) {
 
   // --- metrics over time -----------------------------------------------------------
 
+  /** Open connections and stanzas received so far, from the server's metrics. */
+  async function counts(): Promise<{ connections: number; stanzas: number }> {
+    const text = await module.collectMetrics();
+    return {
+      connections: sumMetric(text, "cadence_connections{"),
+      stanzas: sumMetric(text, 'cadence_stanzas_total{direction="in"'),
+    };
+  }
+
   let lastStanzas: { t: number; n: number } | undefined;
   async function sample(): Promise<void> {
-    const text = await module.collectMetrics();
+    const { connections, stanzas } = await counts();
     const t = Date.now();
-    const connections = sumMetric(text, "cadence_connections{");
-    const stanzas = sumMetric(text, 'cadence_stanzas_total{direction="in"');
     const rate = lastStanzas && t > lastStanzas.t
       ? Math.max(0, (stanzas - lastStanzas.n) / ((t - lastStanzas.t) / 1000))
       : 0;
@@ -182,12 +189,11 @@ export default async function adminWeb(module: Module) {
       list.push({ host: name, accounts, sessions: liveSessions(entry).length });
     }
     const mem = Deno.memoryUsage();
-    const last = ring.all().at(-1);
     return overviewPage(frameFor(s, "Overview", Math.max(interval, 10)), {
       version: CADENCE_VERSION,
       uptimeSeconds: (Date.now() - module.startTime) / 1000,
       memory: mem,
-      connections: last?.connections ?? 0,
+      connections: (await counts()).connections,
       hosts: list,
       charts: [
         chart("Client sessions", ring.series("sessions"), String),

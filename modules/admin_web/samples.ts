@@ -68,6 +68,7 @@ export function chart(
   const last = points.length ? points[points.length - 1][1] : undefined;
   const max = Math.max(0, ...points.map((p) => p[1]));
   let line = "";
+  if (points.length === 1) points = [[0, points[0][1]], [1, points[0][1]]];
   if (points.length >= 2) {
     const t0 = points[0][0], t1 = points[points.length - 1][0];
     const span = t1 - t0 || 1;

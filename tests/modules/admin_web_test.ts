@@ -140,6 +140,7 @@ Deno.test("admin_web: only admins log in; the page is refused to everyone else",
     );
     assert.equal(first.headers.get("x-frame-options"), "DENY");
     assert.equal(first.headers.get("cache-control"), "no-store");
+    assert.equal(first.headers.get("referrer-policy"), "same-origin", "(Origin: null otherwise)");
     assert.equal((await anon.get("/host/localhost")).status, 303, "not logged in: to the login");
 
     // A user who is not an admin: refused whether the password is right or not.
@@ -228,6 +229,8 @@ Deno.test("admin_web: sessions are listed with address and TLS, escaped, and kic
         origin: "http://evil.example",
       });
       assert.equal(foreign.status, 403);
+      const opaque = await admin.post("/host/localhost/kick", { jid, csrf }, { origin: "null" });
+      assert.equal(opaque.status, 403, "an opaque origin (a sandboxed frame, a data: URL)");
       assert.equal((await new Admin(t).post("/host/localhost/kick", { jid, csrf })).status, 403);
       assert.ok(t.server.sessions.full.has(jid), "still online");
 
@@ -329,6 +332,7 @@ Deno.test("admin_web: samples taken at the interval make the charts", async () =
       assert.match(text, /<path d="M/);
       assert.match(text, /Memory \(RSS\): <b>\d+\.\d MiB<\/b>/);
       assert.match(text, /Connections: <b>[1-9]/);
+      assert.match(text, /id="connections">[1-9]/, "read now, not at the last sample");
     } finally {
       await juliet.stop();
     }
