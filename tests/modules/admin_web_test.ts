@@ -338,3 +338,26 @@ Deno.test("admin_web: samples taken at the interval make the charts", async () =
     }
   }, { admin_web_sample_interval: 0.1 });
 });
+
+Deno.test("admin_web: an admin listed in a host's own admins manages that host only", async () => {
+  await withServer(async (t) => {
+    await t.server.users("example.test")!.createUser("boss", "pw");
+    const boss = new Admin(t);
+    assert.equal((await boss.login("boss@example.test", "pw")).status, 303);
+    const overview = await boss.get("/");
+    assert.match(overview.text, /href="\/admin\/host\/example\.test"/);
+    assert.doesNotMatch(overview.text, /href="\/admin\/host\/localhost"/);
+    assert.equal((await boss.get("/host/example.test")).status, 200);
+    assert.equal((await boss.get("/host/localhost")).status, 404);
+    const csrf = await boss.csrf();
+    const r = await boss.post("/host/localhost/delete", { username: "juliet", csrf });
+    assert.equal(r.status, 404);
+    assert.ok(await t.server.users("localhost")!.userExists("juliet"));
+    // The global admin manages both.
+    const admin = new Admin(t);
+    await admin.login();
+    const all = await admin.get("/");
+    assert.match(all.text, /href="\/admin\/host\/example\.test"/);
+    assert.match(all.text, /href="\/admin\/host\/localhost"/);
+  }, { virtual_hosts: { localhost: {}, "example.test": { admins: ["boss@example.test"] } } });
+});
