@@ -21,7 +21,11 @@
  * the first host's certificate), `http_interfaces` (all), `https_interfaces`
  * (as http_interfaces), `http_external_url` (behind a reverse proxy),
  * `trusted_proxies` (127.0.0.1, ::1: their X-Forwarded-For/-Proto are
- * believed), `http_max_content_size` (10 MiB), `http_paths`.
+ * believed), `http_max_content_size` (10 MiB), `http_paths`. Cadence's
+ * own, against clients that hold connections (see `core/http/guard.ts`):
+ * `http_max_connections_per_ip` (64; trusted proxies are not counted),
+ * `http_max_connections` (10,000), `http_header_timeout` (30 s to send a
+ * request head), `http_idle_timeout` (300 s without a byte either way).
  * @module
  */
 import type { Module } from "../core/moduleapi.ts";
@@ -48,6 +52,14 @@ export default function http(module: Module) {
     trustedProxies: module.getOptionArray<string>("trusted_proxies", ["127.0.0.1", "::1"]),
     maxBody: module.getOptionInteger("http_max_content_size", 10 << 20, { min: 1024 }),
     externalUrl: module.getOptionString("http_external_url"),
+    guard: {
+      maxPerIp: module.getOptionInteger("http_max_connections_per_ip", 64, { min: 1 }),
+      maxTotal: module.getOptionInteger("http_max_connections", 10000, { min: 1 }),
+      headerTimeout: module.getOptionPeriod("http_header_timeout", 30) * 1000,
+      idleTimeout: module.getOptionPeriod("http_idle_timeout", 300) * 1000,
+      exempt: module.getOptionArray<string>("trusted_proxies", ["127.0.0.1", "::1"]),
+      log,
+    },
   });
   const paths = module.getOption<Record<string, string>>("http_paths", {});
   /** Where each provider is served. */

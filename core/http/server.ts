@@ -23,6 +23,7 @@
  * @module
  */
 import type { Logger } from "../log.ts";
+import { ConnectionGuard, type GuardOptions } from "./guard.ts";
 
 /** What a handler is told of its request besides the Request itself. */
 export interface RequestInfo {
@@ -68,13 +69,18 @@ export interface HttpServerOptions {
   maxBody: number;
   /** `http_external_url`: how clients reach this server from outside. */
   externalUrl?: string;
+  /** Connection limits and timeouts (`guard.ts`); without it, Deno.serve listens itself. */
+  guard?: GuardOptions;
 }
 
 export class HttpServer {
   private sets: HttpRouteSet[] = [];
   private servers: Deno.HttpServer[] = [];
+  private guard: ConnectionGuard | undefined;
 
-  constructor(private opts: HttpServerOptions) {}
+  constructor(private opts: HttpServerOptions) {
+    if (opts.guard) this.guard = new ConnectionGuard(opts.guard);
+  }
 
   /** Adds a set of routes; throws if its base path is served already. */
   add(set: HttpRouteSet): void {
@@ -98,8 +104,31 @@ export class HttpServer {
     return this.sets.map((s) => s.base);
   }
 
-  /** Opens a listener (plain, or TLS with `cert`/`key`). */
-  listen(
+  /**
+   * Opens a listener (plain, or TLS with `cert`/`key`); with a guard, the
+   * guard's public listener in front of a Deno.serve on a loopback port.
+   */
+  async listen(
+    where: { port: number; hostname?: string; cert?: string; key?: string },
+  ): Promise<Deno.NetAddr> {
+    if (!this.guard) return await this.serve(where);
+    const backend = await this.serve({ ...where, hostname: "127.0.0.1", port: 0 });
+    try {
+      return this.guard.listen(
+        { hostname: where.hostname ?? "0.0.0.0", port: where.port },
+        backend,
+        !where.cert,
+      );
+    } catch (e) {
+      throw new Error(
+        `cannot listen for HTTP${where.cert ? "S" : ""} on ${
+          where.hostname ?? "*"
+        }:${where.port}: ${(e as Error).message}`,
+      );
+    }
+  }
+
+  private serve(
     where: { port: number; hostname?: string; cert?: string; key?: string },
   ): Promise<Deno.NetAddr> {
     return new Promise((resolve, reject) => {
@@ -129,6 +158,7 @@ export class HttpServer {
 
   /** Closes every listener (requests in progress are cut short). */
   async close(): Promise<void> {
+    this.guard?.close();
     const servers = this.servers.splice(0);
     await Promise.all(servers.map((s) => s.shutdown().catch(() => {})));
   }
@@ -140,7 +170,13 @@ export class HttpServer {
     tls: boolean,
   ): Promise<Response> {
     const url = new URL(request.url);
-    const peer = (conn.remoteAddr as Deno.NetAddr).hostname;
+    let peer = (conn.remoteAddr as Deno.NetAddr).hostname;
+    if (this.guard) {
+      // Every request comes through the guard, which knows whose it is.
+      const client = this.guard.clientOf((conn.remoteAddr as Deno.NetAddr).port);
+      if (client === undefined) return text(403, "Forbidden");
+      peer = client;
+    }
     const { ip, secure } = this.client(request, peer, tls);
     const set = this.sets.find((s) =>
       url.pathname === s.base || url.pathname.startsWith(s.base + "/") || s.base === "/"
@@ -150,6 +186,7 @@ export class HttpServer {
     try {
       response = await this.dispatch(request, url, set, { ip, secure });
     } catch (e) {
+      if (e instanceof BodyTooLarge) return text(413, "Payload Too Large");
       this.opts.log.error("HTTP {method} {path} failed: {error}", {
         method: request.method,
         path: url.pathname,
@@ -181,7 +218,15 @@ export class HttpServer {
     }
     const length = Number(request.headers.get("content-length") ?? "0");
     if (!Number.isFinite(length) || length < 0) return text(400, "Bad Content-Length");
-    if (length > (set.maxBody ?? this.opts.maxBody)) return text(413, "Payload Too Large");
+    const maxBody = set.maxBody ?? this.opts.maxBody;
+    if (length > maxBody) return text(413, "Payload Too Large");
+    if (request.body && !request.headers.has("content-length")) {
+      // Sent in chunks, its length unknown: it is counted as the handler reads it.
+      request = new Request(request, {
+        body: request.body.pipeThrough(limitTo(maxBody)),
+        duplex: "half",
+      } as RequestInit);
+    }
     const handler = route(set.routes, request.method, path) ??
       (request.method === "HEAD" ? route(set.routes, "GET", path) : undefined);
     if (!handler) {
@@ -258,6 +303,18 @@ function corsHeaders(cors: CorsOptions, request: Request): Record<string, string
   if (cors.credentials) h["access-control-allow-credentials"] = "true";
   if (allow !== "*") h["vary"] = "Origin";
   return h;
+}
+
+/** Passes a body through, failing with `BodyTooLarge` past `max` bytes. */
+function limitTo(max: number): TransformStream<Uint8Array, Uint8Array> {
+  let size = 0;
+  return new TransformStream({
+    transform(chunk, ctl) {
+      size += chunk.byteLength;
+      if (size > max) ctl.error(new BodyTooLarge(max));
+      else ctl.enqueue(chunk);
+    },
+  });
 }
 
 /** A request body larger than its route accepts (the handler answers 413). */

@@ -1,0 +1,209 @@
+/**
+ * The connection guard in front of the HTTP server. `Deno.serve` shows
+ * requests, never connections, and has no header timeout: a client could
+ * open connections and dribble half a request head on each (slowloris)
+ * until the process runs out of file descriptors. So the server's public
+ * listeners are ours: each connection is counted and timed here, then
+ * piped to `Deno.serve` listening on a loopback port of its own.
+ *
+ * - at most `maxPerIp` connections from one address (trusted proxies,
+ *   which carry many clients, excepted), `maxTotal` in all: over that, a
+ *   plain connection gets `503` and is closed, a TLS one is closed;
+ * - a plain connection must send a whole request head within
+ *   `headerTimeout` of opening (else `408` and close);
+ * - a connection with no byte either way for `idleTimeout` is closed
+ *   (longer than BOSH holds a request and WebSocket pings come).
+ *
+ * The server asks `clientOf(port)` for the address of the client behind
+ * one of the guard's own connections; connections to its loopback port
+ * that are not the guard's are refused there.
+ *
+ * @example
+ * ```ts
+ * const guard = new ConnectionGuard({ maxPerIp: 64, maxTotal: 10000, headerTimeout: 30_000,
+ *   idleTimeout: 300_000, exempt: ["127.0.0.1"], log });
+ * const addr = await guard.listen({ hostname: "0.0.0.0", port: 5280 }, backendAddr, true);
+ * ```
+ * @module
+ */
+import type { Logger } from "../log.ts";
+
+export interface GuardOptions {
+  maxPerIp: number;
+  maxTotal: number;
+  /** Milliseconds a plain connection has to send its first request head. */
+  headerTimeout: number;
+  /** Milliseconds without a byte either way before a connection is closed. */
+  idleTimeout: number;
+  /** Addresses not counted per address (reverse proxies). */
+  exempt: string[];
+  log: Logger;
+}
+
+interface Piped {
+  client: Deno.Conn;
+  backend: Deno.Conn | undefined;
+  ip: string;
+  lastActive: number;
+}
+
+const HEAD_END = [13, 10, 13, 10]; // \r\n\r\n
+
+export class ConnectionGuard {
+  private listeners: Deno.Listener[] = [];
+  private perIp = new Map<string, number>();
+  private open = new Set<Piped>();
+  /** The guard's connections to the backend, by their local port: the client's address. */
+  private clients = new Map<number, string>();
+  private sweeper: ReturnType<typeof setInterval> | undefined;
+
+  constructor(private opts: GuardOptions) {}
+
+  /** Opens a public listener whose connections go to `backend`. */
+  listen(
+    where: { hostname: string; port: number },
+    backend: Deno.NetAddr,
+    plaintext: boolean,
+  ): Deno.NetAddr {
+    const listener = Deno.listen({ hostname: where.hostname, port: where.port });
+    this.listeners.push(listener);
+    if (this.sweeper === undefined) {
+      this.sweeper = setInterval(() => this.sweep(), Math.min(5000, this.opts.idleTimeout));
+      Deno.unrefTimer(this.sweeper as unknown as number);
+    }
+    (async () => {
+      for (;;) {
+        let conn: Deno.Conn;
+        try {
+          conn = await listener.accept();
+        } catch (e) {
+          if (e instanceof Deno.errors.BadResource || e instanceof Deno.errors.Interrupted) return;
+          // Out of descriptors, for one: wait a little rather than spin.
+          this.opts.log.warn("HTTP accept failed: {error}", { error: e });
+          await new Promise((r) => setTimeout(r, 100));
+          continue;
+        }
+        this.serve(conn, backend, plaintext).catch((e) =>
+          this.opts.log.debug("HTTP connection ended: {error}", { error: e })
+        );
+      }
+    })();
+    return listener.addr as Deno.NetAddr;
+  }
+
+  /** The client behind a guard connection (by the port it came to the backend from). */
+  clientOf(port: number): string | undefined {
+    return this.clients.get(port);
+  }
+
+  /** Closes the listeners and every connection. */
+  close(): void {
+    for (const l of this.listeners.splice(0)) {
+      try {
+        l.close();
+      } catch { /* closed already */ }
+    }
+    for (const p of this.open) this.drop(p);
+    if (this.sweeper !== undefined) clearInterval(this.sweeper);
+    this.sweeper = undefined;
+  }
+
+  private async serve(client: Deno.Conn, backendAddr: Deno.NetAddr, plaintext: boolean) {
+    const ip = normal((client.remoteAddr as Deno.NetAddr).hostname);
+    const counted = !this.opts.exempt.includes(ip);
+    const mine = (this.perIp.get(ip) ?? 0) + 1;
+    if ((counted && mine > this.opts.maxPerIp) || this.open.size >= this.opts.maxTotal) {
+      this.opts.log.info("HTTP connection from {ip} refused: too many connections", { ip });
+      if (plaintext) {
+        await client.write(refusal(503, "Too many connections")).catch(() => {});
+      }
+      client.close();
+      return;
+    }
+    if (counted) this.perIp.set(ip, mine);
+    const p: Piped = { client, backend: undefined, ip, lastActive: Date.now() };
+    this.open.add(p);
+    let headTimer: ReturnType<typeof setTimeout> | undefined;
+    if (plaintext) {
+      headTimer = setTimeout(() => {
+        this.opts.log.debug("HTTP connection from {ip}: no request head in time", { ip });
+        client.write(refusal(408, "Request Timeout")).catch(() => {}).finally(() => this.drop(p));
+      }, this.opts.headerTimeout);
+    }
+    let port = 0;
+    try {
+      const backend = await Deno.connect({
+        hostname: backendAddr.hostname,
+        port: backendAddr.port,
+      });
+      p.backend = backend;
+      port = (backend.localAddr as Deno.NetAddr).port;
+      this.clients.set(port, ip);
+      let matched = 0; // how much of \r\n\r\n the last bytes were
+      await Promise.all([
+        this.pump(p, client, backend, (chunk) => {
+          if (headTimer === undefined) return;
+          for (const b of chunk) {
+            matched = b === HEAD_END[matched] ? matched + 1 : (b === 13 ? 1 : 0);
+            if (matched === 4) {
+              clearTimeout(headTimer);
+              headTimer = undefined;
+              return;
+            }
+          }
+        }),
+        this.pump(p, backend, client),
+      ]);
+    } finally {
+      this.clients.delete(port);
+      if (headTimer !== undefined) clearTimeout(headTimer);
+      this.drop(p);
+    }
+  }
+
+  /** Copies one way until the end; then the other side is told (half close). */
+  private async pump(p: Piped, from: Deno.Conn, to: Deno.Conn, seen?: (b: Uint8Array) => void) {
+    const buf = new Uint8Array(32 * 1024);
+    try {
+      for (;;) {
+        const n = await from.read(buf);
+        if (n === null) break;
+        p.lastActive = Date.now();
+        const chunk = buf.subarray(0, n);
+        seen?.(chunk);
+        for (let off = 0; off < n;) off += await to.write(chunk.subarray(off));
+      }
+    } catch {
+      // This way is broken; what comes the other way (a 400 for what was sent) still goes.
+    }
+    await to.closeWrite().catch(() => {});
+  }
+
+  private drop(p: Piped) {
+    if (!this.open.delete(p)) return;
+    const n = (this.perIp.get(p.ip) ?? 1) - 1;
+    if (n <= 0) this.perIp.delete(p.ip);
+    else this.perIp.set(p.ip, n);
+    for (const c of [p.client, p.backend]) {
+      try {
+        c?.close();
+      } catch { /* closed already */ }
+    }
+  }
+
+  private sweep() {
+    const limit = Date.now() - this.opts.idleTimeout;
+    for (const p of this.open) if (p.lastActive < limit) this.drop(p);
+  }
+}
+
+function normal(a: string): string {
+  return a.startsWith("::ffff:") && a.includes(".") ? a.slice(7) : a;
+}
+
+function refusal(status: number, text: string): Uint8Array {
+  return new TextEncoder().encode(
+    `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\n` +
+      `Content-Length: ${text.length + 1}\r\n\r\n${text}\n`,
+  );
+}
