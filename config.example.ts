@@ -108,8 +108,59 @@ export default defineConfig({
   // trusted_proxies: ["127.0.0.1", "::1"],
   // http_max_content_size: 10 * 1024 * 1024,
 
+  /**
+   * Against clients that hold HTTP connections open (slowloris): connections per address
+   * (trusted proxies are not counted) and in all, seconds to send a request head, seconds
+   * without a byte either way before a connection is closed.
+   */
+  // http_max_connections_per_ip: 64,
+  // http_max_connections: 10000,
+  // http_header_timeout: 30,
+  // http_idle_timeout: 300,
+
   /** A WebSocket behind a proxy that ends TLS counts as encrypted. Default: false. */
   // consider_websocket_secure: false,
+
+  /**
+   * BOSH (XEP-0206) at /http-bind: seconds without a request before a session ends, longest
+   * wait a request may be held, requests at once, seconds between a polling client's empty
+   * requests, longest pause; and a BOSH session behind a TLS-ending proxy counts as encrypted.
+   */
+  // bosh_max_inactivity: 60,
+  // bosh_max_wait: 120,
+  // bosh_max_requests: 2,
+  // bosh_max_polling: 5,
+  // bosh_max_pause: 120,
+  // consider_bosh_secure: false,
+
+  /**
+   * STUN and TURN servers for calls (XEP-0215), with time-limited TURN credentials from
+   * coturn's static-auth-secret: modules_enabled: ["turn_external"] and
+   */
+  // turn_external_host: "turn.example.com",
+  // turn_external_port: 3478,
+  // turn_external_secret: "the same as coturn's static-auth-secret",
+  // turn_external_ttl: 86400,
+  // turn_external_tcp: false,
+  // turn_external_tls_port: 5349,
+  /** Or any list of services: modules_enabled: ["external_services"] and */
+  // external_services: [{ type: "stun", transport: "udp", host: "stun.example.com", port: 3478 }],
+
+  /**
+   * Metrics for Prometheus at /metrics (modules_enabled: ["http_openmetrics"]), readable from
+   * these addresses and this network only.
+   */
+  // openmetrics_allow_ips: ["127.0.0.1", "::1"],
+  // openmetrics_allow_cidr: "10.0.0.0/8",
+
+  /**
+   * The web admin at /admin (modules_enabled: ["admin_web"]): the `admins` log in with their
+   * XMPP password. Seconds between the charts' samples, samples kept, idle minutes before a
+   * login expires.
+   */
+  // admin_web_sample_interval: 10,
+  // admin_web_samples: 360,
+  // admin_web_session_timeout: 30 * 60,
 
   /** Where external components (XEP-0114) connect, when one is configured. Default: [5347]. */
   // component_ports: [5347],
@@ -373,5 +424,15 @@ export default defineConfig({
     // An external component (XEP-0114): its secret, no module.
     // "gateway.example.com": { component_secret: "change me" },
     // "pubsub.example.com": { module: "pubsub", expose_publisher: true },
+    // File sharing (XEP-0363), served at /file_share on the HTTP server: the largest file,
+    // each user's bytes per day, the total, how long files are kept, the types allowed.
+    // "upload.example.com": {
+    //   module: "http_file_share",
+    //   http_file_share_size_limit: 10 * 1024 * 1024,
+    //   http_file_share_daily_quota: 100 * 1024 * 1024,
+    //   http_file_share_global_quota: 10 * 1024 * 1024 * 1024,
+    //   http_file_share_expires_after: "1w",
+    //   http_file_share_allowed_file_types: ["image/*", "video/*", "audio/*", "text/plain"],
+    // },
   },
 });
