@@ -18,6 +18,7 @@ export const SCENARIOS = [
   "pep",
   "muc",
   "s2s",
+  "web",
 ] as const;
 /** One scenario's name. */
 export type ScenarioName = typeof SCENARIOS[number];
@@ -58,6 +59,10 @@ export interface BenchOptions {
   mucMessages: number;
   /** Joins the muc scenario measures into the full room (J). */
   joins: number;
+  /** Idle WebSocket sessions, then as many BOSH sessions, the web scenario holds (N). */
+  webSessions: number;
+  /** Size of the web scenario's upload, MB (10^6 bytes). */
+  uploadMb: number;
 }
 
 /** Usage text for `--help`. */
@@ -85,6 +90,8 @@ export const USAGE = `deno task bench [options]
   --occupants N      occupants of the muc scenario's room (default 500)
   --muc-messages N   groupchat messages muc's fan-out measures, one at a time (default 200)
   --joins N          joins muc measures into the full room, one at a time (default 20)
+  --web-sessions N   idle WebSocket sessions, then as many BOSH sessions, web holds (default 500)
+  --upload-mb N      size of the file web uploads and downloads, MB (default 100)
   --server DIR       run main.ts from another checkout (to compare versions)
   --peers            also run each scenario on Debian's prosody (0.12) and ejabberd (23),
                      started by the bench with equivalent settings: per run, Cadence, then
@@ -123,6 +130,8 @@ export function parseOptions(args: string[]): BenchOptions | "help" {
       occupants: { type: "string", default: "500" },
       "muc-messages": { type: "string", default: "200" },
       joins: { type: "string", default: "20" },
+      "web-sessions": { type: "string", default: "500" },
+      "upload-mb": { type: "string", default: "100" },
       help: { type: "boolean", default: false },
     },
   });
@@ -154,6 +163,8 @@ export function parseOptions(args: string[]): BenchOptions | "help" {
     occupants: count("occupants", values.occupants, 1, 5000),
     mucMessages: count("muc-messages", values["muc-messages"], 1, 100_000),
     joins: count("joins", values.joins, 1, 1000),
+    webSessions: count("web-sessions", values["web-sessions"], 1, 100_000),
+    uploadMb: count("upload-mb", values["upload-mb"], 1, 10_000),
   };
 }
 

@@ -94,6 +94,16 @@ import {
   unauthRows,
   unauthSetup,
 } from "./scenarios/idle_unauth.ts";
+import {
+  describeWebRun,
+  runWeb,
+  WEB_PAIRS,
+  WEB_SETUP,
+  WEB_WINDOW,
+  webRows,
+  type WebRun,
+  webSetup,
+} from "./scenarios/web.ts";
 
 /** What one server produced in one scenario. */
 interface ServerScenario {
@@ -364,6 +374,42 @@ async function s2sScenario(o: BenchOptions, suts: ServerUnderTest[]): Promise<Sc
   };
 }
 
+/** WebSocket, BOSH and HTTP upload on Cadence (the peers' web transports are not measured). */
+async function webScenario(o: BenchOptions, suts: ServerUnderTest[]): Promise<ScenarioResult> {
+  const cadence = suts.filter((s) => s.name === "Cadence");
+  const g = new Gathered(cadence);
+  try {
+    // Each session is a socket on both sides, as is each BOSH session's held request.
+    await checkFileLimit(2 * o.webSessions + 4 * WEB_PAIRS);
+    await withTemplates("web", g, webSetup(o.webSessions), async (templates) => {
+      for (const [sut, template] of templates) {
+        const runs: WebRun[] = [];
+        for (let i = 1; i <= o.runs; i++) {
+          try {
+            const r = await runWeb(template, o.webSessions, o.messages, o.uploadMb * 1e6);
+            log(`web run ${i}/${o.runs} ${sut.name}: ${describeWebRun(r)}`);
+            runs.push(r);
+            g.of(sut).runs.push(r);
+            g.of(sut).errors.push(...r.errors);
+          } catch (e) {
+            g.fail(sut, `web run ${i}`, e);
+          }
+        }
+        if (runs.length) g.of(sut).rows.push(...webRows(runs));
+      }
+    });
+  } catch (e) {
+    for (const sut of cadence) g.fail(sut, "web", e);
+  }
+  return {
+    name: "web",
+    setup: `${WEB_SETUP}; N=${o.webSessions} (--web-sessions), P=${WEB_PAIRS}, ` +
+      `M=${o.messages} (--messages), W=${WEB_WINDOW}, ${o.uploadMb} MB (--upload-mb)`,
+    servers: g.servers(),
+    note: "Cadence only",
+  };
+}
+
 async function mucScenario(o: BenchOptions, suts: ServerUnderTest[]): Promise<ScenarioResult> {
   const g = new Gathered(suts);
   const setup = mucSetup(o.occupants, o.joins, o.concurrency);
@@ -571,6 +617,7 @@ async function main(): Promise<number> {
       if (name === "pep") results.push(await pepScenario(options, suts));
       if (name === "muc") results.push(await mucScenario(options, suts));
       if (name === "s2s") results.push(await s2sScenario(options, suts));
+      if (name === "web") results.push(await webScenario(options, suts));
     }
   } finally {
     await ServerProcess.stopAll();
