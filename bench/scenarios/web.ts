@@ -294,8 +294,12 @@ class HeldBosh {
   private loop?: Promise<void>;
   /** Held requests that failed or were answered with a terminate. */
   dropped = 0;
-  /** Requests issued after the initial presence (each time the held one came back). */
+  /**
+   * Held requests re-issued because the one before came back (at `wait`, or answered),
+   * not counting the first: the request carrying the initial presence is answered.
+   */
   reissued = 0;
+  private answers = 0;
 
   constructor(url: string) {
     this.c = new BoshClient(url);
@@ -323,7 +327,7 @@ class HeldBosh {
         this.dropped++;
         return;
       }
-      this.reissued++;
+      if (this.answers++ > 0) this.reissued++;
       pending = this.c.send();
     }
   }
