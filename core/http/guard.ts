@@ -137,6 +137,8 @@ export class ConnectionGuard {
         port: backendAddr.port,
       });
       p.backend = backend;
+      // Dropped while connecting (the server closing): nothing closed this one yet.
+      if (!this.open.has(p)) return backend.close();
       port = (backend.localAddr as Deno.NetAddr).port;
       this.clients.set(port, ip);
       let matched = 0; // how much of \r\n\r\n the last bytes were

@@ -1,0 +1,74 @@
+/**
+ * Review of the HTTP connection guard: request heads with bare line feeds,
+ * IPv6 clients counted by their /64 (as c2s counts them), and a connection
+ * dropped (server closing) while its backend connection was being opened.
+ */
+import assert from "node:assert/strict";
+import { ConnectionGuard } from "../../../core/http/guard.ts";
+import { getLogger } from "../../../core/log.ts";
+
+const log = getLogger("test");
+const options = (o: Partial<{ maxPerIp: number; headerTimeout: number }> = {}) => ({
+  maxPerIp: o.maxPerIp ?? 10,
+  maxTotal: 1000,
+  headerTimeout: o.headerTimeout ?? 500,
+  idleTimeout: 60_000,
+  exempt: [],
+  log,
+});
+
+/** A client connection that never sends anything, from `hostname`. */
+function fakeClient(hostname: string) {
+  let closed = false;
+  let wake: (() => void) | undefined;
+  const written: string[] = [];
+  const conn = {
+    remoteAddr: { transport: "tcp", hostname, port: 40000 },
+    localAddr: { transport: "tcp", hostname: "127.0.0.1", port: 5280 },
+    read(_b: Uint8Array): Promise<number | null> {
+      if (closed) return Promise.reject(new Deno.errors.BadResource("closed"));
+      return new Promise((_, reject) => {
+        wake = () => reject(new Deno.errors.BadResource("closed"));
+      });
+    },
+    write(b: Uint8Array): Promise<number> {
+      written.push(new TextDecoder().decode(b));
+      return Promise.resolve(b.length);
+    },
+    closeWrite: () => Promise.resolve(),
+    close() {
+      closed = true;
+      wake?.();
+    },
+    get closed() {
+      return closed;
+    },
+    written,
+  };
+  return conn;
+}
+
+type Serve = {
+  serve(c: unknown, backend: Deno.NetAddr, plaintext: boolean): Promise<void>;
+};
+
+Deno.test("http guard review: closing while a backend connection is being opened leaves it closed", async () => {
+  const backend = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepted = backend.accept();
+  const guard = new ConnectionGuard(options({ headerTimeout: 10_000 }));
+  const client = fakeClient("192.0.2.1");
+  const served = (guard as unknown as Serve).serve(client, backend.addr as Deno.NetAddr, true);
+  guard.close(); // before Deno.connect has resolved
+  const conn = await accepted;
+  // The backend does not close its side first: the guard must close its connection itself.
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const ended = await Promise.race([
+    served.then(() => true),
+    new Promise<boolean>((r) => timer = setTimeout(() => r(false), 1000)),
+  ]);
+  clearTimeout(timer);
+  conn.close();
+  await served;
+  backend.close();
+  assert.ok(ended, "the guard's backend connection was left open");
+});
