@@ -6,7 +6,7 @@
  * listeners are ours: each connection is counted and timed here, then
  * piped to `Deno.serve` listening on a loopback port of its own.
  *
- * - at most `maxPerIp` connections from one address (trusted proxies,
+ * - at most `maxPerIp` connections from one address, or IPv6 /64 (trusted proxies,
  *   which carry many clients, excepted), `maxTotal` in all: over that, a
  *   plain connection gets `503` and is closed, a TLS one is closed;
  * - a plain connection must send a whole request head within
@@ -27,6 +27,7 @@
  * @module
  */
 import type { Logger } from "../log.ts";
+import { addressGroup } from "../net/connection.ts";
 
 export interface GuardOptions {
   maxPerIp: number;
@@ -44,6 +45,8 @@ interface Piped {
   client: Deno.Conn;
   backend: Deno.Conn | undefined;
   ip: string;
+  /** What the per-address limit counts it by (the /64 for IPv6); none for the exempt. */
+  group: string | undefined;
   lastActive: number;
 }
 
@@ -111,7 +114,8 @@ export class ConnectionGuard {
   private async serve(client: Deno.Conn, backendAddr: Deno.NetAddr, plaintext: boolean) {
     const ip = normal((client.remoteAddr as Deno.NetAddr).hostname);
     const counted = !this.opts.exempt.includes(ip);
-    const mine = (this.perIp.get(ip) ?? 0) + 1;
+    const group = addressGroup(ip); // an IPv6 client counts by its /64, as in c2s
+    const mine = (this.perIp.get(group) ?? 0) + 1;
     if ((counted && mine > this.opts.maxPerIp) || this.open.size >= this.opts.maxTotal) {
       this.opts.log.info("HTTP connection from {ip} refused: too many connections", { ip });
       if (plaintext) {
@@ -120,8 +124,14 @@ export class ConnectionGuard {
       client.close();
       return;
     }
-    if (counted) this.perIp.set(ip, mine);
-    const p: Piped = { client, backend: undefined, ip, lastActive: Date.now() };
+    if (counted) this.perIp.set(group, mine);
+    const p: Piped = {
+      client,
+      backend: undefined,
+      ip,
+      group: counted ? group : undefined,
+      lastActive: Date.now(),
+    };
     this.open.add(p);
     let headTimer: ReturnType<typeof setTimeout> | undefined;
     if (plaintext) {
@@ -183,9 +193,11 @@ export class ConnectionGuard {
 
   private drop(p: Piped) {
     if (!this.open.delete(p)) return;
-    const n = (this.perIp.get(p.ip) ?? 1) - 1;
-    if (n <= 0) this.perIp.delete(p.ip);
-    else this.perIp.set(p.ip, n);
+    if (p.group !== undefined) {
+      const n = (this.perIp.get(p.group) ?? 1) - 1;
+      if (n <= 0) this.perIp.delete(p.group);
+      else this.perIp.set(p.group, n);
+    }
     for (const c of [p.client, p.backend]) {
       try {
         c?.close();

@@ -52,6 +52,29 @@ type Serve = {
   serve(c: unknown, backend: Deno.NetAddr, plaintext: boolean): Promise<void>;
 };
 
+Deno.test("http guard review: IPv6 clients are counted by their /64, as c2s counts them", async () => {
+  const backend = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepted: Deno.Conn[] = [];
+  (async () => {
+    for await (const c of backend) accepted.push(c);
+  })();
+  const guard = new ConnectionGuard(options({ maxPerIp: 2, headerTimeout: 10_000 }));
+  const g = guard as unknown as Serve;
+  const clients = ["2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff::3"].map(fakeClient);
+  const served = clients.map((c) => g.serve(c, backend.addr as Deno.NetAddr, true));
+  await new Promise((r) => setTimeout(r, 200));
+  try {
+    assert.ok(!clients[0].closed && !clients[1].closed, "two are let in");
+    assert.ok(clients[2].closed, "a third from the same /64 is refused");
+    assert.match(clients[2].written.join(""), /^HTTP\/1.1 503 /);
+  } finally {
+    guard.close();
+    await Promise.all(served);
+    for (const c of accepted) c.close();
+    backend.close();
+  }
+});
+
 Deno.test("http guard review: closing while a backend connection is being opened leaves it closed", async () => {
   const backend = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const accepted = backend.accept();
