@@ -50,8 +50,6 @@ interface Piped {
   lastActive: number;
 }
 
-const HEAD_END = [13, 10, 13, 10]; // \r\n\r\n
-
 export class ConnectionGuard {
   private listeners: Deno.Listener[] = [];
   private perIp = new Map<string, number>();
@@ -151,13 +149,18 @@ export class ConnectionGuard {
       if (!this.open.has(p)) return backend.close();
       port = (backend.localAddr as Deno.NetAddr).port;
       this.clients.set(port, ip);
-      let matched = 0; // how much of \r\n\r\n the last bytes were
+      // A head ends with an empty line; the HTTP parser takes LF for a line end, as CRLF.
+      let lineEnd = 0; // 1: the last byte ended a line; 2: a CR came after it
       await Promise.all([
         this.pump(p, client, backend, (chunk) => {
           if (headTimer === undefined) return;
           for (const b of chunk) {
-            matched = b === HEAD_END[matched] ? matched + 1 : (b === 13 ? 1 : 0);
-            if (matched === 4) {
+            if (b !== 10) {
+              lineEnd = b === 13 && lineEnd === 1 ? 2 : 0;
+              continue;
+            }
+            if (lineEnd === 0) lineEnd = 1;
+            else {
               clearTimeout(headTimer);
               headTimer = undefined;
               return;

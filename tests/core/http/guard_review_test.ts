@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { ConnectionGuard } from "../../../core/http/guard.ts";
+import { HttpServer } from "../../../core/http/server.ts";
 import { getLogger } from "../../../core/log.ts";
 
 const log = getLogger("test");
@@ -51,6 +52,42 @@ function fakeClient(hostname: string) {
 type Serve = {
   serve(c: unknown, backend: Deno.NetAddr, plaintext: boolean): Promise<void>;
 };
+
+Deno.test("http guard review: a request head ended by bare line feeds is not cut off with 408", async () => {
+  const http = new HttpServer({
+    log,
+    trustedProxies: [],
+    maxBody: 1000,
+    guard: options({ headerTimeout: 300 }),
+  });
+  http.add({
+    base: "/a",
+    routes: {
+      "/": async () => {
+        await new Promise((ok) => setTimeout(ok, 800));
+        return new Response("slow ok\n");
+      },
+    },
+  });
+  const addr = await http.listen({ port: 0, hostname: "127.0.0.1" });
+  try {
+    const c = await Deno.connect({ port: addr.port, hostname: "127.0.0.1" });
+    // The HTTP parser takes LF as a line end (RFC 9112 §2.2): this head is whole.
+    await c.write(new TextEncoder().encode("GET /a HTTP/1.1\nHost: x\nConnection: close\n\n"));
+    let out = "";
+    const buf = new Uint8Array(4096);
+    for (;;) {
+      const n = await c.read(buf).catch(() => null);
+      if (n === null) break;
+      out += new TextDecoder().decode(buf.subarray(0, n));
+    }
+    c.close();
+    assert.match(out, /^HTTP\/1.1 200 /);
+    assert.match(out, /slow ok/);
+  } finally {
+    await http.close();
+  }
+});
 
 Deno.test("http guard review: IPv6 clients are counted by their /64, as c2s counts them", async () => {
   const backend = Deno.listen({ hostname: "127.0.0.1", port: 0 });
