@@ -22,7 +22,7 @@ import { RawClient } from "../../tests/helpers/rawclient.ts";
 import { BoshClient } from "../../tests/helpers/bosh.ts";
 import { rssKiB } from "../proc.ts";
 import { mib, type Row, row, seconds } from "../report.ts";
-import { freePort, SERVER_HOST, ServerProcess } from "../server_process.ts";
+import { type ConfigOptions, freePort, SERVER_HOST, ServerProcess } from "../server_process.ts";
 import {
   type AccountSetup,
   CADENCE_MODULES,
@@ -122,7 +122,7 @@ export function webSetup(sessions: number): AccountSetup {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Counts occurrences of a marker in a stream of text chunks, and wakes whoever waits for a count. */
-class Counter {
+export class Counter {
   count = 0;
   private tail = "";
   private waiters: { n: number; wake: () => void }[] = [];
@@ -163,7 +163,7 @@ class Counter {
 }
 
 /** One client of an exchange, whatever its transport. */
-interface Peer {
+export interface Peer {
   counter: Counter;
   /** Sends stanzas (one WebSocket frame each, or one TCP write). */
   sendAll(stanzas: string[]): void;
@@ -171,7 +171,7 @@ interface Peer {
 }
 
 /** An XMPP client on a WebSocket (RFC 7395), logged in with PLAIN. */
-class WsClient implements Peer {
+export class WsClient implements Peer {
   counter = new Counter();
   private frames: string[] = [];
   private waiting?: () => void;
@@ -288,7 +288,7 @@ class TcpPeer implements Peer {
 }
 
 /** A BOSH session holding one request open, re-issued whenever it returns, until stopped. */
-class HeldBosh {
+export class HeldBosh {
   readonly c: BoshClient;
   private stopped = false;
   private loop?: Promise<void>;
@@ -379,7 +379,7 @@ async function hwmKiB(pid: number): Promise<number> {
 }
 
 /** Waits until the server's RSS moves by at most 256 KiB over 1 s (at most 15 s); returns it. */
-async function settledRss(pid: number): Promise<number> {
+export async function settledRss(pid: number): Promise<number> {
   let rss = await rssKiB(pid);
   for (let i = 0; i < 15; i++) {
     await sleep(1000);
@@ -475,6 +475,25 @@ async function openAll<T>(
   return { ms: r.elapsedMs, failed: r.failed, errors: r.errors };
 }
 
+/** Cadence's configuration for a web run: HTTP on `httpPort`, uploads up to `uploadBytes`. */
+export function webConfig(httpPort: number, uploadBytes: number): ConfigOptions {
+  return cadenceConfig("plain", {
+    modules_enabled: [...CADENCE_MODULES, "websocket", "bosh"],
+    http_ports: [httpPort],
+    http_interfaces: [SERVER_HOST],
+    https_ports: [],
+    http_external_url: `http://${SERVER_HOST}:${httpPort}`,
+    http_max_content_size: uploadBytes + (1 << 20),
+    components: {
+      [UPLOAD_HOST]: {
+        module: "http_file_share",
+        http_file_share_size_limit: uploadBytes,
+        http_file_share_daily_quota: uploadBytes * 10,
+      },
+    },
+  });
+}
+
 /** One measured run on a fresh server whose data is a copy of `template`. */
 export async function runWeb(
   template: Template,
@@ -484,24 +503,7 @@ export async function runWeb(
 ): Promise<WebRun> {
   const httpPort = await freePort();
   const base = `http://${SERVER_HOST}:${httpPort}`;
-  const server = await ServerProcess.start(
-    cadenceConfig("plain", {
-      modules_enabled: [...CADENCE_MODULES, "websocket", "bosh"],
-      http_ports: [httpPort],
-      http_interfaces: [SERVER_HOST],
-      https_ports: [],
-      http_external_url: base,
-      http_max_content_size: uploadBytes + (1 << 20),
-      components: {
-        [UPLOAD_HOST]: {
-          module: "http_file_share",
-          http_file_share_size_limit: uploadBytes,
-          http_file_share_daily_quota: uploadBytes * 10,
-        },
-      },
-    }),
-    template.dir,
-  );
+  const server = await ServerProcess.start(webConfig(httpPort, uploadBytes), template.dir);
   const pid = server.pid;
   const errors: string[] = [];
   const ws: WsClient[] = [];
