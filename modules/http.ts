@@ -18,7 +18,7 @@
  * `/<module name>`; its routes are removed when the module unloads.
  *
  * Options (Prosody's names): `http_ports` (5280), `https_ports` (5281, with
- * the first host's certificate), `http_interfaces` (all), `https_interfaces`
+ * each host's certificate chosen by SNI, else the first host's), `http_interfaces` (all), `https_interfaces`
  * (as http_interfaces), `http_external_url` (behind a reverse proxy),
  * `trusted_proxies` (127.0.0.1, ::1: their X-Forwarded-For/-Proto are
  * believed), `http_max_content_size` (10 MiB), `http_paths`. Cadence's
@@ -126,6 +126,20 @@ export default function http(module: Module) {
     if (w.tlsPorts.length === 0) return;
     const first = module.localHosts()[0];
     const tls = await module.loadTls(first);
+    // Every host's certificate, picked by the name the client asks for (SNI); else the first's.
+    const certs: Record<string, { cert: string; key: string }> = {};
+    for (const h of [...module.localHosts(), ...module.components()]) {
+      try {
+        const t = await module.loadTls(h);
+        certs[h] = { cert: t.certPem, key: t.keyPem };
+      } catch (e) {
+        log.warn("HTTPS for {host}: no certificate ({error}); it gets {first}'s", {
+          host: h,
+          error: e,
+          first,
+        });
+      }
+    }
     for (const iface of w.tlsInterfaces) {
       for (const port of w.tlsPorts) {
         const addr = await server.listen({
@@ -133,8 +147,9 @@ export default function http(module: Module) {
           hostname: host(iface),
           cert: tls.certPem,
           key: tls.keyPem,
+          certs,
         });
-        log.info("HTTPS listening on {where} ({host}'s certificate)", {
+        log.info("HTTPS listening on {where} (each host's certificate by SNI; else {host}'s)", {
           where: `${addr.hostname}:${addr.port}`,
           host: first,
         });

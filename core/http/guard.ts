@@ -10,7 +10,10 @@
  *   which carry many clients, excepted), `maxTotal` in all: over that, a
  *   plain connection gets `503` and is closed, a TLS one is closed;
  * - a plain connection must send a whole request head within
- *   `headerTimeout` of opening (else `408` and close);
+ *   `headerTimeout` of opening (else `408` and close), a TLS one its
+ *   ClientHello (else closed);
+ * - a TLS connection goes to the endpoint holding the certificate of the
+ *   host its ClientHello names (SNI, `sni.ts`), else the default one;
  * - a connection with no byte either way for `idleTimeout` is closed
  *   (longer than BOSH holds a request and WebSocket pings come).
  *
@@ -28,6 +31,7 @@
  */
 import type { Logger } from "../log.ts";
 import { addressGroup } from "../net/connection.ts";
+import { clientHelloName, MAX_HELLO } from "./sni.ts";
 
 export interface GuardOptions {
   maxPerIp: number;
@@ -63,7 +67,8 @@ export class ConnectionGuard {
   /** Opens a public listener whose connections go to `backend`. */
   listen(
     where: { hostname: string; port: number },
-    backend: Deno.NetAddr,
+    /** Where connections go; for TLS, by the server name the client asks for (SNI). */
+    backend: Deno.NetAddr | ((name?: string) => Deno.NetAddr),
     plaintext: boolean,
   ): Deno.NetAddr {
     const listener = Deno.listen({ hostname: where.hostname, port: where.port });
@@ -109,7 +114,11 @@ export class ConnectionGuard {
     this.sweeper = undefined;
   }
 
-  private async serve(client: Deno.Conn, backendAddr: Deno.NetAddr, plaintext: boolean) {
+  private async serve(
+    client: Deno.Conn,
+    target: Deno.NetAddr | ((name?: string) => Deno.NetAddr),
+    plaintext: boolean,
+  ) {
     const ip = normal((client.remoteAddr as Deno.NetAddr).hostname);
     const counted = !this.opts.exempt.includes(ip);
     const group = addressGroup(ip); // an IPv6 client counts by its /64, as in c2s
@@ -131,15 +140,28 @@ export class ConnectionGuard {
       lastActive: Date.now(),
     };
     this.open.add(p);
-    let headTimer: ReturnType<typeof setTimeout> | undefined;
-    if (plaintext) {
-      headTimer = setTimeout(() => {
-        this.opts.log.debug("HTTP connection from {ip}: no request head in time", { ip });
-        client.write(refusal(408, "Request Timeout")).catch(() => {}).finally(() => this.drop(p));
-      }, this.opts.headerTimeout);
-    }
+    // A plain connection has this long for its request head (else 408), a TLS one for its hello.
+    let headTimer: ReturnType<typeof setTimeout> | undefined = setTimeout(() => {
+      this.opts.log.debug("HTTP connection from {ip}: nothing whole in time", { ip });
+      if (!plaintext) return this.drop(p);
+      client.write(refusal(408, "Request Timeout")).catch(() => {}).finally(() => this.drop(p));
+    }, this.opts.headerTimeout);
     let port = 0;
     try {
+      let first: Uint8Array | undefined;
+      let backendAddr: Deno.NetAddr;
+      if (typeof target === "function") {
+        // TLS with a certificate per host: the ClientHello names the host (SNI).
+        const hello = await readHello(client);
+        if (!hello) return;
+        first = hello.bytes;
+        backendAddr = target(hello.name);
+      } else backendAddr = target;
+      if (!plaintext) {
+        // (TLS: the head is encrypted; the idle timeout and the caps bound such connections.)
+        clearTimeout(headTimer);
+        headTimer = undefined;
+      }
       const backend = await Deno.connect({
         hostname: backendAddr.hostname,
         port: backendAddr.port,
@@ -149,6 +171,7 @@ export class ConnectionGuard {
       if (!this.open.has(p)) return backend.close();
       port = (backend.localAddr as Deno.NetAddr).port;
       this.clients.set(port, ip);
+      if (first) await writeAll(backend, first);
       // A head ends with an empty line; the HTTP parser takes LF for a line end, as CRLF.
       let lineEnd = 0; // 1: the last byte ended a line; 2: a CR came after it
       await Promise.all([
@@ -212,6 +235,28 @@ export class ConnectionGuard {
     const limit = Date.now() - this.opts.idleTimeout;
     for (const p of this.open) if (p.lastActive < limit) this.drop(p);
   }
+}
+
+/** Reads a TLS ClientHello's first record; its bytes and the name it asks for (or nothing). */
+async function readHello(
+  client: Deno.Conn,
+): Promise<{ bytes: Uint8Array; name?: string } | undefined> {
+  let bytes = new Uint8Array(0);
+  const buf = new Uint8Array(MAX_HELLO);
+  for (;;) {
+    const name = clientHelloName(bytes);
+    if (name !== null || bytes.length >= MAX_HELLO) return { bytes, name: name ?? undefined };
+    const n = await client.read(buf).catch(() => null);
+    if (n === null) return undefined;
+    const more = new Uint8Array(bytes.length + n);
+    more.set(bytes);
+    more.set(buf.subarray(0, n), bytes.length);
+    bytes = more;
+  }
+}
+
+async function writeAll(to: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  for (let off = 0; off < bytes.length;) off += await to.write(bytes.subarray(off));
 }
 
 function normal(a: string): string {

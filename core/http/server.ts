@@ -109,10 +109,31 @@ export class HttpServer {
    * guard's public listener in front of a Deno.serve on a loopback port.
    */
   async listen(
-    where: { port: number; hostname?: string; cert?: string; key?: string },
+    where: {
+      port: number;
+      hostname?: string;
+      cert?: string;
+      key?: string;
+      /** More certificates by host name, chosen by the name the client asks for (SNI). */
+      certs?: Record<string, { cert: string; key: string }>;
+    },
   ): Promise<Deno.NetAddr> {
     if (!this.guard) return await this.serve(where);
-    const backend = await this.serve({ ...where, hostname: "127.0.0.1", port: 0 });
+    const local = (cert?: string, key?: string) =>
+      this.serve({ port: 0, hostname: "127.0.0.1", cert, key });
+    const fallback = await local(where.cert, where.key);
+    let backend: Deno.NetAddr | ((name?: string) => Deno.NetAddr) = fallback;
+    if (where.cert) {
+      // One TLS endpoint per certificate; the guard reads the name from the ClientHello.
+      const byName = new Map<string, Deno.NetAddr>();
+      const byCert = new Map<string, Deno.NetAddr>([[where.cert, fallback]]);
+      for (const [name, c] of Object.entries(where.certs ?? {})) {
+        let addr = byCert.get(c.cert);
+        if (!addr) byCert.set(c.cert, addr = await local(c.cert, c.key));
+        byName.set(name.toLowerCase(), addr);
+      }
+      backend = (name?: string) => (name && byName.get(name)) || fallback;
+    }
     try {
       return this.guard.listen(
         { hostname: where.hostname ?? "0.0.0.0", port: where.port },
