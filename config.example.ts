@@ -97,8 +97,8 @@ export default defineConfig({
   c2s_direct_tls_ports: [5223],
 
   /**
-   * HTTP (WebSocket at /xmpp-websocket, host-meta, …): ports, HTTPS ports (the first host's
-   * certificate), interfaces (default: interfaces), the URL clients use behind a reverse proxy,
+   * HTTP (WebSocket at /xmpp-websocket, host-meta, …): ports, HTTPS ports (each host's
+   * certificate by SNI, else the first host's), interfaces (default: interfaces), the URL clients use behind a reverse proxy,
    * proxies whose X-Forwarded-For/-Proto are believed, and the largest request body.
    */
   // http_ports: [5280],
