@@ -237,3 +237,60 @@ Deno.test("websocket: a frame that is not XML gets not-well-formed, then <close/
     assert.ok(await c.until(() => c.closed() !== undefined));
   });
 });
+
+/** A raw WebSocket logged in as juliet (SASL PLAIN, the restart), ready to bind or resume. */
+async function rawLogin(t: TestServer) {
+  const c = await rawWs(t);
+  c.send(`<open xmlns='${FRAMING}' to='localhost' version='1.0'/>`);
+  await c.frame(/^<stream:features/);
+  c.send(
+    `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${
+      btoa("\0juliet\0pw")
+    }</auth>`,
+  );
+  await c.frame(/^<success /);
+  c.send(`<open xmlns='${FRAMING}' to='localhost' version='1.0'/>`);
+  await c.until(() => c.frames.filter((f) => f.startsWith("<stream:features")).length === 2);
+  return c;
+}
+
+Deno.test("websocket: stream management — acks, and a dropped WebSocket resumed with what it missed", async () => {
+  await withServer(async (t) => {
+    const SM = "urn:xmpp:sm:3";
+    const romeo = await connectXmpp(t.port, "romeo", "pw", "tcp");
+    const first = await rawLogin(t);
+    let second: Awaited<ReturnType<typeof rawLogin>> | undefined;
+    try {
+      assert.match(first.frames.at(-1)!, new RegExp(`<sm xmlns="${SM}"`), "SM is offered");
+      first.send(
+        "<iq type='set' id='b1' xmlns='jabber:client'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>ws</resource></bind></iq>",
+      );
+      await first.frame(/id="b1"/);
+      first.send(`<enable xmlns='${SM}' resume='true'/>`);
+      const enabled = await first.frame(/^<enabled /);
+      const id = /id="([^"]+)"/.exec(enabled)![1];
+      first.send(
+        "<iq type='get' id='p1' to='localhost' xmlns='jabber:client'><ping xmlns='urn:xmpp:ping'/></iq>",
+      );
+      first.send(`<r xmlns='${SM}'/>`);
+      assert.match(await first.frame(/^<a /), /h="1"/, "the ping (after enable) was counted");
+      // The WebSocket drops without <close/> (a phone losing its network).
+      first.ws.close();
+      await first.until(() => first.closed() !== undefined);
+      await romeo.send(
+        xml("message", { to: "juliet@localhost/ws", type: "chat" }, [xml("body", {}, "missed")]),
+      );
+      await new Promise((r) => setTimeout(r, 200));
+      second = await rawLogin(t);
+      second.send(`<resume xmlns='${SM}' previd='${id}' h='0'/>`);
+      const resumed = await second.frame(/^<resumed /);
+      assert.match(resumed, new RegExp(`previd="${id}"`));
+      const again = await second.frame(/<body>missed<\/body>/);
+      assert.match(again, /^<message xmlns="jabber:client"/);
+    } finally {
+      first.ws.close();
+      second?.ws.close();
+      await romeo.stop();
+    }
+  }, { modules_enabled: [...OPTIONS.modules_enabled, "smacks"] });
+});
