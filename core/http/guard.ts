@@ -30,7 +30,7 @@
  * @module
  */
 import type { Logger } from "../log.ts";
-import { addressGroup } from "../net/connection.ts";
+import { addressGroup, plainAddress } from "../net/connection.ts";
 import { clientHelloName, MAX_HELLO } from "./sni.ts";
 
 export interface GuardOptions {
@@ -119,7 +119,7 @@ export class ConnectionGuard {
     target: Deno.NetAddr | ((name?: string) => Deno.NetAddr),
     plaintext: boolean,
   ) {
-    const ip = normal((client.remoteAddr as Deno.NetAddr).hostname);
+    const ip = plainAddress((client.remoteAddr as Deno.NetAddr).hostname);
     const counted = !this.opts.exempt.includes(ip);
     const group = addressGroup(ip); // an IPv6 client counts by its /64, as in c2s
     const mine = (this.perIp.get(group) ?? 0) + 1;
@@ -257,10 +257,6 @@ async function readHello(
 
 async function writeAll(to: Deno.Conn, bytes: Uint8Array): Promise<void> {
   for (let off = 0; off < bytes.length;) off += await to.write(bytes.subarray(off));
-}
-
-function normal(a: string): string {
-  return a.startsWith("::ffff:") && a.includes(".") ? a.slice(7) : a;
 }
 
 function refusal(status: number, text: string): Uint8Array {

@@ -24,6 +24,7 @@
  */
 import type { Logger } from "../log.ts";
 import { ConnectionGuard, type GuardOptions } from "./guard.ts";
+import { plainAddress } from "../net/connection.ts";
 
 /** What a handler is told of its request besides the Request itself. */
 export interface RequestInfo {
@@ -268,8 +269,7 @@ export class HttpServer {
   /** The client's address and scheme, through trusted proxies. */
   private client(request: Request, peer: string, tls: boolean): { ip: string; secure: boolean } {
     const trusted = this.opts.trustedProxies;
-    const normal = (a: string) => a.startsWith("::ffff:") && a.includes(".") ? a.slice(7) : a;
-    let ip = normal(peer);
+    let ip = plainAddress(peer);
     if (!trusted.includes(ip)) return { ip, secure: tls };
     let secure = tls;
     const proto = request.headers.get("x-forwarded-proto");
@@ -277,7 +277,7 @@ export class HttpServer {
     const forwarded = request.headers.get("x-forwarded-for");
     if (forwarded) {
       // The last address a trusted proxy did not add is the client's.
-      const hops = forwarded.split(",").map((h) => normal(h.trim())).filter((h) => h !== "");
+      const hops = forwarded.split(",").map((h) => plainAddress(h.trim())).filter((h) => h !== "");
       for (let i = hops.length - 1; i >= 0; i--) {
         ip = hops[i];
         if (!trusted.includes(ip)) break;

@@ -57,7 +57,11 @@ export interface ConnectionOptions {
  * dual-stack socket shows as `::ffff:a.b.c.d`, which is `a.b.c.d`.
  */
 export function clientAddress(socket: Socket): string {
-  const ip = socket.remoteAddress ?? "";
+  return plainAddress(socket.remoteAddress ?? "");
+}
+
+/** `::ffff:a.b.c.d` (an IPv4 client on a dual-stack socket) as `a.b.c.d`; others as they are. */
+export function plainAddress(ip: string): string {
   return ip.startsWith("::ffff:") && ip.includes(".") ? ip.slice(7) : ip;
 }
 
