@@ -14,6 +14,7 @@
  */
 import { parseXml } from "../../core/xml/parser.ts";
 import { escapeAttr } from "../../core/xml/stanza.ts";
+import { tagEnd } from "../websocket/framing.ts";
 
 export const BOSH_NS = "http://jabber.org/protocol/httpbind";
 export const XBOSH_NS = "urn:xmpp:xbosh";
@@ -40,22 +41,9 @@ export function readBody(text: string): BoshRequest {
     throw new BadBody("the root element is not BOSH's <body/>");
   }
   // One element, well-formed: what lies between its start and end tags is its content.
-  const end = startTagEnd(xml);
+  const end = tagEnd(xml);
   const payload = xml[end - 1] === "/" ? "" : xml.slice(end + 1, xml.lastIndexOf("</"));
   return { attrs: body.attrs, payload };
-}
-
-/** Where the first start tag ends (its `>`), quotes respected. */
-function startTagEnd(text: string): number {
-  let quote = "";
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (quote) {
-      if (c === quote) quote = "";
-    } else if (c === '"' || c === "'") quote = c;
-    else if (c === ">") return i;
-  }
-  return text.length;
 }
 
 /** A `<body/>` with these attributes around this content. */

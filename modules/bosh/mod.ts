@@ -60,7 +60,7 @@ export default async function bosh(module: Module) {
       throw e;
     }
     const rid = Number(req.attrs.rid);
-    if (!Number.isSafeInteger(rid) || rid < 0) {
+    if (!/^\d{1,16}$/.test(req.attrs.rid ?? "") || !Number.isSafeInteger(rid)) {
       return answer(terminateBody("bad-request"), 400);
     }
     const sid = req.attrs.sid;

@@ -38,7 +38,7 @@ function unescape(s: string): string {
 }
 
 /** Where a start tag ends (its `>`), quotes respected; -1 if it does not end here. */
-function tagEnd(text: string, from = 0): number {
+export function tagEnd(text: string, from = 0): number {
   let quote = "";
   for (let i = from; i < text.length; i++) {
     const c = text[i];

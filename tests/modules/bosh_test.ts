@@ -153,6 +153,11 @@ Deno.test("bosh: bad requests get bad-request, an unknown host host-unknown, ove
     assert.equal(notBody.status, 400);
     const noRid = await c.post(`<body xmlns='${BOSH_NS}' to='localhost' wait='5'/>`);
     assert.equal(noRid.status, 400);
+    for (const rid of ["", "-1", "1e3", "12abc"]) {
+      const r = await c.post(`<body xmlns='${BOSH_NS}' rid='${rid}' to='localhost' wait='5'/>`);
+      assert.equal(r.status, 400, `rid '${rid}'`);
+      assert.equal(attr(r.text, "condition"), "bad-request");
+    }
     const host = await c.post(
       `<body xmlns='${BOSH_NS}' rid='1' to='elsewhere.example' wait='5' hold='1'/>`,
     );
