@@ -11,6 +11,7 @@
 import assert from "node:assert/strict";
 import {
   browserReady,
+  converseLogin,
   launchBrowser,
   type PageDocument,
   serveConverse,
@@ -54,16 +55,12 @@ Deno.test("browser: converse.js over BOSH adds a contact, chats, uploads and dow
     await romeo.send(xml("presence"));
 
     const page = await browser.open(site.url);
-    await page.waitForSelector("#converse-login-jid", { timeout: 30_000 });
-    await page.type("#converse-login-jid", "juliet@localhost");
-    await page.type("#converse-login-password", "pw");
-    await page.press("Enter");
-    let jid: string | undefined;
-    for (let i = 0; i < 150 && !jid; i++) {
-      jid = [...t.server.sessions.full.keys()].find((j) => j.startsWith("juliet@localhost/"));
-      if (!jid) await new Promise((r) => setTimeout(r, 100));
-    }
-    assert.ok(jid, `juliet never bound a resource; page console: ${page.console.slice(-10)}`);
+    const jid = await converseLogin(
+      page,
+      "juliet@localhost",
+      "pw",
+      () => [...t.server.sessions.full.keys()].find((j) => j.startsWith("juliet@localhost/")),
+    );
 
     // She adds romeo from the "Add a contact" form; he accepts.
     await page.click("a.add-contact");

@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import {
   browserReady,
+  converseLogin,
   launchBrowser,
   type PageDocument,
   serveConverse,
@@ -37,17 +38,13 @@ Deno.test("browser: converse.js logs in over WebSocket and chats with a TCP clie
   try {
     for (const u of ["juliet", "romeo"]) await t.server.users("localhost")!.createUser(u, "pw");
     const page = await browser.open(site.url);
-    await page.waitForSelector("#converse-login-jid", { timeout: 30_000 });
-    await page.type("#converse-login-jid", "juliet@localhost");
-    await page.type("#converse-login-password", "pw");
-    await page.press("Enter");
     // Logged in: Cadence has her session, served over the WebSocket.
-    let jid: string | undefined;
-    for (let i = 0; i < 150 && !jid; i++) {
-      jid = [...t.server.sessions.full.keys()].find((j) => j.startsWith("juliet@localhost/"));
-      if (!jid) await new Promise((r) => setTimeout(r, 100));
-    }
-    assert.ok(jid, `juliet never bound a resource; page console: ${page.console.slice(-10)}`);
+    const jid = await converseLogin(
+      page,
+      "juliet@localhost",
+      "pw",
+      () => [...t.server.sessions.full.keys()].find((j) => j.startsWith("juliet@localhost/")),
+    );
     assert.equal(t.server.sessions.full.get(jid)!.conn.canStartTls, false);
     // romeo writes to her; converse shows it.
     romeo = await connectXmpp(t.port, "romeo", "pw", "tcp");

@@ -638,3 +638,31 @@ converse.initialize(${JSON.stringify(options)});
     close: () => server.shutdown(),
   };
 }
+
+/**
+ * Logs in from converse.js's login form, then waits (15 s) until `bound()`
+ * — the server's view — names the resource it bound; returns that full JID.
+ *
+ * @example
+ * ```ts
+ * const jid = await converseLogin(page, "juliet@localhost", "pw", () =>
+ *   [...t.server.sessions.full.keys()].find((j) => j.startsWith("juliet@localhost/")));
+ * ```
+ */
+export async function converseLogin(
+  page: Page,
+  jid: string,
+  password: string,
+  bound: () => string | undefined,
+): Promise<string> {
+  await page.waitForSelector("#converse-login-jid", { timeout: 30_000 });
+  await page.type("#converse-login-jid", jid);
+  await page.type("#converse-login-password", password);
+  await page.press("Enter");
+  for (let i = 0; i < 150; i++) {
+    const full = bound();
+    if (full) return full;
+    await delay(100);
+  }
+  throw new Error(`${jid} never bound a resource; page console: ${page.console.slice(-10)}`);
+}
