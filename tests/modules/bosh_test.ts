@@ -158,6 +158,8 @@ Deno.test("bosh: bad requests get bad-request, an unknown host host-unknown, ove
       assert.equal(r.status, 400, `rid '${rid}'`);
       assert.equal(attr(r.text, "condition"), "bad-request");
     }
+    const noWait = await c.post(`<body xmlns='${BOSH_NS}' rid='1' to='localhost' hold='1'/>`);
+    assert.equal(attr(noWait.text, "condition"), "bad-request", "a session needs its wait");
     const host = await c.post(
       `<body xmlns='${BOSH_NS}' rid='1' to='elsewhere.example' wait='5' hold='1'/>`,
     );
